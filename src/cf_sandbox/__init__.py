@@ -1,0 +1,1 @@
+"""A local Cloud Foundry + UAA + Cloud Integration landscape for tests, demo and benchmarks."""

@@ -1,0 +1,137 @@
+"""The errors every layer raises, and the exit codes the adapters map them to.
+
+`material`, `cf` and `rotation` raise these and never print or exit; only `cli` and
+`action` catch them, render `str()` and `hint()`, and exit. No message may contain key
+material, passwords or tokens: callers build messages from facts (names, codes,
+fingerprints), never from secret inputs.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Process exit codes shared by the command line and the Action."""
+
+    OK = 0
+    """Rotated, or nothing to do (not due, already current, dry run)."""
+    FAILED = 1
+    """Failed; anything changed was rolled back (or nothing had changed yet)."""
+    BAD_INPUT = 2
+    """Bad input or invalid certificate material; nothing in Cloud Foundry changed."""
+    ROLLBACK_INCOMPLETE = 3
+    """Failed and the rollback did not complete; the report says what is where."""
+
+
+class RotationError(Exception):
+    """Base class: `str()` says what happened, `hint()` says what to do (Markdown)."""
+
+    exit_code: ExitCode = ExitCode.FAILED
+
+    def hint(self) -> str:
+        """A Markdown fix for a person; the default repeats the message."""
+        return str(self)
+
+
+class InputError(RotationError):
+    """Bad input: nothing in Cloud Foundry was changed.
+
+    `code` is a stable identifier (for material problems the problem code, e.g.
+    `key-mismatch`) that tests and users can match on.
+    """
+
+    exit_code = ExitCode.BAD_INPUT
+
+    def __init__(self, message: str, *, code: str = "invalid-input", fix: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.fix = fix
+
+    def hint(self) -> str:
+        return f"{self}\n\n{self.fix}" if self.fix else str(self)
+
+
+class CfApiError(RotationError):
+    """Cloud Controller or UAA answered with an error envelope.
+
+    Carries the HTTP status, the CF error `code` and `title` (e.g. 10008,
+    `CF-UnprocessableEntity`), the `detail` text and the `X-Vcap-Request-Id` so a person
+    can quote it to their platform team.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        code: int | None = None,
+        title: str = "",
+        detail: str = "",
+        request_id: str = "",
+        method: str = "",
+        path: str = "",
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.title = title
+        self.detail = detail
+        self.request_id = request_id
+        self.method = method
+        self.path = path
+
+    def hint(self) -> str:
+        tips = {
+            401: "Check the CF user, password and origin (`cf-origin`); a technical user must "
+            "be allowed the password grant.",
+            403: "The user needs the Space Developer role in the target space.",
+            404: "Check the org, space, app and service instance names (service instance "
+            "names are case-sensitive).",
+            429: "The Cloud Controller rate limit was hit; run again later or lower the "
+            "number of parallel rotations.",
+        }
+        tip = tips.get(self.status, "")
+        rid = f" (request id `{self.request_id}`)" if self.request_id else ""
+        return f"{self}{rid}" + (f"\n\n{tip}" if tip else "")
+
+
+class CfJobFailed(CfApiError):
+    """An asynchronous Cloud Controller job ended FAILED (e.g. a broker error 10009)."""
+
+
+class CfUnreachable(RotationError):
+    """The Cloud Controller, UAA or the iFlow endpoint could not be reached at all."""
+
+    def hint(self) -> str:
+        return (
+            f"{self}\n\nCheck the API URL, DNS and proxy settings; for a private CA pass "
+            "`cf-ca-cert` (verification is never turned off)."
+        )
+
+
+class VerificationFailed(RotationError):
+    """The new certificate did not work against the iFlow endpoint (test before promote)."""
+
+
+class Cancelled(RotationError):
+    """The run was interrupted (SIGINT/SIGTERM) and stopped at a safe point."""
+
+
+class RollbackError(RotationError):
+    """A rollback step failed: the state is split and a person must act.
+
+    `state` describes what is where, `actions` what a person must do, in order.
+    """
+
+    exit_code = ExitCode.ROLLBACK_INCOMPLETE
+
+    def __init__(self, message: str, *, state: list[str], actions: list[str]) -> None:
+        super().__init__(message)
+        self.state = state
+        self.actions = actions
+
+    def hint(self) -> str:
+        where = "\n".join(f"- {line}" for line in self.state)
+        todo = "\n".join(f"{i}. {a}" for i, a in enumerate(self.actions, 1))
+        return f"{self}\n\n**State left behind**\n{where}\n\n**What to do by hand**\n{todo}"

@@ -1,0 +1,265 @@
+"""Typed values that cross layer boundaries: the request in, the report out.
+
+Data flows one way: an adapter (`cli`, `action`) builds a `RotationRequest`, the engine
+(`rotation`) returns a `Report`, the adapter renders it. None of these types knows about
+HTTP or GitHub. Secrets (`CfAuth` passwords, the private key) are excluded from `repr`
+so that a stray log of a request cannot leak them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, NewType
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
+
+from .errors import ExitCode, InputError
+
+Guid = NewType("Guid", str)
+"""A Cloud Foundry resource GUID."""
+
+Fingerprint = NewType("Fingerprint", str)
+"""Lowercase hex SHA-256 of a certificate's DER encoding, no colons."""
+
+PrivateKey = CertificateIssuerPrivateKeyTypes
+
+
+class Strategy(StrEnum):
+    """How the new leaf is registered with Cloud Integration (see DESIGN.md)."""
+
+    AUTO = "auto"
+    OVERLAP = "overlap"
+    SWAP = "swap"
+    IN_PLACE = "in-place"
+    RESTAGE = "restage"
+
+
+class Outcome(StrEnum):
+    """How a run ended; `Report.exit_code` and the `reason` output derive from it."""
+
+    ROTATED = "rotated"
+    NOT_DUE = "not-due"
+    ALREADY_CURRENT = "already-current"
+    DRY_RUN = "dry-run"
+    FAILED = "failed"
+    """Failed before anything changed in Cloud Foundry."""
+    ROLLED_BACK = "rolled-back"
+    """Failed after a change; every change was undone."""
+    ROLLBACK_INCOMPLETE = "rollback-incomplete"
+    INVALID_INPUT = "invalid-input"
+
+
+_EXIT_CODES = {
+    Outcome.ROTATED: ExitCode.OK,
+    Outcome.NOT_DUE: ExitCode.OK,
+    Outcome.ALREADY_CURRENT: ExitCode.OK,
+    Outcome.DRY_RUN: ExitCode.OK,
+    Outcome.FAILED: ExitCode.FAILED,
+    Outcome.ROLLED_BACK: ExitCode.FAILED,
+    Outcome.ROLLBACK_INCOMPLETE: ExitCode.ROLLBACK_INCOMPLETE,
+    Outcome.INVALID_INPUT: ExitCode.BAD_INPUT,
+}
+
+_RENEW_BEFORE = re.compile(r"^\s*(?P<num>\d+(?:\.\d+)?)\s*(?P<unit>d|%)\s*$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class RenewBefore:
+    """When a certificate is due: a number of days before expiry, or a share of lifetime.
+
+    `30d` means "rotate when 30 days or fewer remain"; `33%` means "rotate when a third
+    or less of the live certificate's lifetime remains" (cert-manager's renewBeforePercentage).
+    """
+
+    days: float | None = None
+    percent: float | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> RenewBefore:
+        """Parse `30d` or `33%`; a bare number means days."""
+        stripped = text.strip()
+        if stripped.replace(".", "", 1).isdigit():
+            stripped += "d"
+        match = _RENEW_BEFORE.match(stripped)
+        if not match:
+            raise InputError(
+                f"renew-before {text!r} is not understood",
+                code="bad-renew-before",
+                fix="Give a number of days (`30d`) or a share of the lifetime (`33%`).",
+            )
+        number = float(match["num"])
+        if match["unit"] == "%":
+            if not 0 < number < 100:
+                raise InputError(
+                    f"renew-before {text!r} must be a share between 0% and 100%",
+                    code="bad-renew-before",
+                    fix="Use for example `33%` to rotate in the last third of the lifetime.",
+                )
+            return cls(percent=number)
+        return cls(days=number)
+
+    def is_due(self, not_before: datetime, not_after: datetime, now: datetime) -> bool:
+        """True when the live certificate should be replaced at `now`."""
+        remaining = (not_after - now).total_seconds()
+        if self.percent is not None:
+            lifetime = (not_after - not_before).total_seconds()
+            return remaining <= lifetime * self.percent / 100
+        assert self.days is not None
+        return remaining <= self.days * 86400
+
+    def __str__(self) -> str:
+        return f"{self.percent:g}%" if self.percent is not None else f"{self.days:g}d"
+
+
+@dataclass(frozen=True)
+class CfTarget:
+    """Where the app lives: API endpoint, org, space, app and it-rt service instance."""
+
+    api_url: str
+    org: str
+    space: str
+    app: str
+    service_instance: str
+
+
+@dataclass(frozen=True)
+class CfAuth:
+    """How to authenticate: a (technical) user with password, or a UAA client.
+
+    `ca_pem` is a private CA for the CF API (and the iFlow endpoint); verification is
+    never turned off.
+    """
+
+    username: str = ""
+    password: str = field(default="", repr=False)
+    origin: str = ""
+    client_id: str = ""
+    client_secret: str = field(default="", repr=False)
+    ca_pem: str | None = None
+
+
+@dataclass(frozen=True)
+class CertFacts:
+    """Public facts about one certificate; safe to print, output and summarise."""
+
+    subject: str
+    issuer: str
+    serial: str
+    not_before: datetime
+    not_after: datetime
+    fingerprint_sha256: Fingerprint
+    key_type: str
+    key_size: int
+
+    def days_remaining(self, now: datetime) -> int:
+        """Whole days until `not_after` (negative once expired)."""
+        return int((self.not_after - now).total_seconds() // 86400)
+
+    def to_json(self, now: datetime | None = None) -> dict[str, Any]:
+        """JSON-safe dict with ISO 8601 UTC times (and days remaining when `now` given)."""
+        data = asdict(self)
+        data["not_before"] = _iso(self.not_before)
+        data["not_after"] = _iso(self.not_after)
+        if now is not None:
+            data["days_remaining"] = self.days_remaining(now)
+        return data
+
+
+@dataclass(frozen=True)
+class RotationRequest:
+    """Everything one rotation needs, already parsed; the key is held in memory only."""
+
+    target: CfTarget
+    auth: CfAuth
+    chain: tuple[x509.Certificate, ...]
+    key: PrivateKey = field(repr=False)
+    chain_env_var: str = "CLI_CHAIN"
+    key_env_var: str = "CLI_KEY"
+    strategy: Strategy = Strategy.AUTO
+    renew_before: RenewBefore | None = None
+    force: bool = False
+    dry_run: bool = False
+    verify_path: str | None = None
+    verify_url: str | None = None
+    keep_root: bool = False
+    trusted_roots: tuple[x509.Certificate, ...] = ()
+    warn_days: int = 30
+    timeout_s: float = 900.0
+    max_in_flight: int = 1
+    run_id: str = ""
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """One engine step as it ran: name, status (ok|skipped|failed|undone), duration."""
+
+    name: str
+    status: str
+    duration_s: float
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Report:
+    """What a run did, for every adapter to render. Holds no secret."""
+
+    outcome: Outcome
+    target: CfTarget
+    strategy: Strategy | None = None
+    before: CertFacts | None = None
+    new: CertFacts | None = None
+    binding_guid: str | None = None
+    deployment_guid: str | None = None
+    steps: tuple[StepResult, ...] = ()
+    warnings: tuple[str, ...] = ()
+    plan: tuple[str, ...] = ()
+    error: str | None = None
+    error_code: str | None = None
+    hint: str | None = None
+    state_left: tuple[str, ...] = ()
+    manual_actions: tuple[str, ...] = ()
+    leaf_pem: str | None = None
+    finished_at: datetime | None = None
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """The process exit code for this outcome."""
+        return _EXIT_CODES[self.outcome]
+
+    @property
+    def rotated(self) -> bool:
+        """True only when a new certificate is live."""
+        return self.outcome is Outcome.ROTATED
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-safe dict (times as ISO 8601 UTC) for `--json` and tests."""
+        now = self.finished_at
+        return {
+            "outcome": str(self.outcome),
+            "rotated": self.rotated,
+            "exit_code": int(self.exit_code),
+            "strategy": str(self.strategy) if self.strategy else None,
+            "target": asdict(self.target),
+            "before": self.before.to_json(now) if self.before else None,
+            "new": self.new.to_json(now) if self.new else None,
+            "binding_guid": self.binding_guid,
+            "deployment_guid": self.deployment_guid,
+            "steps": [asdict(s) for s in self.steps],
+            "warnings": list(self.warnings),
+            "plan": list(self.plan),
+            "error": self.error,
+            "error_code": self.error_code,
+            "hint": self.hint,
+            "state_left": list(self.state_left),
+            "manual_actions": list(self.manual_actions),
+            "finished_at": _iso(now) if now else None,
+        }
+
+
+def _iso(moment: datetime) -> str:
+    """ISO 8601 in UTC with a `Z`, seconds precision."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

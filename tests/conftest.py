@@ -1,0 +1,1 @@
+"""Shared pytest configuration: markers are registered in pyproject.toml."""

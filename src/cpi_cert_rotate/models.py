@@ -50,6 +50,10 @@ class Outcome(StrEnum):
     ROLLED_BACK = "rolled-back"
     """Failed after a change; every change was undone."""
     ROLLBACK_INCOMPLETE = "rollback-incomplete"
+    """Failed after a change and the rollback did not finish; a person must act."""
+    CLEANUP_INCOMPLETE = "cleanup-incomplete"
+    """The new certificate is live, but an old binding could not be removed, so the old
+    certificate is still accepted by Cloud Integration; a person must delete it."""
     INVALID_INPUT = "invalid-input"
 
 
@@ -61,6 +65,7 @@ _EXIT_CODES = {
     Outcome.FAILED: ExitCode.FAILED,
     Outcome.ROLLED_BACK: ExitCode.FAILED,
     Outcome.ROLLBACK_INCOMPLETE: ExitCode.ROLLBACK_INCOMPLETE,
+    Outcome.CLEANUP_INCOMPLETE: ExitCode.ROLLBACK_INCOMPLETE,
     Outcome.INVALID_INPUT: ExitCode.BAD_INPUT,
 }
 
@@ -189,6 +194,8 @@ class RotationRequest:
     trusted_roots: tuple[x509.Certificate, ...] = ()
     warn_days: int = 30
     timeout_s: float = 900.0
+    verify_timeout_s: float = 60.0
+    """How long test-before-promote keeps retrying while CPI picks up a new binding."""
     max_in_flight: int = 1
     run_id: str = ""
 
@@ -232,8 +239,8 @@ class Report:
 
     @property
     def rotated(self) -> bool:
-        """True only when a new certificate is live."""
-        return self.outcome is Outcome.ROTATED
+        """True when the new certificate is live (even if an old binding lingers)."""
+        return self.outcome in (Outcome.ROTATED, Outcome.CLEANUP_INCOMPLETE)
 
     def to_json(self) -> dict[str, Any]:
         """JSON-safe dict (times as ISO 8601 UTC) for `--json` and tests."""

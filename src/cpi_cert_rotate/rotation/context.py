@@ -1,0 +1,53 @@
+"""The state one run carries between its steps."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+from cryptography import x509
+
+from ..cf import Binding, CfClient
+from ..errors import Cancelled
+from ..models import CertFacts, RotationRequest
+from .journal import Journal
+from .observe import Observation
+
+ROLLBACK_BUDGET_S = 300.0
+"""Extra time a rollback may take after the run's own deadline: undoing matters more."""
+
+
+@dataclass
+class RunContext:
+    """Everything a step needs: client, request, what was observed, what was changed."""
+
+    client: CfClient
+    request: RotationRequest
+    obs: Observation
+    journal: Journal
+    deadline: float
+    """Absolute `time.monotonic()` by which the forward steps must be done."""
+    new_leaf: x509.Certificate
+    new_facts: CertFacts
+    env_chain: str
+    key_pem: str = field(repr=False)
+    cancel: threading.Event = field(default_factory=threading.Event)
+    new_binding: Binding | None = None
+    deployment_guid: str | None = None
+    instances_may_hold_new_env: bool = False
+    """Set once a deployment may have started instances with the new env values."""
+    warnings: list[str] = field(default_factory=list)
+
+    def check_cancel(self) -> None:
+        """Raise `Cancelled` at a safe point if SIGINT/SIGTERM arrived."""
+        if self.cancel.is_set():
+            raise Cancelled("the run was interrupted; undoing what was changed")
+
+    def remaining(self) -> float:
+        """Seconds left before the run's deadline (may be negative)."""
+        return self.deadline - time.monotonic()
+
+    def rollback_deadline(self) -> float:
+        """The deadline for undo steps: whatever is left, plus a fixed budget."""
+        return max(self.deadline, time.monotonic()) + ROLLBACK_BUDGET_S

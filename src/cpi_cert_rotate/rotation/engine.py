@@ -1,0 +1,350 @@
+"""The rotation engine: one run of material, observe, decide, set, test, promote, finish.
+
+The steps (DESIGN.md):
+  (1) material: validate the new chain and key completely; nothing is called before.
+  (2) observe: resolve org, space, app, instance, bindings, env vars; no change.
+  (3) decide: already current or not due -> stop here with zero writes; dry run -> plan.
+  (4) set: register the new leaf through a binding, by strategy (overlap, swap, ...).
+  (5) test: call the iFlow with the new chain and key over in-memory mTLS.
+  (6) promote: one PATCH of chain and key, then a rolling deployment to DEPLOYED.
+  (7) finish: delete the old binding(s), annotate the app, release the lock.
+Every change in (4)-(6) has a compensation in the journal; any failure there undoes them
+in reverse. Failures in (7) leave the new certificate live and say what remains.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from .. import material
+from ..cf import Binding, CfClient
+from ..errors import InputError, RotationError
+from ..models import CertFacts, Outcome, Report, RotationRequest, Strategy
+from . import lock
+from .context import RunContext
+from .decide import Decision, decide, initial_strategy, plan_lines
+from .journal import Journal
+from .observe import (
+    FINGERPRINT_KEY,
+    NOT_AFTER_KEY,
+    NOT_BEFORE_KEY,
+    ROTATED_AT_KEY,
+    RUN_ID_KEY,
+    Observation,
+    observe,
+)
+from .promote import roll_out, set_env, set_env_like_the_seed
+from .register import delete_binding_when_settled, register_new_leaf
+from .verify import verification_url, verify_new_certificate
+
+log = logging.getLogger(__name__)
+
+CLEANUP_ATTEMPTS = 2
+"""An old binding's delete is tried twice: a failed broker job is often transient."""
+
+ClientFactory = Callable[[RotationRequest], CfClient]
+
+
+def _default_client(request: RotationRequest) -> CfClient:
+    return CfClient(request.target.api_url, request.auth, timeout_s=30.0)
+
+
+def rotate(
+    request: RotationRequest,
+    *,
+    cancel: threading.Event | None = None,
+    client_factory: ClientFactory = _default_client,
+    now: datetime | None = None,
+) -> Report:
+    """Run one rotation and report; never raises for a failure it can describe.
+
+    `cancel` is set by the adapter on SIGINT/SIGTERM: the engine stops at the next safe
+    point and undoes what it changed. `now` pins the clock for validity checks.
+    """
+    return _Run(request, cancel or threading.Event(), client_factory, now).execute()
+
+
+class _Run:
+    def __init__(
+        self,
+        request: RotationRequest,
+        cancel: threading.Event,
+        client_factory: ClientFactory,
+        now: datetime | None,
+    ) -> None:
+        self.request = request
+        self.cancel = cancel
+        self.client_factory = client_factory
+        self.now = now or datetime.now(UTC)
+        self.run_id = request.run_id or f"run-{uuid.uuid4().hex[:12]}"
+        self.journal = Journal()
+        self.warnings: list[str] = []
+        self.plan: tuple[str, ...] = ()
+        self.new: CertFacts | None = None
+        self.before: CertFacts | None = None
+        self.strategy: Strategy | None = None
+        self.leaf_pem: str | None = None
+
+    def execute(self) -> Report:
+        started = time.monotonic()
+        deadline = started + self.request.timeout_s
+        try:
+            with self.journal.step("material"):
+                validation = material.validate(
+                    self.request.chain,
+                    self.request.key,
+                    now=self.now,
+                    trusted_roots=self.request.trusted_roots,
+                    warn_days=self.request.warn_days,
+                )
+                material.raise_for_problems(validation)
+        except InputError as error:
+            return self._failure(Outcome.INVALID_INPUT, error)
+        self.warnings += [p.message for p in validation.warnings]
+        self.new = material.facts(validation.leaf)
+        self.leaf_pem = material.leaf_pem(validation.leaf)
+        try:
+            client = self.client_factory(self.request)
+            with self.journal.step("observe") as notes:
+                obs = observe(
+                    client,
+                    self.request.target,
+                    chain_env_var=self.request.chain_env_var,
+                    now=self.now,
+                )
+                notes.append(
+                    f"CC API {'.'.join(map(str, obs.api_version))}, "
+                    f"{len(obs.bindings)} binding(s)"
+                )
+            self.warnings += obs.warnings
+            decision = decide(self.request, obs, self.new, self.now)
+        except InputError as error:
+            return self._failure(Outcome.INVALID_INPUT, error)
+        except RotationError as error:
+            return self._failure(Outcome.FAILED, error)
+        self.warnings += decision.warnings
+        self.before = decision.live.facts if decision.live else None
+        if decision.outcome is not None:
+            self.journal.skip("decide", decision.why)
+            return self._report(decision.outcome)
+        self.strategy = initial_strategy(self.request, obs)
+        self.plan = plan_lines(self.request, obs, self.strategy, self.new)
+        if self.request.dry_run:
+            self.journal.skip("decide", f"dry run: would rotate ({decision.why})")
+            return self._report(Outcome.DRY_RUN)
+        ctx = RunContext(
+            client=client,
+            request=self.request,
+            obs=obs,
+            journal=self.journal,
+            deadline=deadline,
+            new_leaf=validation.leaf,
+            new_facts=self.new,
+            env_chain=material.env_chain_pem(validation, keep_root=self.request.keep_root),
+            key_pem=material.key_pkcs8_pem(self.request.key),
+            cancel=self.cancel,
+        )
+        return self._change(ctx, decision)
+
+    def _change(self, ctx: RunContext, decision: Decision) -> Report:
+        """Steps (4)-(7) under the lock; any failure in (4)-(6) is undone."""
+        try:
+            with self.journal.step("lock"):
+                lock.acquire(
+                    ctx.client,
+                    ctx.obs.app.guid,
+                    ctx.obs.app.annotations,
+                    owner=self.run_id,
+                    now=self.now,
+                    timeout_s=self.request.timeout_s,
+                )
+        except RotationError as error:
+            return self._failure(Outcome.FAILED, error)
+        try:
+            self._forward(ctx)
+        except (Exception, KeyboardInterrupt) as error:
+            return self._undo(ctx, error)
+        finally:
+            self.warnings += ctx.warnings
+            ctx.warnings.clear()
+        return self._finish(ctx)
+
+    def _forward(self, ctx: RunContext) -> None:
+        assert self.strategy is not None
+        ctx.check_cancel()
+        with self.journal.step("set", f"strategy {self.strategy}") as notes:
+            binding, self.strategy = register_new_leaf(ctx, self.strategy)
+            notes.append(f"binding {binding.guid} holds the new leaf ({self.strategy})")
+        ctx.check_cancel()
+        url = verification_url(ctx, binding)
+        if url is None:
+            self.journal.skip("test", "no verify-path or verify-url given")
+            ctx.warnings.append(
+                "the new certificate was not tested against the iFlow before promotion; "
+                "give verify-path (or verify-url) to gate promotion on a real mTLS call"
+            )
+        else:
+            with self.journal.step("test") as notes:
+                notes.append(verify_new_certificate(ctx, url))
+        ctx.check_cancel()
+        if self.strategy is Strategy.RESTAGE:
+            with self.journal.step("promote", "two env calls and a restage, as the seed"):
+                set_env_like_the_seed(ctx)
+                ctx.client.restage(ctx.obs.app.guid, deadline=ctx.deadline)
+            return
+        with self.journal.step("promote", "chain and key in one call"):
+            set_env(ctx)
+        with self.journal.step("deploy") as notes:
+            deployment = roll_out(ctx)
+            notes.append(f"deployment {deployment.guid} {deployment.state}/{deployment.reason}")
+
+    def _undo(self, ctx: RunContext, error: BaseException) -> Report:
+        changed = self.journal.changed
+        log.error("rotation failed: %s", error)
+        outcome_of_rollback = self.journal.rollback()
+        try:
+            lock.release(ctx.client, ctx.obs.app.guid)
+        except RotationError as release_error:
+            self.warnings.append(f"the lock annotation could not be removed: {release_error}")
+        if not changed:
+            nothing = Outcome.INVALID_INPUT if isinstance(error, InputError) else Outcome.FAILED
+            return self._failure(nothing, error)
+        if outcome_of_rollback.complete:
+            return self._failure(Outcome.ROLLED_BACK, error)
+        return self._failure(
+            Outcome.ROLLBACK_INCOMPLETE,
+            error,
+            state_left=outcome_of_rollback.state_left,
+            manual_actions=outcome_of_rollback.manual_actions,
+        )
+
+    def _finish(self, ctx: RunContext) -> Report:
+        """Step (7): the new certificate is live; remove the old bindings, annotate."""
+        state_left: list[str] = []
+        manual: list[str] = []
+        new_guid = ctx.new_binding.guid if ctx.new_binding else None
+        with self.journal.step("finish") as notes:
+            for old in _old_bindings(ctx.obs, new_guid, self.strategy):
+                if self._delete_old(ctx, old.guid):
+                    notes.append(f"deleted old binding {old.guid}")
+                else:
+                    state_left.append(
+                        f"old binding {old.guid} still exists, so CPI still accepts the old "
+                        "certificate"
+                    )
+                    manual.append(f"cf curl -X DELETE /v3/service_credential_bindings/{old.guid}")
+            assert self.new is not None
+            stamp = {
+                FINGERPRINT_KEY: self.new.fingerprint_sha256,
+                NOT_BEFORE_KEY: _iso(self.new.not_before),
+                NOT_AFTER_KEY: _iso(self.new.not_after),
+                ROTATED_AT_KEY: _iso(datetime.now(UTC)),
+                RUN_ID_KEY: self.run_id,
+            }
+            try:
+                lock.release(ctx.client, ctx.obs.app.guid, stamp)
+                notes.append("annotations written, lock released")
+            except RotationError as error:
+                self.warnings.append(f"the app's annotations could not be written: {error}")
+        if state_left:
+            return self._report(
+                Outcome.CLEANUP_INCOMPLETE,
+                binding_guid=new_guid,
+                deployment_guid=ctx.deployment_guid,
+                error="the new certificate is live, but an old binding could not be deleted",
+                state_left=tuple(state_left),
+                manual_actions=tuple(manual),
+            )
+        return self._report(
+            Outcome.ROTATED, binding_guid=new_guid, deployment_guid=ctx.deployment_guid
+        )
+
+    def _delete_old(self, ctx: RunContext, guid: str) -> bool:
+        for attempt in range(1, CLEANUP_ATTEMPTS + 1):
+            try:
+                delete_binding_when_settled(ctx, guid, ctx.rollback_deadline())
+                return True
+            except RotationError as error:
+                log.warning("deleting old binding %s, attempt %d: %s", guid, attempt, error)
+        return False
+
+    def _failure(
+        self,
+        outcome: Outcome,
+        error: BaseException,
+        *,
+        state_left: tuple[str, ...] = (),
+        manual_actions: tuple[str, ...] = (),
+    ) -> Report:
+        if isinstance(error, RotationError):
+            message, hint = str(error), error.hint()
+            code = getattr(error, "code", None)
+            code = code if isinstance(code, str) else _kebab(type(error).__name__)
+        elif isinstance(error, KeyboardInterrupt):
+            message, hint, code = "interrupted", "The run was interrupted.", "cancelled"
+        else:
+            message = f"internal error ({type(error).__name__}): {error}"
+            hint, code = message, "internal-error"
+            log.exception("internal error", exc_info=error)
+        return self._report(
+            outcome,
+            error=message,
+            error_code=code,
+            hint=hint,
+            state_left=state_left,
+            manual_actions=manual_actions,
+        )
+
+    def _report(
+        self,
+        outcome: Outcome,
+        *,
+        binding_guid: str | None = None,
+        deployment_guid: str | None = None,
+        error: str | None = None,
+        error_code: str | None = None,
+        hint: str | None = None,
+        state_left: tuple[str, ...] = (),
+        manual_actions: tuple[str, ...] = (),
+    ) -> Report:
+        return Report(
+            outcome=outcome,
+            target=self.request.target,
+            strategy=self.strategy,
+            before=self.before,
+            new=self.new,
+            binding_guid=binding_guid,
+            deployment_guid=deployment_guid,
+            steps=self.journal.steps,
+            warnings=tuple(dict.fromkeys(self.warnings)),
+            plan=self.plan,
+            error=error,
+            error_code=error_code,
+            hint=hint,
+            state_left=state_left,
+            manual_actions=manual_actions,
+            leaf_pem=self.leaf_pem,
+            finished_at=datetime.now(UTC),
+        )
+
+
+def _old_bindings(
+    obs: Observation, new_guid: str | None, strategy: Strategy | None
+) -> list[Binding]:
+    """Bindings to remove in finish: every pre-existing one, for overlap only."""
+    if strategy is not Strategy.OVERLAP:
+        return []
+    return [b for b in obs.bindings if b.guid != new_guid]
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _kebab(name: str) -> str:
+    return "".join(f"-{c.lower()}" if c.isupper() else c for c in name).lstrip("-")

@@ -1,0 +1,139 @@
+"""Step 2, observe: read everything the decision and a rollback need, change nothing.
+
+The observation holds the app's current env values (including the *old* private key) so
+that a rollback can restore them without asking anyone; it is kept in memory only and
+excluded from `repr`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from cryptography import x509
+
+from .. import material
+from ..cf import App, Binding, CfClient, ServiceInstance
+from ..errors import CfApiError, RotationError
+from ..models import CfTarget
+
+log = logging.getLogger(__name__)
+
+# Annotation keys written on the app (CF metadata: "prefix/name", name <= 63 characters).
+ANNOTATION_PREFIX = "cpi-cert-rotate"
+FINGERPRINT_KEY = f"{ANNOTATION_PREFIX}/fingerprint-sha256"
+NOT_BEFORE_KEY = f"{ANNOTATION_PREFIX}/not-before"
+NOT_AFTER_KEY = f"{ANNOTATION_PREFIX}/not-after"
+ROTATED_AT_KEY = f"{ANNOTATION_PREFIX}/rotated-at"
+RUN_ID_KEY = f"{ANNOTATION_PREFIX}/run-id"
+LOCK_KEY = f"{ANNOTATION_PREFIX}/lock"
+
+
+@dataclass(frozen=True)
+class RegisteredCert:
+    """What a binding's credentials say: the leaf CPI knows, its URL and pinning mode."""
+
+    leaf: x509.Certificate | None
+    url: str | None
+    pinning: bool | None
+
+
+@dataclass(frozen=True)
+class Observation:
+    """The landscape as found, before any change."""
+
+    api_version: tuple[int, ...]
+    supports_strategy: bool
+    org_guid: str
+    space_guid: str
+    app: App
+    instance: ServiceInstance
+    bindings: tuple[Binding, ...]
+    """Every type=app binding of app and instance, oldest first."""
+    live_binding: Binding | None
+    """The newest succeeded binding: the one VCAP_SERVICES shows to new containers."""
+    registered: RegisteredCert
+    env: dict[str, str] = field(repr=False)
+    """The app's user-provided env vars, old key included: memory only, for rollback."""
+    env_leaf: x509.Certificate | None = None
+    """The leaf of the chain env var as the app uses it now, if it parses."""
+    warnings: tuple[str, ...] = ()
+
+
+def credentials_of(raw: dict[str, Any]) -> RegisteredCert:
+    """Read an it-rt binding's credentials (`oauth.{certificate,url,certificate-pinning}`).
+
+    SAP nests it-rt credentials under `oauth`; some brokers return them flat, so both
+    shapes are read.
+    """
+    oauth = raw.get("oauth") if isinstance(raw.get("oauth"), dict) else raw
+    assert isinstance(oauth, dict)
+    pem = oauth.get("certificate")
+    leaf: x509.Certificate | None = None
+    if isinstance(pem, str) and pem.strip():
+        try:
+            leaf = material.load_chain(pem)[0]
+        except RotationError:
+            log.warning("the binding's certificate could not be parsed")
+    url = oauth.get("url")
+    pinning = oauth.get("certificate-pinning")
+    if isinstance(pinning, str):
+        pinning = pinning.lower() == "true"
+    return RegisteredCert(
+        leaf=leaf,
+        url=url if isinstance(url, str) else None,
+        pinning=pinning if isinstance(pinning, bool) else None,
+    )
+
+
+def leaf_of_chain(pem: str | None, now: datetime) -> x509.Certificate | None:
+    """The leaf of a chain env value, or None when absent or unparseable."""
+    if not pem:
+        return None
+    try:
+        chain = material.load_chain(pem)
+        return material.validate(chain, None, now=now).leaf
+    except RotationError:
+        return None
+
+
+def observe(
+    client: CfClient, target: CfTarget, *, chain_env_var: str, now: datetime
+) -> Observation:
+    """Resolve org, space, app, service instance, bindings, env vars; make no change."""
+    root = client.root()
+    client.authenticate()
+    org = client.find_org(target.org)
+    space = client.find_space(org.guid, target.space)
+    app = client.find_app(space.guid, target.app)
+    instance = client.find_service_instance(space.guid, target.service_instance)
+    bindings = tuple(client.list_app_bindings(app.guid, instance.guid))
+    succeeded = [b for b in bindings if b.state == "succeeded" and b.operation == "create"]
+    live = succeeded[-1] if succeeded else None
+    warnings: list[str] = []
+    registered = RegisteredCert(None, None, None)
+    if live is not None:
+        try:
+            registered = credentials_of(client.binding_credentials(live.guid))
+        except CfApiError as error:
+            warnings.append(
+                f"could not read the credentials of binding {live.guid} ({error.title or error.status}); "
+                "the old certificate will be taken from the env var"
+            )
+    env = client.get_env_vars(app.guid)
+    return Observation(
+        api_version=root.v3_version,
+        supports_strategy=client.supports_binding_strategy(),
+        org_guid=org.guid,
+        space_guid=space.guid,
+        app=app,
+        instance=instance,
+        bindings=bindings,
+        live_binding=live,
+        registered=registered,
+        env=env,
+        env_leaf=leaf_of_chain(env.get(chain_env_var), now),
+        warnings=tuple(warnings),
+    )

@@ -1,0 +1,132 @@
+"""Step 5, promote: the new chain and key into the app's env, then a rolling deployment.
+
+Chain and key go in one PATCH, never one without the other: an instance started between
+two calls would present a chain its key cannot sign for. Env vars take effect on
+restart, so a rolling deployment of the current droplet (no restage, no outage) brings
+them to every instance, `max_in_flight` at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from ..cf import Deployment
+from ..errors import RotationError
+from .context import RunContext
+from .journal import Compensation
+
+log = logging.getLogger(__name__)
+
+POLL_START_S = 0.2
+POLL_CAP_S = 3.0
+
+
+class DeploymentFailed(RotationError):
+    """The rolling deployment ended other than FINALIZED/DEPLOYED."""
+
+
+def set_env(ctx: RunContext) -> None:
+    """PATCH chain and key together; the compensation restores the previous values."""
+    request, obs = ctx.request, ctx.obs
+    names = (request.chain_env_var, request.key_env_var)
+    previous: dict[str, str | None] = {name: obs.env.get(name) for name in names}
+    app = obs.app.name
+
+    def restore() -> None:
+        ctx.client.patch_env_vars(obs.app.guid, previous)
+        if ctx.instances_may_hold_new_env:
+            _deploy_and_wait(ctx, ctx.rollback_deadline(), purpose="restore")
+
+    ctx.journal.push(
+        Compensation(
+            description=f"restore {' and '.join(names)} of {app} (and roll instances back)",
+            undo=restore,
+            state_if_failed=f"{app}'s env holds the new chain and key",
+            manual_action=(
+                f"set {names[0]} and {names[1]} of {app} back to the previous chain and key "
+                f"(`cf set-env`), then `cf restart {app} --strategy rolling`"
+            ),
+        )
+    )
+    ctx.client.patch_env_vars(obs.app.guid, {names[0]: ctx.env_chain, names[1]: ctx.key_pem})
+
+
+def set_env_like_the_seed(ctx: RunContext) -> None:
+    """The restage baseline: chain and key in two calls, exactly as the seed script does."""
+    request, obs = ctx.request, ctx.obs
+    names = (request.chain_env_var, request.key_env_var)
+    previous: dict[str, str | None] = {name: obs.env.get(name) for name in names}
+    ctx.journal.push(
+        Compensation(
+            description=f"restore {' and '.join(names)} of {obs.app.name}",
+            undo=lambda: ctx.client.patch_env_vars(obs.app.guid, previous),
+            state_if_failed=f"{obs.app.name}'s env holds the new chain and/or key",
+            manual_action=f"set {names[0]} and {names[1]} back with `cf set-env`",
+        )
+    )
+    ctx.client.patch_env_vars(obs.app.guid, {names[0]: ctx.env_chain})
+    ctx.client.patch_env_vars(obs.app.guid, {names[1]: ctx.key_pem})
+
+
+def roll_out(ctx: RunContext) -> Deployment:
+    """Start a rolling deployment of the current droplet and wait until it is DEPLOYED.
+
+    On CANCELED, SUPERSEDED or the deadline, a still-active deployment is cancelled
+    (CC then brings the old instances back) and `DeploymentFailed` is raised.
+    """
+    ctx.check_cancel()
+    ctx.journal.push(
+        Compensation(
+            description="cancel the rolling deployment",
+            undo=lambda: _cancel_if_active(ctx),
+            state_if_failed="a rolling deployment with the new env may still be running",
+            manual_action=f"cf cancel-deployment {ctx.obs.app.name}",
+        )
+    )
+    ctx.instances_may_hold_new_env = True
+    return _deploy_and_wait(ctx, ctx.deadline, purpose="promote")
+
+
+def _deploy_and_wait(ctx: RunContext, deadline: float, *, purpose: str) -> Deployment:
+    deployment = ctx.client.create_deployment(
+        ctx.obs.app.guid, max_in_flight=ctx.request.max_in_flight
+    )
+    if purpose == "promote":
+        ctx.deployment_guid = deployment.guid
+    log.info("deployment %s (%s) started", deployment.guid, purpose)
+    wait = POLL_START_S
+    while deployment.state != "FINALIZED":
+        if purpose == "promote" and ctx.cancel.is_set():
+            ctx.check_cancel()
+        if time.monotonic() + wait > deadline:
+            raise DeploymentFailed(
+                f"deployment {deployment.guid} did not finish before the deadline "
+                f"(still {deployment.state}/{deployment.reason})"
+            )
+        time.sleep(wait)
+        wait = min(wait * 1.5, POLL_CAP_S)
+        deployment = ctx.client.get_deployment(deployment.guid)
+    if deployment.reason != "DEPLOYED":
+        error = f": {deployment.error}" if deployment.error else ""
+        raise DeploymentFailed(
+            f"deployment {deployment.guid} ended {deployment.state}/{deployment.reason}{error}"
+        )
+    return deployment
+
+
+def _cancel_if_active(ctx: RunContext) -> None:
+    """Cancel the promote deployment if it still runs; a clean cancel restores old instances."""
+    guid = ctx.deployment_guid
+    if guid is None:
+        return
+    deployment = ctx.client.get_deployment(guid)
+    if deployment.state == "ACTIVE":
+        ctx.client.cancel_deployment(guid)
+        deadline = ctx.rollback_deadline()
+        while deployment.state != "FINALIZED" and time.monotonic() < deadline:
+            time.sleep(POLL_START_S)
+            deployment = ctx.client.get_deployment(guid)
+    if deployment.state == "FINALIZED" and deployment.reason == "CANCELED":
+        # CC scaled the old process back up: no instance runs with the new env.
+        ctx.instances_may_hold_new_env = False

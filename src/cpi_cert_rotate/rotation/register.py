@@ -1,0 +1,240 @@
+"""Step 3, set: register the new leaf with Cloud Integration through a binding.
+
+Each binding change pushes its compensation first. A create whose answer was lost (a
+dropped connection, a 5xx after the server acted) is reconciled by listing the bindings
+again, so a binding the engine never saw acknowledged is still undone.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from .. import material
+from ..cf import Binding
+from ..errors import CfApiError, CfJobFailed, CfUnreachable, InputError, RotationError
+from ..models import Strategy
+from .context import RunContext
+from .decide import in_place_blockers
+from .journal import Compensation
+
+log = logging.getLogger(__name__)
+
+OVERLAP_REFUSALS = (
+    "The app is already bound to the service instance",
+    "The app has too many bindings to this service instance",
+    "Unknown field(s): 'strategy'",
+)
+"""422 details that mean "no second binding here" (reference cf-api-v3 §3): fall back to swap."""
+
+SETTLE_POLL_S = 0.5
+
+
+class OverlapRefused(RotationError):
+    """The landscape does not accept a second binding (limit 1, or CC < 3.205)."""
+
+
+def register_new_leaf(ctx: RunContext, strategy: Strategy) -> tuple[Binding, Strategy]:
+    """Run the set step for `strategy`; returns the binding holding the new leaf.
+
+    `auto` tries overlap and falls back to swap on the documented refusals; the
+    strategy actually used is returned so the report can say which one ran.
+    """
+    if strategy is Strategy.OVERLAP:
+        try:
+            return _overlap(ctx), Strategy.OVERLAP
+        except OverlapRefused as refusal:
+            if ctx.request.strategy is not Strategy.AUTO:
+                raise InputError(
+                    f"strategy overlap is not possible here: {refusal}",
+                    code="overlap-unavailable",
+                    fix="Use `strategy: auto` (falls back to swap) or ask the platform team for "
+                    "`cc.max_service_credential_bindings_per_app_service_instance` >= 2.",
+                ) from refusal
+            ctx.warnings.append(
+                f"overlap not available ({refusal}); used swap, so instances still on the old "
+                "certificate cannot call CPI until the rolling deployment replaces them"
+            )
+            return _swap(ctx), Strategy.SWAP
+    if strategy is Strategy.SWAP:
+        ctx.warnings.append(
+            "swap deletes the old binding before the new one exists: instances on the old "
+            "certificate cannot call CPI until the rolling deployment replaces them"
+        )
+        return _swap(ctx), Strategy.SWAP
+    if strategy is Strategy.IN_PLACE:
+        return _in_place(ctx), Strategy.IN_PLACE
+    if strategy is Strategy.RESTAGE:
+        return _swap(ctx), Strategy.RESTAGE
+    raise AssertionError(f"unhandled strategy {strategy}")
+
+
+def delete_binding_when_settled(ctx: RunContext, guid: str, deadline: float) -> None:
+    """Delete a binding, first waiting out an operation still in flight on it.
+
+    CC refuses to delete a binding whose create is in progress (422), and a lost answer
+    can leave exactly that; so wait for it to settle, then delete. A binding already
+    gone counts as deleted.
+    """
+    while True:
+        binding = ctx.client.get_binding(guid)
+        if binding is None:
+            return
+        if binding.state not in ("initial", "in progress") or time.monotonic() >= deadline:
+            break
+        time.sleep(SETTLE_POLL_S)
+    ctx.client.delete_binding(guid, deadline=deadline)
+
+
+def _overlap(ctx: RunContext) -> Binding:
+    if not ctx.obs.supports_strategy:
+        raise OverlapRefused(
+            f"the Cloud Controller API is {'.'.join(map(str, ctx.obs.api_version))}; "
+            "binding strategy `multiple` needs 3.205.0 or later"
+        )
+    return _create(ctx, strategy="multiple")
+
+
+def _swap(ctx: RunContext) -> Binding:
+    for old in ctx.obs.bindings:
+        ctx.check_cancel()
+        _delete_old(ctx, old)
+    return _create(ctx, strategy=None)
+
+
+def _in_place(ctx: RunContext) -> Binding:
+    blockers = in_place_blockers(ctx.obs, ctx.new_leaf)
+    if blockers:
+        raise InputError(
+            "strategy in-place is not possible: " + "; ".join(blockers),
+            code="in-place-unavailable",
+            fix="Use `strategy: auto`. In-place needs certificate pinning off on the binding and "
+            "a renewal with the same subject and issuer DN, issued later.",
+        )
+    ctx.warnings.append(
+        "in-place relies on CPI's unpinned mode: once the new certificate is used, CPI refuses "
+        "the older one, so instances not yet replaced fail until the rolling deployment ends"
+    )
+    live = ctx.obs.live_binding
+    assert live is not None
+    return live
+
+
+def _binding_name(ctx: RunContext) -> str | None:
+    """CC requires every binding of one app and instance to share a name (null included)."""
+    live = ctx.obs.live_binding or (ctx.obs.bindings[-1] if ctx.obs.bindings else None)
+    return live.name if live else None
+
+
+def _create(ctx: RunContext, *, strategy: str | None) -> Binding:
+    client, obs = ctx.client, ctx.obs
+    known = {b.guid for b in client.list_app_bindings(obs.app.guid, obs.instance.guid)}
+    params = material.binding_parameters(ctx.new_leaf)
+    try:
+        binding = client.create_app_binding(
+            obs.app.guid,
+            obs.instance.guid,
+            name=_binding_name(ctx),
+            parameters=params,
+            strategy=strategy,
+            deadline=ctx.deadline,
+        )
+    except CfJobFailed:
+        _adopt_unknown_bindings(ctx, known)
+        raise
+    except CfApiError as error:
+        if error.status == 422 and strategy == "multiple" and _is_overlap_refusal(error):
+            raise OverlapRefused(error.detail or str(error)) from error
+        if error.status >= 500 or error.status in (408, 429):
+            _adopt_unknown_bindings(ctx, known)
+        raise
+    except (CfUnreachable, TimeoutError):
+        _adopt_unknown_bindings(ctx, known)
+        raise
+    _push_delete_new(ctx, binding.guid)
+    ctx.new_binding = binding
+    return binding
+
+
+def _is_overlap_refusal(error: CfApiError) -> bool:
+    text = error.detail or str(error)
+    return any(text.startswith(refusal) for refusal in OVERLAP_REFUSALS)
+
+
+def _adopt_unknown_bindings(ctx: RunContext, known: set[str]) -> None:
+    """After a create whose outcome is unknown, take responsibility for any new binding.
+
+    The bindings are listed when the undo runs, not now: a create still in flight may
+    only show up later, and listing now could fail for the same reason the create did.
+    """
+    app_guid, si_guid = ctx.obs.app.guid, ctx.obs.instance.guid
+
+    def delete_unknown() -> None:
+        for binding in ctx.client.list_app_bindings(app_guid, si_guid):
+            if binding.guid not in known:
+                log.warning("deleting binding %s left by a create that failed", binding.guid)
+                delete_binding_when_settled(ctx, binding.guid, ctx.rollback_deadline())
+
+    ctx.journal.push(
+        Compensation(
+            description="delete any binding left by the failed create",
+            undo=delete_unknown,
+            state_if_failed=f"a binding of app {app_guid} created by the failed call may remain",
+            manual_action=(
+                f"cf curl '/v3/service_credential_bindings?app_guids={app_guid}"
+                f"&service_instance_guids={si_guid}' and delete bindings newer than the run"
+            ),
+        )
+    )
+
+
+def _push_delete_new(ctx: RunContext, guid: str) -> None:
+    ctx.journal.push(
+        Compensation(
+            description=f"delete the new binding {guid}",
+            undo=lambda: delete_binding_when_settled(ctx, guid, ctx.rollback_deadline()),
+            state_if_failed=f"binding {guid} with the new certificate still exists",
+            manual_action=f"cf curl -X DELETE /v3/service_credential_bindings/{guid}",
+        )
+    )
+
+
+def _delete_old(ctx: RunContext, old: Binding) -> None:
+    """Delete an old binding; its compensation binds the old leaf again."""
+    registered = ctx.obs.registered.leaf
+    is_live = ctx.obs.live_binding is not None and old.guid == ctx.obs.live_binding.guid
+    old_leaf = (registered or ctx.obs.env_leaf) if is_live else None
+
+    def rebind_old() -> None:
+        if old_leaf is None:
+            raise RotationError(f"the certificate of the deleted binding {old.guid} is unknown")
+        ctx.client.create_app_binding(
+            ctx.obs.app.guid,
+            ctx.obs.instance.guid,
+            name=old.name,
+            parameters=material.binding_parameters(old_leaf),
+            strategy=None,
+            deadline=ctx.rollback_deadline(),
+        )
+
+    if old.state == "failed" or not is_live:
+        # Leftovers (failed or superseded bindings) are removed without a way back:
+        # they authorise nothing the app relies on.
+        ctx.client.delete_binding(old.guid, deadline=ctx.deadline)
+        return
+    app, si = ctx.obs.app.name, ctx.obs.instance.name
+    ctx.journal.push(
+        Compensation(
+            description=f"bind {app} to {si} again with the old certificate",
+            undo=rebind_old,
+            state_if_failed=(
+                f"{app} has no binding with its old certificate to {si}: instances still on the "
+                "old certificate cannot call CPI"
+            ),
+            manual_action=(
+                f"cf bind-service {app} {si} -c <bind.json with the old leaf> "
+                "(`cpi-cert-rotate format --for bind-json --chain <old chain>` makes it)"
+            ),
+        )
+    )
+    ctx.client.delete_binding(old.guid, deadline=ctx.deadline)

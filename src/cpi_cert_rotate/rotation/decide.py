@@ -75,13 +75,13 @@ def live_certificate(obs: Observation) -> tuple[LiveCert | None, tuple[str, ...]
     return None, ()
 
 
-def decide(
-    request: RotationRequest, obs: Observation, new: CertFacts, now: datetime
-) -> Decision:
+def decide(request: RotationRequest, obs: Observation, new: CertFacts, now: datetime) -> Decision:
     """Decide whether to rotate: same certificate -> no-op; not due -> no-op; else rotate."""
     live, warnings = live_certificate(obs)
     if live is None:
-        return Decision(None, "no live certificate found on the app: first rotation", None, warnings)
+        return Decision(
+            None, "no live certificate found on the app: first rotation", None, warnings
+        )
     registered = obs.registered.leaf
     registered_fp = material.fingerprint(registered) if registered is not None else None
     if live.fingerprint == new.fingerprint_sha256 and registered_fp in (
@@ -180,7 +180,9 @@ def plan_lines(
         ]
     )
     finish = (
-        [f"delete the old binding(s) ({old})"] if strategy in (Strategy.OVERLAP, Strategy.AUTO) else []
+        [f"delete the old binding(s) ({old})"]
+        if strategy in (Strategy.OVERLAP, Strategy.AUTO)
+        else []
     )
     lines = [
         f"new certificate {new.fingerprint_sha256[:16]}... (expires {new.not_after:%Y-%m-%d})",

@@ -118,8 +118,7 @@ class _Run:
                     now=self.now,
                 )
                 notes.append(
-                    f"CC API {'.'.join(map(str, obs.api_version))}, "
-                    f"{len(obs.bindings)} binding(s)"
+                    f"CC API {'.'.join(map(str, obs.api_version))}, {len(obs.bindings)} binding(s)"
                 )
             self.warnings += obs.warnings
             decision = decide(self.request, obs, self.new, self.now)

@@ -73,7 +73,9 @@ def acquire(
     mine = LockValue(owner, now + timedelta(seconds=timeout_s + LOCK_MARGIN_S)).render()
     app = client.patch_app_annotations(app_guid, {LOCK_KEY: mine})
     if app.annotations.get(LOCK_KEY) != mine:
-        raise Locked(f"another rotation took the lock at the same moment: {app.annotations.get(LOCK_KEY)}")
+        raise Locked(
+            f"another rotation took the lock at the same moment: {app.annotations.get(LOCK_KEY)}"
+        )
 
 
 def release(client: CfClient, app_guid: str, extra: dict[str, str | None] | None = None) -> None:

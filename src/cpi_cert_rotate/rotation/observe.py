@@ -119,8 +119,8 @@ def observe(
             registered = credentials_of(client.binding_credentials(live.guid))
         except CfApiError as error:
             warnings.append(
-                f"could not read the credentials of binding {live.guid} ({error.title or error.status}); "
-                "the old certificate will be taken from the env var"
+                f"could not read the credentials of binding {live.guid} "
+                f"({error.title or error.status}); the old certificate is taken from the env var"
             )
     env = client.get_env_vars(app.guid)
     return Observation(

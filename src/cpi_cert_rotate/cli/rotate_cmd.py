@@ -1,0 +1,191 @@
+"""`cpi-cert-rotate rotate`: the engine from a shell, with flags that mirror the Action inputs.
+
+Secrets never come from argv unless the user insists (`--cf-password`, with a warning):
+passwords, client secrets and passphrases are read from named env vars, the chain and
+key from files, stdin (`-`) or env vars.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from .. import material
+from ..errors import InputError
+from ..models import CfAuth, CfTarget, RenewBefore, RotationRequest, Strategy
+from ..rotation import rotate
+from .render import render_report
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of `rotate`; each mirrors an Action input of the same name."""
+    cf = parser.add_argument_group("Cloud Foundry")
+    cf.add_argument(
+        "--cf-api", required=True, help="CF API URL, e.g. https://api.cf.eu10.hana.ondemand.com"
+    )
+    cf.add_argument("--cf-username", default="", help="technical user")
+    cf.add_argument(
+        "--cf-password", default="", help="password (visible to `ps`; prefer --cf-password-env)"
+    )
+    cf.add_argument(
+        "--cf-password-env", default="", metavar="NAME", help="env var holding the password"
+    )
+    cf.add_argument("--cf-origin", default="", help="identity provider origin key, e.g. sap.ids")
+    cf.add_argument("--cf-client-id", default="", help="UAA client (instead of a user)")
+    cf.add_argument(
+        "--cf-client-secret-env",
+        default="",
+        metavar="NAME",
+        help="env var holding the client secret",
+    )
+    cf.add_argument(
+        "--cf-ca-cert", type=Path, help="PEM of a private CA for the CF API and the iFlow"
+    )
+    cf.add_argument("--cf-org", required=True)
+    cf.add_argument("--cf-space", required=True)
+    cf.add_argument("--app", required=True, help="the app that calls the iFlow")
+    cf.add_argument("--service-instance", required=True, help="its it-rt service instance")
+    cert = parser.add_argument_group("new certificate")
+    chain = cert.add_mutually_exclusive_group(required=True)
+    chain.add_argument(
+        "--chain", metavar="PATH", help="new chain (any format `inspect` reads); - is stdin"
+    )
+    chain.add_argument("--chain-env", metavar="NAME", help="env var holding the new chain")
+    key = cert.add_mutually_exclusive_group(required=True)
+    key.add_argument("--key", metavar="PATH", help="new private key; - is stdin")
+    key.add_argument("--key-env", metavar="NAME", help="env var holding the new private key")
+    cert.add_argument("--passphrase-env", metavar="NAME", help="env var holding the key passphrase")
+    cert.add_argument("--keep-root", action="store_true", help="keep the root in the env chain")
+    how = parser.add_argument_group("rotation")
+    how.add_argument("--chain-env-var", default="CLI_CHAIN", help="app env var for the chain")
+    how.add_argument("--key-env-var", default="CLI_KEY", help="app env var for the key")
+    how.add_argument("--strategy", choices=[s.value for s in Strategy], default="auto")
+    how.add_argument("--renew-before", type=RenewBefore.parse, help="e.g. 30d or 33%%")
+    how.add_argument("--force", action="store_true", help="rotate even if not due")
+    how.add_argument("--dry-run", action="store_true", help="read and plan, change nothing")
+    how.add_argument(
+        "--verify-path", help="iFlow path to call with the new certificate, e.g. /http/ping"
+    )
+    how.add_argument("--verify-url", help="full URL to call instead of the binding's url + path")
+    how.add_argument("--timeout", type=float, default=900.0, help="seconds for the whole run")
+    how.add_argument("--max-in-flight", type=int, default=1, help="instances replaced at a time")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Build the request, rotate (SIGINT/SIGTERM undo and stop), print the report."""
+    request = build_request(args)
+    cancel = threading.Event()
+    with _signals_set(cancel):
+        report = rotate(request, cancel=cancel)
+    if args.json:
+        json.dump(report.to_json(), sys.stdout, indent=2)
+        print()
+    else:
+        print(render_report(report))
+        if report.hint and report.error:
+            print(f"\n{report.hint}", file=sys.stderr)
+    return int(report.exit_code)
+
+
+def build_request(args: argparse.Namespace) -> RotationRequest:
+    """Turn flags into a typed request; reads and parses the material in memory."""
+    stdin_used = [args.chain == "-", args.key == "-"]
+    if all(stdin_used):
+        raise InputError(
+            "--chain and --key cannot both read stdin",
+            fix="Give one of them as a file or through --chain-env/--key-env.",
+        )
+    passphrase = _env("--passphrase-env", args.passphrase_env) if args.passphrase_env else None
+    chain = material.load_chain(_read(args.chain, args.chain_env, "--chain"))
+    key = material.load_key(
+        _read(args.key, args.key_env, "--key"),
+        passphrase=passphrase.encode() if passphrase else None,
+    )
+    password = args.cf_password or (
+        _env("--cf-password-env", args.cf_password_env) if args.cf_password_env else ""
+    )
+    secret = (
+        _env("--cf-client-secret-env", args.cf_client_secret_env)
+        if args.cf_client_secret_env
+        else ""
+    )
+    if bool(args.cf_username) == bool(args.cf_client_id):
+        raise InputError(
+            "give exactly one of --cf-username (with a password) or --cf-client-id (with a secret)",
+            code="auth-missing",
+        )
+    if args.cf_username and not password:
+        raise InputError("--cf-username needs --cf-password-env", code="auth-missing")
+    if args.cf_client_id and not secret:
+        raise InputError("--cf-client-id needs --cf-client-secret-env", code="auth-missing")
+    return RotationRequest(
+        target=CfTarget(args.cf_api, args.cf_org, args.cf_space, args.app, args.service_instance),
+        auth=CfAuth(
+            username=args.cf_username,
+            password=password,
+            origin=args.cf_origin,
+            client_id=args.cf_client_id,
+            client_secret=secret,
+            ca_pem=args.cf_ca_cert.read_text() if args.cf_ca_cert else None,
+        ),
+        chain=chain,
+        key=key,
+        chain_env_var=args.chain_env_var,
+        key_env_var=args.key_env_var,
+        strategy=Strategy(args.strategy),
+        renew_before=args.renew_before,
+        force=args.force,
+        dry_run=args.dry_run,
+        verify_path=args.verify_path,
+        verify_url=args.verify_url,
+        keep_root=args.keep_root,
+        timeout_s=args.timeout,
+        max_in_flight=args.max_in_flight,
+    )
+
+
+def _read(path: str | None, env_name: str | None, flag: str) -> bytes:
+    if env_name:
+        return _env(f"{flag}-env", env_name).encode()
+    assert path is not None
+    if path == "-":
+        return sys.stdin.buffer.read()
+    try:
+        return Path(path).read_bytes()
+    except OSError as error:
+        raise InputError(f"{flag} {path}: {error.strerror}", code="unreadable-file") from error
+
+
+def _env(flag: str, name: str) -> str:
+    value = os.environ.get(name, "")
+    if not value:
+        raise InputError(
+            f"{flag} {name}: that environment variable is empty or unset", code="empty-input"
+        )
+    return value
+
+
+@contextmanager
+def _signals_set(cancel: threading.Event) -> Iterator[None]:
+    """SIGINT and SIGTERM ask the engine to stop at a safe point and undo its changes."""
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def handler(signum: int, _frame: object) -> None:
+        print(f"received {signal.Signals(signum).name}: undoing and stopping", file=sys.stderr)
+        cancel.set()
+
+    for sig in previous:
+        signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)

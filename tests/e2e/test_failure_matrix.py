@@ -1,0 +1,70 @@
+"""Every write call of each strategy, each kind of failure: rotated or rolled back, never half-way.
+
+"Half-way" means the app's env holds a chain and key that do not pair, or a leaf that no
+live binding registers, or instances left on a certificate CPI no longer accepts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from cf_sandbox import Landscape
+from cpi_cert_rotate.models import Outcome, Strategy
+from cpi_cert_rotate.rotation import rotate
+
+from .conftest import assert_consistent, instance_leaves, live_binding_leaves, request_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+WRITES = {
+    "create-binding": ("POST", r"^/v3/service_credential_bindings$"),
+    "delete-binding": ("DELETE", r"^/v3/service_credential_bindings/[^/]+$"),
+    "patch-env": ("PATCH", r"^/v3/apps/[^/]+/environment_variables$"),
+    "create-deployment": ("POST", r"^/v3/deployments$"),
+    "patch-metadata": ("PATCH", r"^/v3/apps/[^/]+$"),
+}
+
+
+def _http_faults() -> list[tuple[str, dict[str, Any]]]:
+    cases: list[tuple[str, dict[str, Any]]] = []
+    for name, (method, path) in WRITES.items():
+        base = {"method": method, "path": path, "times": 1}
+        cases.append((f"{name}-500", {**base, "status": 500}))
+        cases.append((f"{name}-drop-before", {**base, "drop_connection": True}))
+        cases.append((f"{name}-drop-after", {**base, "drop_connection": True, "after_apply": True}))
+    return cases
+
+
+FAULTS = [
+    *_http_faults(),
+    ("bind-job-fails", {"job": "service_bindings.create", "fail": True, "times": 1}),
+    ("unbind-job-fails", {"job": "service_bindings.delete", "fail": True, "times": 1}),
+    ("deployment-canceled", {"deployment": "cancel", "times": 1}),
+]
+
+
+@pytest.mark.parametrize("strategy", [Strategy.OVERLAP, Strategy.SWAP], ids=str)
+@pytest.mark.parametrize(("fault_name", "fault"), FAULTS, ids=[f[0] for f in FAULTS])
+def test_fault_ends_rotated_or_rolled_back(
+    landscape: Landscape, strategy: Strategy, fault_name: str, fault: dict[str, Any]
+) -> None:
+    old_leaf = assert_consistent(landscape)
+    minted = landscape.mint(cn="ntifext-client", days=90)
+    landscape.add_fault(fault)
+    report = rotate(request_for(landscape, minted.chain_pem, minted.key_pem, strategy=strategy))
+    landscape.clear_faults()
+
+    assert report.outcome in (Outcome.ROTATED, Outcome.ROLLED_BACK), (
+        f"{fault_name}: {report.outcome}: {report.error} {report.state_left}"
+    )
+    live_leaf = assert_consistent(landscape)
+    expected = minted.leaf_sha256 if report.outcome is Outcome.ROTATED else old_leaf
+    assert live_leaf == expected
+    assert set(instance_leaves(landscape)) == {expected}
+    if report.outcome is Outcome.ROLLED_BACK:
+        assert minted.leaf_sha256 not in live_binding_leaves(landscape)
+        assert report.exit_code == 1
+    else:
+        assert live_binding_leaves(landscape) == {minted.leaf_sha256}

@@ -1,0 +1,212 @@
+"""End-to-end: the engine against the sandbox, 3 instances, probe at 20 calls/s."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from cf_sandbox import Landscape
+from cpi_cert_rotate.errors import ExitCode
+from cpi_cert_rotate.models import Outcome, RenewBefore, Strategy
+from cpi_cert_rotate.rotation import rotate
+from cpi_cert_rotate.rotation.observe import FINGERPRINT_KEY, NOT_AFTER_KEY, RUN_ID_KEY
+
+from .conftest import (
+    assert_consistent,
+    env_leaf_sha256,
+    instance_leaves,
+    live_binding_leaves,
+    request_for,
+    the_app,
+    write_calls,
+)
+
+pytestmark = pytest.mark.e2e
+
+
+def test_overlap_rotates_with_zero_probe_failures(landscape: Landscape) -> None:
+    old_leaf = env_leaf_sha256(landscape)
+    minted = landscape.mint(cn="ntifext-client", days=90)
+    landscape.probe_start(rps=20)
+    report = rotate(request_for(landscape, minted.chain_pem, minted.key_pem, run_id="t1"))
+    landscape.probe_stop()
+    probe = landscape.probe()
+
+    assert report.outcome is Outcome.ROTATED, report.error
+    assert report.strategy is Strategy.OVERLAP
+    assert probe["calls"] > 10
+    assert probe["failures"] == 0, probe
+    assert env_leaf_sha256(landscape) == minted.leaf_sha256
+    assert live_binding_leaves(landscape) == {minted.leaf_sha256}, "old binding not removed"
+    assert set(instance_leaves(landscape)) == {minted.leaf_sha256}
+    assert len(instance_leaves(landscape)) == 3
+    notes = the_app(landscape)["annotations"]
+    assert notes[FINGERPRINT_KEY] == minted.leaf_sha256
+    assert notes[NOT_AFTER_KEY] == f"{report.new.not_after:%Y-%m-%dT%H:%M:%SZ}"  # type: ignore[union-attr]
+    assert notes[RUN_ID_KEY] == "t1"
+    assert report.before is not None
+    assert report.before.fingerprint_sha256 == old_leaf
+    assert [s.name for s in report.steps] == [
+        "material",
+        "observe",
+        "lock",
+        "set",
+        "test",
+        "promote",
+        "deploy",
+        "finish",
+    ]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"bindings_limit": 1}, {"api_version": "3.204.0"}],
+    ids=["limit-1", "cc-3.204"],
+)
+def test_auto_falls_back_to_swap(
+    landscape_factory: Callable[..., Landscape], options: dict[str, object]
+) -> None:
+    ls = landscape_factory(**options)
+    minted = ls.mint(cn="ntifext-client", days=90)
+    report = rotate(request_for(ls, minted.chain_pem, minted.key_pem))
+    assert report.outcome is Outcome.ROTATED, report.error
+    assert report.strategy is Strategy.SWAP
+    assert assert_consistent(ls) == minted.leaf_sha256
+    assert live_binding_leaves(ls) == {minted.leaf_sha256}
+    assert any("swap" in w for w in report.warnings)
+
+
+def test_explicit_overlap_on_limit_one_is_bad_input_and_changes_nothing(
+    landscape_factory: Callable[..., Landscape],
+) -> None:
+    ls = landscape_factory(bindings_limit=1)
+    before = env_leaf_sha256(ls)
+    minted = ls.mint(cn="ntifext-client", days=90)
+    report = rotate(request_for(ls, minted.chain_pem, minted.key_pem, strategy=Strategy.OVERLAP))
+    assert report.outcome is Outcome.INVALID_INPUT
+    assert report.exit_code is ExitCode.BAD_INPUT
+    assert report.error_code == "overlap-unavailable"
+    assert assert_consistent(ls) == before
+
+
+def test_rerun_with_same_certificate_is_noop_without_writes(landscape: Landscape) -> None:
+    minted = landscape.mint(cn="ntifext-client", days=90)
+    first = rotate(request_for(landscape, minted.chain_pem, minted.key_pem))
+    assert first.outcome is Outcome.ROTATED, first.error
+    mark = len(landscape.calls())
+    again = rotate(request_for(landscape, minted.chain_pem, minted.key_pem))
+    assert again.outcome is Outcome.ALREADY_CURRENT
+    assert again.exit_code is ExitCode.OK
+    assert write_calls(landscape, since=mark) == []
+
+
+def test_not_due_with_200_days_left_makes_no_write(landscape: Landscape) -> None:
+    long_lived = landscape.mint(cn="ntifext-client", days=230)
+    assert rotate(request_for(landscape, long_lived.chain_pem, long_lived.key_pem)).rotated
+    mark = len(landscape.calls())
+    candidate = landscape.mint(cn="ntifext-client", days=90)
+    report = rotate(
+        request_for(
+            landscape,
+            candidate.chain_pem,
+            candidate.key_pem,
+            renew_before=RenewBefore.parse("30d"),
+        )
+    )
+    assert report.outcome is Outcome.NOT_DUE
+    assert write_calls(landscape, since=mark) == []
+    forced = rotate(
+        request_for(
+            landscape,
+            candidate.chain_pem,
+            candidate.key_pem,
+            renew_before=RenewBefore.parse("30d"),
+            force=True,
+        )
+    )
+    assert forced.outcome is Outcome.ROTATED, forced.error
+
+
+def test_dry_run_plans_and_writes_nothing(landscape: Landscape) -> None:
+    before = env_leaf_sha256(landscape)
+    minted = landscape.mint(cn="ntifext-client", days=90)
+    report = rotate(request_for(landscape, minted.chain_pem, minted.key_pem, dry_run=True))
+    assert report.outcome is Outcome.DRY_RUN
+    assert any("second binding" in line for line in report.plan)
+    assert write_calls(landscape) == []
+    assert env_leaf_sha256(landscape) == before
+
+
+def test_refused_by_cpi_rolls_back_before_promotion(
+    landscape_factory: Callable[..., Landscape],
+) -> None:
+    # CPI learns new bindings only after 60 s here, longer than the verification budget.
+    ls = landscape_factory(cpi_propagation_s=60.0)
+    old_leaf = env_leaf_sha256(ls)
+    old_bindings = live_binding_leaves(ls)
+    minted = ls.mint(cn="ntifext-client", days=90)
+    ls.probe_start(rps=20)
+    report = rotate(request_for(ls, minted.chain_pem, minted.key_pem, verify_timeout_s=1.0))
+    ls.probe_stop()
+    assert report.outcome is Outcome.ROLLED_BACK
+    assert report.exit_code is ExitCode.FAILED
+    assert "did not accept the new certificate" in (report.error or "")
+    assert env_leaf_sha256(ls) == old_leaf
+    assert live_binding_leaves(ls) == old_bindings
+    assert all(b["leaf_sha256"] != minted.leaf_sha256 for b in ls.state()["bindings"])
+    assert ls.probe()["failures"] == 0
+    assert not any(s.name == "promote" for s in report.steps)
+
+
+def test_untrusted_chain_is_refused_by_broker_and_rolled_back(landscape: Landscape) -> None:
+    old_leaf = env_leaf_sha256(landscape)
+    minted = landscape.mint(cn="ntifext-client", days=90, trusted=False)
+    report = rotate(request_for(landscape, minted.chain_pem, minted.key_pem))
+    assert report.outcome in (Outcome.ROLLED_BACK, Outcome.FAILED)
+    assert report.exit_code is ExitCode.FAILED
+    assert assert_consistent(landscape) == old_leaf
+    assert minted.leaf_sha256 not in live_binding_leaves(landscape)
+
+
+def test_bad_material_is_exit_2_without_any_call(landscape: Landscape) -> None:
+    minted = landscape.mint(cn="ntifext-client", days=90)
+    other = landscape.mint(cn="ntifext-client", days=90)
+    mark = len(landscape.calls())
+    report = rotate(request_for(landscape, minted.chain_pem, other.key_pem))
+    assert report.outcome is Outcome.INVALID_INPUT
+    assert report.exit_code is ExitCode.BAD_INPUT
+    assert report.error_code == "key-mismatch"
+    assert landscape.calls()[mark:] == []
+
+
+def test_survives_expiring_tokens_and_slow_jobs(
+    landscape_factory: Callable[..., Landscape],
+) -> None:
+    ls = landscape_factory(token_ttl_s=2.0, job_steps_s=0.8, start_s=0.3)
+    minted = ls.mint(cn="ntifext-client", days=90)
+    report = rotate(request_for(ls, minted.chain_pem, minted.key_pem))
+    assert report.outcome is Outcome.ROTATED, report.error
+    assert assert_consistent(ls) == minted.leaf_sha256
+    assert sum(1 for c in ls.calls() if c["path"] == "/oauth/token") >= 2
+
+
+def test_lock_held_by_another_run_blocks_without_change(landscape: Landscape) -> None:
+    first = landscape.mint(cn="ntifext-client", days=90)
+    request = request_for(landscape, first.chain_pem, first.key_pem)
+    from cpi_cert_rotate.cf import CfClient
+    from cpi_cert_rotate.rotation.observe import LOCK_KEY
+
+    client = CfClient(landscape.api_url, request.auth)
+    app = client.find_app(
+        client.find_space(client.find_org(landscape.org).guid, landscape.space).guid,
+        landscape.app,
+    )
+    client.patch_app_annotations(app.guid, {LOCK_KEY: "someone-else until 2999-01-01T00:00:00Z"})
+    before = env_leaf_sha256(landscape)
+    report = rotate(request)
+    assert report.outcome is Outcome.FAILED
+    assert "someone-else" in (report.error or "")
+    assert env_leaf_sha256(landscape) == before
+    client.patch_app_annotations(app.guid, {LOCK_KEY: "someone-else until 2000-01-01T00:00:00Z"})
+    assert rotate(request).outcome is Outcome.ROTATED

@@ -97,7 +97,40 @@ class CfApiError(RotationError):
 
 
 class CfJobFailed(CfApiError):
-    """An asynchronous Cloud Controller job ended FAILED (e.g. a broker error 10009)."""
+    """An asynchronous Cloud Controller job ended FAILED (e.g. a broker error 10009).
+
+    `status` is 0 (a job has no HTTP status); `job_guid` names the job and
+    `binding_guid` the binding it was about, when Cloud Controller said so.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        job_guid: str = "",
+        binding_guid: str | None = None,
+        code: int | None = None,
+        title: str = "",
+        detail: str = "",
+        method: str = "",
+        path: str = "",
+    ) -> None:
+        super().__init__(
+            message, status=0, code=code, title=title, detail=detail, method=method, path=path
+        )
+        self.job_guid = job_guid
+        self.binding_guid = binding_guid
+
+
+class CfTimeout(RotationError, TimeoutError):
+    """A Cloud Foundry job, build or deployment did not finish before the run's deadline.
+
+    The operation may still complete later; `resource_guid` names what it was about.
+    """
+
+    def __init__(self, message: str, *, resource_guid: str | None = None) -> None:
+        super().__init__(message)
+        self.resource_guid = resource_guid
 
 
 class CfUnreachable(RotationError):

@@ -1,0 +1,206 @@
+"""UAA tokens for the Cloud Controller: log in, refresh before expiry, renew after a 401.
+
+Grants (reference/cf-api-v3.md section 1), all form-encoded POSTs to `<login>/oauth/token`:
+- password: client `cf` with an empty secret (HTTP Basic), `username`, `password` and,
+  for a non-default identity provider, `login_hint={"origin":"<key>"}` in the *body*
+  (a UAA may refuse query strings on this endpoint);
+- client_credentials: `client_id`/`client_secret` in the body, as the cf CLI does;
+- refresh_token: client `cf` (Basic); when the refresh token is refused (401/400) the
+  original grant runs again, since the credentials are still in memory.
+
+The token is renewed when a quarter of its lifetime (at most 30 s) is left. The lifetime
+comes from the JWT (`exp - iat`) or `expires_in`, whichever is shorter, and is counted on
+the local monotonic clock from the moment of the request, so a skewed runner clock does
+not matter. Token values, passwords and secrets are registered with the `Redactor` and
+never appear in logs or errors.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import CfApiError, InputError
+from ..models import CfAuth
+from .http import CfHttp
+
+__all__ = ["UaaAuth"]
+
+logger = logging.getLogger(__name__)
+
+_CF_CLIENT = "cf"
+# Renew when this share of the lifetime is left, but never earlier than this many seconds
+# before expiry: short-lived test tokens (2 s) still get most of their life used.
+_RENEW_SHARE = 0.25
+_RENEW_MAX_MARGIN_S = 30.0
+_UNKNOWN_LIFETIME_S = float("inf")  # no expiry known: rely on the 401 replay
+
+
+def _basic(client_id: str, secret: str) -> str:
+    return "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode("ascii")
+
+
+def _jwt_claims(token: str) -> dict[str, Any]:
+    """The JWT payload, unverified: only `exp`/`iat` are read, to schedule the renewal."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return {}
+    payload = parts[1] + "=" * (-len(parts[1]) % 4)
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(payload))
+    except (ValueError, binascii.Error):
+        return {}
+    return claims if isinstance(claims, dict) else {}
+
+
+def _lifetime_s(access_token: str, expires_in: Any) -> float:
+    candidates: list[float] = []
+    if isinstance(expires_in, int | float) and expires_in > 0:
+        candidates.append(float(expires_in))
+    claims = _jwt_claims(access_token)
+    exp, iat = claims.get("exp"), claims.get("iat")
+    if isinstance(exp, int | float) and isinstance(iat, int | float) and exp > iat:
+        candidates.append(float(exp - iat))
+    return min(candidates) if candidates else _UNKNOWN_LIFETIME_S
+
+
+@dataclass(frozen=True)
+class _Token:
+    access: str = field(repr=False)
+    refresh: str | None = field(repr=False)
+    renew_at: float
+    """`time.monotonic()` after which the token is renewed before use."""
+
+
+class UaaAuth:
+    """Holds the UAA token of one `CfClient`; a `BearerSource` for `CfHttp`."""
+
+    def __init__(
+        self,
+        http: CfHttp,
+        credentials: CfAuth,
+        token_url: Callable[[], str],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if not credentials.username and not credentials.client_id:
+            raise InputError(
+                "no Cloud Foundry credentials were given",
+                code="missing-credentials",
+                fix="Pass `cf-username` and `cf-password` (with `cf-origin` for a custom "
+                "identity provider), or `cf-client-id` and `cf-client-secret`.",
+            )
+        self._http = http
+        self._credentials = credentials
+        self._token_url = token_url
+        self._clock = clock
+        self._token: _Token | None = None
+        self._lock = threading.Lock()
+        http.redact.add(credentials.password, credentials.client_secret)
+
+    @property
+    def _password_client(self) -> tuple[str, str]:
+        """The client for password and refresh grants: `cf` with an empty secret by default."""
+        return (self._credentials.client_id or _CF_CLIENT, self._credentials.client_secret)
+
+    @property
+    def grant(self) -> str:
+        """`password` for a user, `client_credentials` for a client."""
+        return "password" if self._credentials.username else "client_credentials"
+
+    def login(self) -> None:
+        """Run the configured grant now; 401 means the credentials are wrong."""
+        with self._lock:
+            self._token = self._login()
+
+    def authorization(self) -> str:
+        with self._lock:
+            if self._token is None:
+                self._token = self._login()
+            elif self._clock() >= self._token.renew_at:
+                logger.debug("token near expiry; renewing before the call")
+                self._token = self._refresh(self._token)
+            return "bearer " + self._token.access
+
+    def renew(self) -> None:
+        with self._lock:
+            self._token = self._refresh(self._token) if self._token else self._login()
+
+    def _login(self) -> _Token:
+        creds = self._credentials
+        if creds.username:
+            form = {
+                "grant_type": "password",
+                "username": creds.username,
+                "password": creds.password,
+            }
+            if creds.origin:
+                form["login_hint"] = json.dumps({"origin": creds.origin}, separators=(",", ":"))
+            client: tuple[str, str] | None = self._password_client
+            who = f"user {creds.username!r}" + (
+                f" (origin {creds.origin!r})" if creds.origin else ""
+            )
+        else:
+            form = {
+                "grant_type": "client_credentials",
+                "client_id": creds.client_id,
+                "client_secret": creds.client_secret,
+            }
+            client = None
+            who = f"client {creds.client_id!r}"
+        try:
+            return self._grant(form, client)
+        except CfApiError as error:
+            if error.status not in (400, 401):
+                raise
+            raise CfApiError(
+                f"UAA refused to log in {who}: {error.detail or error.title or 'bad credentials'}",
+                status=401,
+                code=error.code,
+                title=error.title,
+                detail=error.detail,
+                request_id=error.request_id,
+                method=error.method,
+                path=error.path,
+            ) from error
+
+    def _refresh(self, token: _Token) -> _Token:
+        if token.refresh is None:
+            return self._login()
+        form = {"grant_type": "refresh_token", "refresh_token": token.refresh}
+        try:
+            return self._grant(form, self._password_client)
+        except CfApiError as error:
+            if error.status not in (400, 401):
+                raise
+            logger.debug("refresh token refused (%s); logging in again", error.title or "401")
+            return self._login()
+
+    def _grant(self, form: dict[str, str], client: tuple[str, str] | None) -> _Token:
+        url = self._token_url()
+        self._http.allow_post_retries(url)
+        headers = {"Authorization": _basic(*client)} if client else {}
+        started = self._clock()
+        response = self._http.request("POST", url, form=form, headers=headers, service="UAA")
+        body = self._http.json(response, "a UAA token")
+        access = body.get("access_token") if isinstance(body, dict) else None
+        if not isinstance(access, str) or not access:
+            raise CfApiError(
+                "UAA answered without an access token",
+                status=response.status_code,
+                path="/oauth/token",
+            )
+        refresh = body.get("refresh_token")
+        refresh = refresh if isinstance(refresh, str) and refresh else None
+        self._http.redact.add(access, refresh)
+        lifetime = _lifetime_s(access, body.get("expires_in"))
+        margin = min(_RENEW_MAX_MARGIN_S, lifetime * _RENEW_SHARE)
+        logger.debug("UAA %s grant ok; token lifetime %.0fs", form["grant_type"], lifetime)
+        return _Token(access=access, refresh=refresh, renew_at=started + lifetime - margin)

@@ -1,0 +1,581 @@
+"""`CfClient`: the Cloud Controller v3 calls a rotation needs, typed in and out.
+
+Lookups, service credential bindings (with `strategy: multiple` and async jobs), app
+environment variables and annotations, rolling deployments and the seed's restage. The
+transport rules (timeouts, retries, errors, warnings, token refresh) live in `http` and
+`auth`; this module only knows paths and shapes (reference/cf-api-v3.md). It knows
+nothing of certificates: binding `parameters` are passed through as given.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+
+from .. import __version__
+from ..errors import CfApiError, CfJobFailed, InputError
+from ..models import CfAuth
+from .auth import UaaAuth
+from .http import CfHttp
+from .polling import job_failure, poll
+from .resources import (
+    App,
+    Binding,
+    Build,
+    Deployment,
+    Job,
+    Org,
+    Package,
+    RootInfo,
+    ServiceInstance,
+    Space,
+    parse,
+)
+
+__all__ = ["MIN_VERSION_BINDING_STRATEGY", "CfClient"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# `"strategy": "multiple"` shipped in capi-release 1.220.0 = CC API 3.205.0; the cf CLI
+# gates `bind-service --strategy` on the same version (MinVersionServiceBindingStrategy).
+MIN_VERSION_BINDING_STRATEGY = (3, 205, 0)
+# Large pages: a rotation lists few resources, and fewer round trips mean fewer retries.
+_PER_PAGE = 200
+# A runaway `next` link (a server bug) must not loop for ever.
+_MAX_PAGES = 1000
+_DEFAULT_USER_AGENT = f"cpi-cert-rotate/{__version__}"
+_BINDING_BUSY = "in progress for the service binding"
+_EARLIEST = datetime.min.replace(tzinfo=UTC)  # sorts bindings without created_at first
+
+
+def _normalise_api_url(api_url: str) -> str:
+    url = api_url.strip().rstrip("/")
+    if "://" not in url:
+        url = "https://" + url  # as `cf api` does
+    parts = urlsplit(url)
+    if parts.scheme != "https" or not parts.hostname:
+        raise InputError(
+            f"the Cloud Foundry API URL {api_url!r} is not an https:// URL",
+            code="bad-cf-api",
+            fix="Pass the API endpoint shown by `cf api`, e.g. `https://api.cf.eu10.hana.ondemand.com`.",
+        )
+    return url
+
+
+def _not_found(message: str, path: str) -> CfApiError:
+    return CfApiError(
+        message,
+        status=404,
+        code=10010,
+        title="CF-ResourceNotFound",
+        detail=message,
+        method="GET",
+        path=path,
+    )
+
+
+def _page(data: Mapping[str, Any]) -> tuple[list[Any], str | None]:
+    resources = data["resources"]
+    if not isinstance(resources, list):
+        raise TypeError("resources is not a list")
+    pagination = data.get("pagination") or {}
+    next_link = pagination.get("next") or {}
+    href = next_link.get("href") if isinstance(next_link, Mapping) else None
+    return resources, href if isinstance(href, str) and href else None
+
+
+class CfClient:
+    """A Cloud Foundry v3 client for one API endpoint and one set of credentials.
+
+    Construction does no I/O. `deadline` arguments are absolute `time.monotonic()`
+    values. Errors: `CfUnreachable` (no answer), `CfApiError` (an error envelope; 404 for
+    lookups that find nothing), `CfJobFailed` (a job ended FAILED), `CfTimeout` (a wait
+    missed its deadline). `warnings` holds every Cloud Controller warning seen.
+    """
+
+    def __init__(
+        self,
+        api_url: str,
+        auth: CfAuth,
+        *,
+        timeout_s: float = 30.0,
+        poll_cap_s: float = 3.0,
+        user_agent: str = _DEFAULT_USER_AGENT,
+    ) -> None:
+        self.api_url = _normalise_api_url(api_url)
+        self._http = CfHttp(ca_pem=auth.ca_pem, timeout_s=timeout_s, user_agent=user_agent)
+        self._auth = UaaAuth(self._http, auth, lambda: self.root().token_url)
+        self._poll_cap_s = poll_cap_s
+        self._root: RootInfo | None = None
+        self._where: dict[str, str] = {}  # org/space guid -> "org 'o' / space 's'" for errors
+
+    def __enter__(self) -> CfClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close pooled connections."""
+        self._http.close()
+
+    @property
+    def warnings(self) -> list[str]:
+        """`X-Cf-Warnings` and job warnings seen so far, each once, in order."""
+        return list(self._http.warnings)
+
+    # -- discovery and auth -------------------------------------------------------------
+
+    def root(self) -> RootInfo:
+        """`GET /` (no auth), cached: the v3 version and the login/UAA endpoints."""
+        if self._root is None:
+            response = self._http.request("GET", self.api_url + "/")
+            body = self._http.json(response, "the API root (GET /)")
+            self._root = parse(
+                lambda data: RootInfo.from_api(data, self.api_url),
+                body,
+                "the API root (GET /)",
+                status=response.status_code,
+            )
+            logger.debug("Cloud Controller v3 API %s", self._root.v3_version_text)
+        return self._root
+
+    def supports_binding_strategy(self) -> bool:
+        """True when the API accepts `"strategy": "multiple"` on binding create (>= 3.205.0)."""
+        return self.root().v3_version >= MIN_VERSION_BINDING_STRATEGY
+
+    def authenticate(self) -> None:
+        """Log in now, so wrong credentials fail before anything else (401 `CfApiError`)."""
+        self._auth.login()
+
+    # -- lookups ------------------------------------------------------------------------
+
+    def find_org(self, name: str) -> Org:
+        """The org called `name` (case-insensitive), or a 404 `CfApiError`."""
+        path = "/v3/organizations"
+        org = self._find_one(path, {"names": name}, Org.from_api, name, exact_case=False)
+        if org is None:
+            raise _not_found(f"Org {name!r} not found, or the user cannot see it", path)
+        self._where[org.guid] = f"org {org.name!r}"
+        return org
+
+    def find_space(self, org_guid: str, name: str) -> Space:
+        """The space `name` of an org (case-insensitive), or a 404 `CfApiError`."""
+        path = "/v3/spaces"
+        params = {"names": name, "organization_guids": org_guid}
+        space = self._find_one(path, params, Space.from_api, name, exact_case=False)
+        where = self._where.get(org_guid, f"org {org_guid}")
+        if space is None:
+            raise _not_found(
+                f"Space {name!r} not found in {where}, or the user cannot see it", path
+            )
+        self._where[space.guid] = f"{where} / space {space.name!r}"
+        return space
+
+    def find_app(self, space_guid: str, name: str) -> App:
+        """The app `name` in a space (case-insensitive), or a 404 `CfApiError`."""
+        path = "/v3/apps"
+        params = {"names": name, "space_guids": space_guid}
+        app = self._find_one(path, params, App.from_api, name, exact_case=False)
+        if app is None:
+            where = self._where.get(space_guid, f"space {space_guid}")
+            raise _not_found(f"App {name!r} not found in {where}", path)
+        return app
+
+    def find_service_instance(self, space_guid: str, name: str) -> ServiceInstance:
+        """The service instance `name` in (or shared into) a space; names are case-sensitive."""
+        path = "/v3/service_instances"
+        params = {"names": name, "space_guids": space_guid}
+        instance = self._find_one(path, params, ServiceInstance.from_api, name, exact_case=True)
+        if instance is None:
+            where = self._where.get(space_guid, f"space {space_guid}")
+            raise _not_found(
+                f"Service instance {name!r} not found in {where} (service instance names "
+                "are case-sensitive)",
+                path,
+            )
+        return instance
+
+    def get_app(self, app_guid: str) -> App:
+        """The app with its current state and metadata."""
+        return self._get(f"/v3/apps/{app_guid}", App.from_api, "an app")
+
+    # -- service credential bindings ----------------------------------------------------
+
+    def list_app_bindings(self, app_guid: str, si_guid: str) -> list[Binding]:
+        """Every `type=app` binding of the app to the instance, all pages, oldest first."""
+        params = {"app_guids": app_guid, "service_instance_guids": si_guid, "type": "app"}
+        bindings = self._list("/v3/service_credential_bindings", params, Binding.from_api)
+        return sorted(bindings, key=lambda b: b.created_at or _EARLIEST)
+
+    def get_binding(self, guid: str) -> Binding | None:
+        """The binding, or None when it does not exist (any more)."""
+        try:
+            return self._get(
+                f"/v3/service_credential_bindings/{guid}", Binding.from_api, "a binding"
+            )
+        except CfApiError as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def create_app_binding(
+        self,
+        app_guid: str,
+        si_guid: str,
+        *,
+        name: str | None,
+        parameters: Mapping[str, Any],
+        strategy: str | None,
+        deadline: float,
+    ) -> Binding:
+        """Bind the app to the instance with broker `parameters`; wait until it succeeded.
+
+        The POST is never replayed (a second binding could result). A managed instance
+        answers 202 with a job, which is polled to COMPLETE; FAILED raises `CfJobFailed`
+        with the broker's error and the new binding's guid. A 422 (already bound, too many
+        bindings, unknown field 'strategy', ...) is raised as `CfApiError` with the text.
+        """
+        body: dict[str, Any] = {
+            "type": "app",
+            "relationships": {
+                "app": {"data": {"guid": app_guid}},
+                "service_instance": {"data": {"guid": si_guid}},
+            },
+            "parameters": dict(parameters),
+        }
+        if name is not None:
+            body["name"] = name
+        if strategy is not None:
+            body["strategy"] = strategy
+        path = "/v3/service_credential_bindings"
+        response = self._call("POST", path, json_body=body)
+        if response.status_code == 201:  # user-provided instance: bound at once
+            return self._parse(response, Binding.from_api, "the new binding")
+        job = self._wait_job(self._job_guid(response, path), deadline, "creating the binding")
+        guid = job.resource_guid or self._newest_binding_guid(app_guid, si_guid)
+        binding = self.get_binding(guid) if guid else None
+        if binding is None:
+            raise _not_found("the binding created by the job is gone", path)
+        if not binding.succeeded:
+            raise CfJobFailed(
+                f"creating the binding ended {binding.operation} {binding.state}: "
+                f"{binding.description or 'no description'}",
+                job_guid=job.guid,
+                binding_guid=binding.guid,
+                detail=binding.description or "",
+            )
+        return binding
+
+    def delete_binding(self, guid: str, *, deadline: float) -> None:
+        """Delete a binding and wait until it is gone; a missing binding counts as deleted."""
+        path = f"/v3/service_credential_bindings/{guid}"
+        for attempt in (1, 2):
+            try:
+                response = self._call("DELETE", path)
+            except CfApiError as error:
+                if error.status == 404:
+                    return
+                if error.status == 422 and _BINDING_BUSY in error.detail and attempt == 1:
+                    # A create or delete is running (perhaps our own, replayed after a 502).
+                    if self._wait_binding_settled(guid, deadline) is None:
+                        return
+                    continue
+                raise
+            if response.status_code == 202:
+                self._wait_job(self._job_guid(response, path), deadline, "deleting the binding")
+            return
+
+    def binding_credentials(self, guid: str) -> dict[str, Any]:
+        """The binding's `credentials` (broker-defined, so the one dict that leaves `cf`)."""
+        response = self._call("GET", f"/v3/service_credential_bindings/{guid}/details")
+        body = self._http.json(response, "binding details")
+        credentials = body.get("credentials") if isinstance(body, dict) else None
+        if not isinstance(credentials, dict):
+            raise CfApiError(
+                "binding details carry no credentials object",
+                status=response.status_code,
+                method="GET",
+                path=f"/v3/service_credential_bindings/{guid}/details",
+            )
+        return credentials
+
+    # -- environment variables and metadata ----------------------------------------------
+
+    def get_env_vars(self, app_guid: str) -> dict[str, str]:
+        """The app's user-provided environment variables."""
+        response = self._call("GET", f"/v3/apps/{app_guid}/environment_variables")
+        return self._vars(response)
+
+    def patch_env_vars(self, app_guid: str, values: Mapping[str, str | None]) -> dict[str, str]:
+        """Merge `values` in one PATCH (None deletes); returns all variables after it.
+
+        Idempotent, so retried on 502/503/504. Takes effect on the next restart/deployment.
+        """
+        response = self._call(
+            "PATCH", f"/v3/apps/{app_guid}/environment_variables", json_body={"var": dict(values)}
+        )
+        return self._vars(response)
+
+    def patch_app_annotations(self, app_guid: str, annotations: Mapping[str, str | None]) -> App:
+        """Merge annotations into the app's metadata (None deletes); returns the app."""
+        body = {"metadata": {"annotations": dict(annotations)}}
+        response = self._call("PATCH", f"/v3/apps/{app_guid}", json_body=body)
+        return self._parse(response, App.from_api, "an app")
+
+    # -- deployments --------------------------------------------------------------------
+
+    def create_deployment(
+        self, app_guid: str, *, max_in_flight: int = 1, droplet_guid: str | None = None
+    ) -> Deployment:
+        """Start a rolling deployment (current droplet unless given); not replayed."""
+        body: dict[str, Any] = {
+            "strategy": "rolling",
+            "relationships": {"app": {"data": {"guid": app_guid}}},
+        }
+        if max_in_flight != 1:  # `options` is newer than deployments; send it only if needed
+            body["options"] = {"max_in_flight": max_in_flight}
+        if droplet_guid:
+            body["droplet"] = {"guid": droplet_guid}
+        response = self._call("POST", "/v3/deployments", json_body=body)
+        return self._parse(response, Deployment.from_api, "a deployment")
+
+    def get_deployment(self, guid: str) -> Deployment:
+        """The deployment's current state and reason."""
+        return self._get(f"/v3/deployments/{guid}", Deployment.from_api, "a deployment")
+
+    def wait_deployment(self, guid: str, *, deadline: float) -> Deployment:
+        """Poll until FINALIZED and return it (check `.succeeded`); `CfTimeout` at the deadline."""
+        return poll(
+            lambda: self.get_deployment(guid),
+            lambda d: d.finalized,
+            deadline=deadline,
+            cap_s=self._poll_cap_s,
+            what="the rolling deployment",
+            guid=guid,
+        )
+
+    def cancel_deployment(self, guid: str) -> None:
+        """Cancel an active deployment; one that already finalized is left as it is."""
+        try:
+            self._call("POST", f"/v3/deployments/{guid}/actions/cancel")
+        except CfApiError as error:
+            if error.status == 422 and self.get_deployment(guid).finalized:
+                return
+            raise
+
+    # -- the seed's restage (downtime; the baseline strategy) ----------------------------
+
+    def stop_app(self, app_guid: str) -> App:
+        """Stop every instance (downtime)."""
+        response = self._call("POST", f"/v3/apps/{app_guid}/actions/stop")
+        return self._parse(response, App.from_api, "an app")
+
+    def start_app(self, app_guid: str) -> App:
+        """Start the app on its current droplet."""
+        response = self._call("POST", f"/v3/apps/{app_guid}/actions/start")
+        return self._parse(response, App.from_api, "an app")
+
+    def restage(self, app_guid: str, *, deadline: float) -> None:
+        """What `cf restage` does: stage the newest package, stop, set the droplet, start.
+
+        The app is down from the stop until its instances run again (that is the point of
+        measuring it). Staging failure raises `CfJobFailed` before the app is stopped.
+        """
+        packages = self._list(
+            "/v3/packages",
+            {"app_guids": app_guid, "states": "READY", "order_by": "-created_at"},
+            Package.from_api,
+        )
+        if not packages:
+            raise _not_found("the app has no READY package to stage", "/v3/packages")
+        response = self._call(
+            "POST", "/v3/builds", json_body={"package": {"guid": packages[0].guid}}
+        )
+        build = self._parse(response, Build.from_api, "a build")
+        build = poll(
+            lambda: self._get(f"/v3/builds/{build.guid}", Build.from_api, "a build"),
+            lambda b: b.state in ("STAGED", "FAILED"),
+            deadline=deadline,
+            cap_s=self._poll_cap_s,
+            what="staging",
+            guid=build.guid,
+        )
+        if build.state == "FAILED" or not build.droplet_guid:
+            raise CfJobFailed(
+                f"staging failed: {build.error or 'no error given'}", detail=build.error or ""
+            )
+        self.stop_app(app_guid)
+        droplet = {"data": {"guid": build.droplet_guid}}
+        self._call("PATCH", f"/v3/apps/{app_guid}/relationships/current_droplet", json_body=droplet)
+        self.start_app(app_guid)
+        self._wait_web_running(app_guid, deadline)
+
+    # -- jobs -----------------------------------------------------------------------------
+
+    def get_job(self, guid: str) -> Job:
+        """An asynchronous job's state, errors and warnings."""
+        return self._get(f"/v3/jobs/{guid}", Job.from_api, "a job")
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        params: Mapping[str, str | int] | None = None,
+    ) -> requests.Response:
+        return self._http.request(
+            method, self.api_url + path, bearer=self._auth, json_body=json_body, params=params
+        )
+
+    def _parse(
+        self, response: requests.Response, build: Callable[[Mapping[str, Any]], T], what: str
+    ) -> T:
+        return parse(build, self._http.json(response, what), what, status=response.status_code)
+
+    def _get(self, path: str, build: Callable[[Mapping[str, Any]], T], what: str) -> T:
+        return self._parse(self._call("GET", path), build, what)
+
+    def _pages(self, path: str, params: Mapping[str, str]) -> Iterator[Any]:
+        """Every resource of a list, following `pagination.next` on the API's own origin."""
+        url: str | None = self.api_url + path
+        query: Mapping[str, str | int] | None = {**params, "per_page": _PER_PAGE}
+        for _ in range(_MAX_PAGES):
+            if url is None:
+                return
+            response = self._http.request("GET", url, bearer=self._auth, params=query)
+            resources, next_href = parse(
+                _page, self._http.json(response, "a list"), f"a list of {path}", status=200
+            )
+            yield from resources
+            url, query = (self._same_origin(next_href), None) if next_href else (None, None)
+        raise CfApiError(f"more than {_MAX_PAGES} pages listing {path}", status=200, path=path)
+
+    def _list(
+        self, path: str, params: Mapping[str, str], build: Callable[[Mapping[str, Any]], T]
+    ) -> list[T]:
+        return [
+            parse(build, item, f"an item of {path}", status=200)
+            for item in self._pages(path, params)
+        ]
+
+    def _find_one(
+        self,
+        path: str,
+        params: Mapping[str, str],
+        build: Callable[[Mapping[str, Any]], T],
+        name: str,
+        *,
+        exact_case: bool,
+    ) -> T | None:
+        found = self._list(path, params, build)
+        for candidate in found:  # prefer the exact spelling; CC's filter may fold case
+            if getattr(candidate, "name", None) == name:
+                return candidate
+        if exact_case:
+            return None
+        return next((c for c in found if str(getattr(c, "name", "")).lower() == name.lower()), None)
+
+    def _same_origin(self, href: str) -> str:
+        """A `next`/`Location` link re-rooted on the API URL: the token never goes elsewhere."""
+        api, link = urlsplit(self.api_url), urlsplit(href)
+        return urlunsplit((api.scheme, api.netloc, link.path, link.query, ""))
+
+    def _vars(self, response: requests.Response) -> dict[str, str]:
+        body = self._http.json(response, "environment variables")
+        variables = body.get("var") if isinstance(body, dict) else None
+        if not isinstance(variables, dict):
+            raise CfApiError(
+                "environment variables answer has no `var` object", status=response.status_code
+            )
+        return {str(k): v for k, v in variables.items() if isinstance(v, str)}
+
+    @staticmethod
+    def _job_guid(response: requests.Response, path: str) -> str:
+        location = response.headers.get("Location", "")
+        guid = location.rstrip("/").rsplit("/", 1)[-1] if "/v3/jobs/" in location else ""
+        if not guid:
+            raise CfApiError(
+                f"Cloud Controller accepted {response.request.method} {path} but named no job",
+                status=response.status_code,
+                request_id=response.headers.get("X-Vcap-Request-Id", ""),
+                path=path,
+            )
+        return guid
+
+    def _wait_job(self, job_guid: str, deadline: float, what: str) -> Job:
+        """Poll a job to COMPLETE; FAILED raises `CfJobFailed`. Job warnings are kept."""
+        seen: dict[str, str] = {}
+
+        def fetch() -> Job:
+            job = self.get_job(job_guid)
+            for warning in job.warnings:
+                self._http.add_warning(warning)
+            if job.resource_guid:
+                seen["resource"] = job.resource_guid
+            return job
+
+        job = poll(
+            fetch,
+            lambda j: j.finished,
+            deadline=deadline,
+            cap_s=self._poll_cap_s,
+            what=what,
+            guid=job_guid,
+        )
+        if job.state == "FAILED":
+            raise job_failure(job, what, binding_guid=seen.get("resource"))
+        return job
+
+    def _newest_binding_guid(self, app_guid: str, si_guid: str) -> str | None:
+        bindings = self.list_app_bindings(app_guid, si_guid)
+        return bindings[-1].guid if bindings else None
+
+    def _wait_binding_settled(self, guid: str, deadline: float) -> Binding | None:
+        """Wait until no operation runs on the binding; None when it is gone."""
+        return poll(
+            lambda: self.get_binding(guid),
+            lambda b: b is None or b.state not in ("initial", "in progress"),
+            deadline=deadline,
+            cap_s=self._poll_cap_s,
+            what="the binding's running operation",
+            guid=guid,
+        )
+
+    def _wait_web_running(self, app_guid: str, deadline: float) -> None:
+        """After a start: wait until every web instance is RUNNING (as `cf restage` does)."""
+        path = f"/v3/apps/{app_guid}/processes/web/stats"
+
+        def states() -> list[str]:
+            body = self._http.json(self._call("GET", path), "process stats")
+            return [str(r.get("state")) for r in body.get("resources") or () if isinstance(r, dict)]
+
+        try:
+            poll(
+                states,
+                lambda s: bool(s) and all(state == "RUNNING" for state in s),
+                deadline=deadline,
+                cap_s=self._poll_cap_s,
+                what="the app's instances to start",
+                guid=app_guid,
+            )
+        except CfApiError as error:
+            if error.status != 404:
+                raise
+            logger.debug("no process stats here (404); not waiting for instances")

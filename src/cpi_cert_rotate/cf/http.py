@@ -1,0 +1,337 @@
+"""One HTTPS session for Cloud Controller and UAA: timeouts, retries, errors, warnings.
+
+Every call goes through `CfHttp.request`, which gives it a timeout, retries it where that
+is safe, turns connection failures into `CfUnreachable` and error envelopes into
+`CfApiError`, collects `X-Cf-Warnings`, and replays it once after a token refresh when
+Cloud Controller says the token expired.
+
+Retries (urllib3 `Retry`, one policy, no hand-written loop):
+- a connection that could not be opened: any method, nothing was sent;
+- 429: any method, the rate limiter answers before a handler runs; `Retry-After` honoured
+  (capped, a run has a deadline);
+- 502/503/504 and a connection dropped after sending: idempotent methods only
+  (GET, PUT, PATCH, DELETE, HEAD, OPTIONS). A POST creates something and is never
+  replayed blindly, except the UAA token POST, which is mounted as idempotent.
+
+Trust: the session verifies against the system store + certifi + `cf-ca-cert` (in memory,
+see `mtls.trust_context`). `trust_env` is off, so `REQUESTS_CA_BUNDLE`/`CURL_CA_BUNDLE`
+(set globally on many machines) neither add nor replace trust; proxies from
+`HTTPS_PROXY`/`NO_PROXY` still apply (`mtls.EnvProxySession`). A private or intercepting
+CA must be given as `cf-ca-cert` (or installed in the system store).
+
+Secrets: request bodies and headers are never logged or put in errors; response texts
+that go into errors pass through `Redactor`, which removes known secrets (password,
+client secret, tokens), bearer/basic credentials, JWTs and PEM private keys.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Mapping
+from typing import Any, Protocol
+from urllib.parse import quote_plus, unquote_plus, urlsplit
+
+import requests
+from urllib3.util.retry import Retry
+
+from ..errors import CfApiError, CfUnreachable
+from ..mtls import EnvProxySession, SSLContextAdapter, trust_context
+
+__all__ = ["BearerSource", "CfHttp", "Redactor", "decode_warnings"]
+
+logger = logging.getLogger(__name__)
+
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"})
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+# Attempts after the first for a status or a dropped connection: with the backoff below
+# that is 0 + 1 + 2 + 4 s (+ jitter), long enough to ride out a router restart.
+_RETRIES = 4
+# Nothing was sent yet; a wrong URL should fail in about a second, not in a minute.
+_CONNECT_RETRIES = 2
+_BACKOFF_FACTOR_S = 0.5
+_BACKOFF_JITTER_S = 0.5
+_BACKOFF_MAX_S = 8.0
+# Honour Retry-After, but never sleep longer than this for one retry: the run has a deadline
+# (urllib3's default cap is six hours).
+_RETRY_AFTER_MAX_S = 60
+_CONNECT_TIMEOUT_S = 10.0
+# A non-JSON error body (a proxy's HTML page) is cut to this many characters.
+_ERROR_TEXT_MAX = 300
+
+_PEM_KEY = re.compile(
+    r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(-----END [A-Z0-9 ]*PRIVATE KEY-----|$)", re.S
+)
+_AUTH_VALUE = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+")
+_JWT = re.compile(r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+_REDACTED = "[redacted]"
+_MIN_SECRET_LEN = 4  # shorter values would redact ordinary words
+
+
+class BearerSource(Protocol):
+    """What `CfHttp` needs from the token holder (`auth.UaaAuth`)."""
+
+    def authorization(self) -> str:
+        """The `Authorization` header value, refreshed first when the token is near expiry."""
+        ...
+
+    def renew(self) -> None:
+        """Get a new token now (Cloud Controller answered 401 `CF-InvalidAuthToken`)."""
+        ...
+
+
+class Redactor:
+    """Removes secrets from text that may reach an error message or a log record."""
+
+    def __init__(self) -> None:
+        self._secrets: set[str] = set()
+
+    def add(self, *values: str | None) -> None:
+        """Remember values (and their form-encoded spelling) to cut from any text."""
+        for value in values:
+            if value and len(value) >= _MIN_SECRET_LEN:
+                self._secrets.update({value, quote_plus(value)})
+
+    def __call__(self, text: str) -> str:
+        for secret in sorted(self._secrets, key=len, reverse=True):
+            text = text.replace(secret, _REDACTED)
+        text = _PEM_KEY.sub(_REDACTED, text)
+        text = _AUTH_VALUE.sub(lambda m: f"{m.group(1)} {_REDACTED}", text)
+        return _JWT.sub(_REDACTED, text)
+
+
+class _CfRetry(Retry):
+    """urllib3 `Retry` that also replays a POST answered 429 (it never reached a handler)."""
+
+    def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
+        if status_code == 429:
+            return True
+        return super().is_retry(method, status_code, has_retry_after)
+
+
+def _retry_policy(methods: frozenset[str]) -> Retry:
+    return _CfRetry(
+        total=_RETRIES + _CONNECT_RETRIES,
+        connect=_CONNECT_RETRIES,
+        read=_RETRIES,
+        status=_RETRIES,
+        other=0,
+        allowed_methods=methods,
+        status_forcelist=RETRY_STATUSES,
+        backoff_factor=_BACKOFF_FACTOR_S,
+        backoff_jitter=_BACKOFF_JITTER_S,
+        backoff_max=_BACKOFF_MAX_S,
+        retry_after_max=_RETRY_AFTER_MAX_S,
+        respect_retry_after_header=True,
+        raise_on_status=False,
+    )
+
+
+def decode_warnings(header: str | None) -> list[str]:
+    """`X-Cf-Warnings`: comma-separated, each `CGI.escape`d (so `+` is a space)."""
+    if not header:
+        return []
+    return [unquote_plus(part).strip() for part in header.split(",") if part.strip()]
+
+
+def _envelope(response: requests.Response) -> tuple[int | None, str, str]:
+    """(code, title, detail) from a CC `errors[]` or a UAA `error` body, else the text.
+
+    The body is parsed whatever the Content-Type: CC's 429 says text/plain over JSON.
+    """
+    try:
+        body = json.loads(response.content or b"null")
+    except ValueError:
+        body = None
+    if isinstance(body, Mapping):
+        errors = body.get("errors")
+        if isinstance(errors, list) and errors and isinstance(errors[0], Mapping):
+            first = errors[0]
+            code = first.get("code")
+            details = [str(e.get("detail") or "") for e in errors if isinstance(e, Mapping)]
+            return (
+                code if isinstance(code, int) else None,
+                str(first.get("title") or ""),
+                "; ".join(d for d in details if d),
+            )
+        if "error" in body:
+            return None, str(body.get("error") or ""), str(body.get("error_description") or "")
+    text = " ".join(response.text.split())
+    return None, "", text[:_ERROR_TEXT_MAX]
+
+
+def _root_cause(error: BaseException) -> BaseException:
+    """The innermost exception behind requests' and urllib3's wrappers."""
+    seen: set[int] = set()
+    while id(error) not in seen:
+        seen.add(id(error))
+        inner = getattr(error, "reason", None)
+        if not isinstance(inner, BaseException) and error.args:
+            inner = error.args[0]
+        if not isinstance(inner, BaseException):
+            inner = error.__cause__ or error.__context__
+        if not isinstance(inner, BaseException):
+            break
+        error = inner
+    return error
+
+
+class CfHttp:
+    """The one `requests.Session` of a `CfClient`, with the policy of the module docstring."""
+
+    def __init__(
+        self, *, ca_pem: str | None = None, timeout_s: float = 30.0, user_agent: str = ""
+    ) -> None:
+        self.timeout_s = timeout_s
+        self.redact = Redactor()
+        self.warnings: list[str] = []
+        self._context = trust_context(ca_pem)
+        self._post_retry_urls: set[str] = set()
+        self._session = EnvProxySession(
+            SSLContextAdapter(self._context, max_retries=_retry_policy(IDEMPOTENT_METHODS))
+        )
+        self._session.headers["Accept"] = "application/json"
+        if user_agent:
+            self._session.headers["User-Agent"] = user_agent
+
+    def allow_post_retries(self, url: str) -> None:
+        """Treat POSTs to `url` as idempotent (the UAA token endpoint: a grant changes nothing)."""
+        if url not in self._post_retry_urls:
+            policy = _retry_policy(IDEMPOTENT_METHODS | {"POST"})
+            self._session.mount(url, SSLContextAdapter(self._context, max_retries=policy))
+            self._post_retry_urls.add(url)
+
+    def close(self) -> None:
+        """Close pooled connections."""
+        self._session.close()
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        bearer: BearerSource | None = None,
+        json_body: Any = None,
+        form: Mapping[str, str] | None = None,
+        params: Mapping[str, str | int] | None = None,
+        headers: Mapping[str, str] | None = None,
+        service: str = "Cloud Controller",
+    ) -> requests.Response:
+        """Send one call (with the retries above); return a 2xx response or raise.
+
+        Raises `CfUnreachable` when no answer came, `CfApiError` for any status >= 300.
+        With a `bearer`, a 401 `CF-InvalidAuthToken` renews the token and replays the call
+        once (safe for any method: the token check runs before any handler).
+        """
+        path = urlsplit(url).path or "/"
+        for attempt in (1, 2):
+            call_headers = dict(headers or {})
+            if bearer is not None:
+                call_headers["Authorization"] = bearer.authorization()
+            started = time.monotonic()
+            try:
+                response = self._session.request(
+                    method,
+                    url,
+                    json=json_body,
+                    data=form,
+                    params=params,
+                    headers=call_headers,
+                    timeout=(min(_CONNECT_TIMEOUT_S, self.timeout_s), self.timeout_s),
+                    allow_redirects=False,
+                )
+            except requests.RequestException as error:
+                raise self._unreachable(error, method, url) from error
+            self._note(response, method, path, time.monotonic() - started)
+            if (
+                response.status_code == 401
+                and bearer is not None
+                and attempt == 1
+                and _envelope(response)[1] == "CF-InvalidAuthToken"
+            ):
+                logger.debug("token rejected as invalid or expired; renewing and replaying once")
+                bearer.renew()
+                continue
+            if response.status_code >= 300:
+                raise self._error(response, method, path, service)
+            return response
+        raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
+
+    def json(self, response: requests.Response, what: str) -> Any:
+        """The response body as JSON, or a `CfApiError` that names `what` was expected."""
+        try:
+            return response.json()
+        except ValueError as error:
+            raise CfApiError(
+                f"expected JSON for {what}, got {response.headers.get('Content-Type', 'no type')}",
+                status=response.status_code,
+                request_id=response.headers.get("X-Vcap-Request-Id", ""),
+                method=response.request.method or "",
+                path=urlsplit(response.url).path,
+            ) from error
+
+    def _note(self, response: requests.Response, method: str, path: str, took: float) -> None:
+        for warning in decode_warnings(response.headers.get("X-Cf-Warnings")):
+            self.add_warning(warning)
+        logger.debug(
+            "%s %s -> %d in %.2fs (request id %s)",
+            method,
+            self.redact(path),
+            response.status_code,
+            took,
+            response.headers.get("X-Vcap-Request-Id", "-"),
+        )
+
+    def add_warning(self, warning: str) -> None:
+        """Keep a Cloud Controller warning once (header or job), redacted."""
+        text = self.redact(warning)
+        if text and text not in self.warnings:
+            logger.info("Cloud Controller warning: %s", text)
+            self.warnings.append(text)
+
+    def _error(
+        self, response: requests.Response, method: str, path: str, service: str
+    ) -> CfApiError:
+        status = response.status_code
+        code, title, detail = _envelope(response)
+        detail = self.redact(detail)
+        if 300 <= status < 400 and not detail:
+            detail = f"redirected to {self.redact(response.headers.get('Location', '?'))}"
+        label = f" {title}" if title else ""
+        label += f" ({code})" if code is not None else ""
+        message = f"{service} answered {status}{label} to {method} {path}"
+        return CfApiError(
+            message + (f": {detail}" if detail else ""),
+            status=status,
+            code=code,
+            title=title,
+            detail=detail,
+            request_id=response.headers.get("X-Vcap-Request-Id", ""),
+            method=method,
+            path=path,
+        )
+
+    def _unreachable(
+        self, error: requests.RequestException, method: str, url: str
+    ) -> CfUnreachable:
+        parts = urlsplit(url)
+        cause = _root_cause(error)
+        if isinstance(error, requests.exceptions.SSLError):
+            why = "TLS handshake failed (is the server's CA trusted? a private CA: `cf-ca-cert`)"
+        elif isinstance(error, requests.exceptions.ConnectTimeout):
+            why = "connecting timed out"
+        elif isinstance(error, requests.exceptions.ReadTimeout):
+            why = f"no answer within {self.timeout_s:g}s"
+        elif isinstance(error, requests.exceptions.ConnectionError) and "aborted" in str(error):
+            why = "the connection dropped before an answer"
+            if method not in IDEMPOTENT_METHODS:
+                why += f"; whether the {method} took effect is unknown"
+        else:
+            why = "connection failed"
+        detail = self.redact(f"{type(cause).__name__}: {cause}")
+        return CfUnreachable(
+            f"cannot reach {parts.hostname}:{parts.port or 443} ({method} {parts.path}): "
+            f"{why} [{detail}]. Check the URL, the proxy settings and `cf-ca-cert`."
+        )

@@ -1,0 +1,5 @@
+"""Container entrypoint (see Dockerfile): hand over to the GitHub adapter."""
+
+from cpi_cert_rotate.action import main
+
+raise SystemExit(main())

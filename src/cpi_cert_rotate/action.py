@@ -1,0 +1,250 @@
+"""The GitHub Action: inputs -> `RotationRequest` -> `rotation.rotate` -> outputs and summary.
+
+The order of one run is the point of this module:
+  (1) read every input as the runner passes it (`INPUT_CF-API`, hyphens kept);
+  (2) mask every secret input, line by line, before anything else is printed;
+  (3) check the inputs and load the material; every derived form of the key is masked
+      the moment it exists (`action_inputs.build_settings`);
+  (4) only then print: the target, and the engine's log live, one `::group::` per
+      engine step, with workflow commands stopped around text we do not control;
+  (5) render the report: outputs, job summary, annotations_for, and the exit code.
+SIGINT and SIGTERM (how the runner cancels a job) set the engine's cancel event: it
+stops at the next safe point and undoes what it changed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import traceback
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from types import FrameType
+
+from . import gha
+from .action_inputs import (
+    DEFAULT_WARN_DAYS,
+    SECRET_INPUTS,
+    ActionSettings,
+    build_settings,
+    chain_key_blocks,
+    read_inputs,
+    target_of,
+)
+from .action_report import annotations_for, in_force, iso, outputs, summary
+from .errors import ExitCode, InputError
+from .models import CfTarget, Outcome, Report, RotationRequest
+
+Rotate = Callable[..., Report]
+
+_JOURNAL_LOGGER = "cpi_cert_rotate.rotation.journal"
+
+
+def main() -> int:
+    """Entry point of the container (`entrypoint.py`); returns the exit code."""
+    return run(os.environ)
+
+
+def run(env: Mapping[str, str], rotate: Rotate | None = None) -> int:
+    """One Action run against `env` (the runner's environment); returns the exit code."""
+    inputs = read_inputs(env)
+    for name in SECRET_INPUTS:
+        if inputs[name]:
+            gha.mask(inputs[name])
+    for block in chain_key_blocks(inputs["cert-chain"]):
+        gha.mask(block)  # a key pasted into the public chain input
+    try:
+        with _LogRelay.attached():
+            return _run(inputs, env, rotate)
+    finally:
+        gha.resume_commands()
+
+
+def _run(inputs: Mapping[str, str], env: Mapping[str, str], rotate: Rotate | None) -> int:
+    try:
+        settings = build_settings(inputs, env, gha.mask)
+    except InputError as error:
+        return _render(_invalid(target_of(inputs), error), settings=None)
+    request = settings.request
+    _announce(request)
+    if rotate is None:
+        from .rotation import rotate as engine_rotate
+
+        rotate = engine_rotate
+    cancel = threading.Event()
+    with _cancel_on_signals(cancel) as received:
+        try:
+            report = rotate(request, cancel=cancel)
+        except InputError as error:
+            report = _invalid(request.target, error)
+    if received:
+        gha.info(f"Received {', '.join(received)}: the run stopped at a safe point.")
+    return _render(report, settings=settings)
+
+
+def _invalid(target: CfTarget, error: InputError) -> Report:
+    """The report of input rejected before the engine changed anything."""
+    return Report(
+        outcome=Outcome.INVALID_INPUT,
+        target=target,
+        error=str(error),
+        error_code=error.code,
+        hint=error.hint(),
+        finished_at=datetime.now(UTC),
+    )
+
+
+def _announce(request: RotationRequest) -> None:
+    target = request.target
+    mode = "dry run" if request.dry_run else ("forced" if request.force else "rotate when due")
+    gha.info(
+        f"cpi-cert-rotate: app {target.app!r} in {target.org}/{target.space}, "
+        f"service instance {target.service_instance!r}, API {target.api_url}"
+    )
+    gha.info(
+        f"strategy {request.strategy}, {mode}"
+        + (f", renew-before {request.renew_before}" if request.renew_before else "")
+        + f", timeout {request.timeout_s:g} s"
+    )
+
+
+def _render(report: Report, settings: ActionSettings | None) -> int:
+    """Outputs, summary, annotations and log lines for `report`; returns the exit code."""
+    now = report.finished_at or datetime.now(UTC)
+    warn_days = settings.warn_days if settings else DEFAULT_WARN_DAYS
+    fail_within = settings.fail_if_expires_within if settings else None
+    notes, expiry_failed = annotations_for(
+        report, now=now, warn_days=warn_days, fail_within=fail_within
+    )
+    for name, value in outputs(report, now).items():
+        gha.set_output(name, value)
+    gha.Summary().append(summary(report, now=now, expiry_failed=expiry_failed))
+    _log_result(report, now)
+    for note in notes:
+        if note.kind == "error":
+            gha.error(note.message, title=note.title)
+        else:
+            gha.warning(note.message, title=note.title)
+    code = report.exit_code
+    if expiry_failed and code is ExitCode.OK:
+        code = ExitCode.FAILED
+    return int(code)
+
+
+def _log_result(report: Report, now: datetime) -> None:
+    live = in_force(report)
+    strategy = f" (strategy {report.strategy})" if report.strategy else ""
+    gha.info(f"result: {report.outcome}{strategy}")
+    if live is not None:
+        gha.info(
+            f"certificate in force: {live.subject}, serial {live.serial}, expires "
+            f"{iso(live.not_after)} ({live.days_remaining(now)} days), sha256 "
+            f"{live.fingerprint_sha256}"
+        )
+    for line in report.plan:
+        gha.info(f"plan: {line}")
+    if report.error:
+        gha.info(f"error: {report.hint or report.error}")
+    for line in report.state_left:
+        gha.info(f"state left: {line}")
+    for i, line in enumerate(report.manual_actions, 1):
+        gha.info(f"to do by hand {i}: {line}")
+
+
+@contextmanager
+def _cancel_on_signals(cancel: threading.Event) -> Iterator[list[str]]:
+    """Turn SIGINT/SIGTERM into `cancel.set()` for the duration of the run.
+
+    The handler only sets the event and records the signal: printing from a signal
+    handler can re-enter a half-written line. A second signal changes nothing: the
+    rollback that is running must finish.
+    """
+    received: list[str] = []
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        received.append(signal.Signals(signum).name)
+        cancel.set()
+
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield received
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+class _LogRelay(logging.Handler):
+    """Prints the package's log records live, one `::group::` per engine step.
+
+    The engine's journal logs `step NAME: started` and `step NAME: STATUS in S`; those
+    open and close a group. The lines themselves are plain text (`gha.info`), so text
+    from Cloud Foundry inside them cannot act as a workflow command. Debug records
+    appear only when the workflow asked for debug logs.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self._in_group = False
+
+    @classmethod
+    @contextmanager
+    def attached(cls, logger_name: str = "cpi_cert_rotate") -> Iterator[None]:
+        relay = cls()
+        logger = logging.getLogger(logger_name)
+        old_level = logger.level
+        logger.addHandler(relay)
+        logger.setLevel(logging.DEBUG if gha.is_debug() else logging.INFO)
+        try:
+            yield
+        finally:
+            logger.removeHandler(relay)
+            logger.setLevel(old_level)
+            relay.end_group()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            started, ended = _step_event(record)
+            if started:
+                self.end_group()
+                gha.start_group(f"step {started}")
+                self._in_group = True
+            if record.levelno >= logging.INFO or gha.is_debug():
+                gha.info(_line(record))
+            if ended:
+                self.end_group()
+        except Exception:  # a log line must never break the rotation
+            self.handleError(record)
+
+    def end_group(self) -> None:
+        if self._in_group:
+            gha.end_group()
+            self._in_group = False
+
+
+def _line(record: logging.LogRecord) -> str:
+    prefix = {logging.DEBUG: "debug: ", logging.WARNING: "warning: "}.get(record.levelno, "")
+    if record.levelno >= logging.ERROR:
+        prefix = "error: "
+    text = prefix + record.getMessage()
+    if record.exc_info:
+        text += "\n" + "".join(traceback.format_exception(*record.exc_info)).rstrip()
+    return text
+
+
+def _step_event(record: logging.LogRecord) -> tuple[str | None, str | None]:
+    """(started step, ended step) when `record` is the journal's step start or end."""
+    if record.name != _JOURNAL_LOGGER or not isinstance(record.msg, str):
+        return None, None
+    if not record.msg.startswith("step %s: ") or not record.args:
+        return None, None
+    args = record.args if isinstance(record.args, tuple) else (record.args,)
+    name = str(args[0])
+    if record.msg == "step %s: started":
+        return name, None
+    return None, name

@@ -1,0 +1,474 @@
+"""The Action's inputs: read as the runner passes them, checked, turned into a request.
+
+The runner enforces neither `required: true` nor any type, and hands every input over as
+a string in `INPUT_<NAME>` (hyphens kept: `INPUT_CF-API`). So every rule lives here:
+exactly one way to authenticate, exactly one way to pass the certificate, strict
+booleans and numbers, and messages that say what is missing and how to fix it. All
+problems are collected and reported together, so one run shows every fix needed.
+
+Masking happens here too, because it must come before anything is printed: the caller
+masks the raw secret inputs (`SECRET_INPUTS`) first, and `build_settings` masks every
+derived form of the key the moment it is parsed (`material.secret_forms`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from cryptography import x509
+
+from . import material
+from .errors import InputError
+from .models import CfAuth, CfTarget, PrivateKey, RenewBefore, RotationRequest, Strategy
+
+INPUTS: tuple[str, ...] = (
+    "cf-api",
+    "cf-username",
+    "cf-password",
+    "cf-origin",
+    "cf-client-id",
+    "cf-client-secret",
+    "cf-ca-cert",
+    "cf-org",
+    "cf-space",
+    "app",
+    "service-instance",
+    "cert-chain",
+    "private-key",
+    "private-key-passphrase",
+    "pkcs12",
+    "pkcs12-password",
+    "chain-env-var",
+    "key-env-var",
+    "strategy",
+    "renew-before",
+    "force",
+    "dry-run",
+    "verify-path",
+    "verify-url",
+    "keep-root",
+    "fail-if-expires-within",
+    "timeout",
+)
+"""Every input of action.yml, in its order (a test keeps the two in step)."""
+
+SECRET_INPUTS: tuple[str, ...] = (
+    "cf-password",
+    "cf-client-secret",
+    "private-key",
+    "private-key-passphrase",
+    "pkcs12",
+    "pkcs12-password",
+)
+"""Inputs masked line by line before anything else is printed."""
+
+DEFAULT_WARN_DAYS = 30
+"""Warn when the new certificate expires within this many days (unless
+`fail-if-expires-within` gives another threshold)."""
+
+DEFAULT_TIMEOUT_S = 900.0
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_TRUE = frozenset({"true", "True", "TRUE"})
+_FALSE = frozenset({"false", "False", "FALSE"})
+_PRIVATE_KEY_BLOCK = re.compile(
+    r"-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY-----.*?(-----END \1PRIVATE KEY-----|\Z)", re.DOTALL
+)
+
+_FORK_HINT = (
+    "If the value comes from `secrets.*`: secrets are not passed to workflows triggered "
+    "from forks (this includes Dependabot pull requests), environment secrets reach only "
+    "jobs that name that `environment:`, and a misspelt secret name gives an empty string "
+    "without any error."
+)
+_VARS_HINT = (
+    "If the value comes from `vars.*`: environment variables reach only jobs that name "
+    "that `environment:`, and a misspelt name gives an empty string without any error."
+)
+
+
+@dataclass(frozen=True)
+class ActionSettings:
+    """The request for the engine plus what only the adapter acts on."""
+
+    request: RotationRequest
+    fail_if_expires_within: int | None = None
+    """Fail the run when the certificate in force afterwards expires within this many days."""
+
+    @property
+    def warn_days(self) -> int:
+        """The threshold for the "expires soon" warning on the new certificate."""
+        return self.request.warn_days
+
+
+def read_inputs(env: Mapping[str, str]) -> dict[str, str]:
+    """Every known input from `env`, trimmed, '' when unset (the runner's naming rule)."""
+    return {name: env.get(_env_name(name), "").strip() for name in INPUTS}
+
+
+def _env_name(name: str) -> str:
+    """`cf-api` -> `INPUT_CF-API`: spaces become `_`, upper case, hyphens kept."""
+    return "INPUT_" + name.replace(" ", "_").upper()
+
+
+def chain_key_blocks(chain_text: str) -> list[str]:
+    """Private-key blocks pasted into the (public, unmasked) chain input, to mask them."""
+    return [match.group(0) for match in _PRIVATE_KEY_BLOCK.finditer(chain_text)]
+
+
+def target_of(inputs: Mapping[str, str]) -> CfTarget:
+    """The target as given, even when incomplete (for the report of bad input)."""
+    return CfTarget(
+        api_url=inputs.get("cf-api", "").rstrip("/"),
+        org=inputs.get("cf-org", ""),
+        space=inputs.get("cf-space", ""),
+        app=inputs.get("app", ""),
+        service_instance=inputs.get("service-instance", ""),
+    )
+
+
+def build_settings(
+    inputs: Mapping[str, str],
+    env: Mapping[str, str],
+    mask: Callable[[str], None],
+) -> ActionSettings:
+    """Check every input and build the engine's request; raise one `InputError` for all.
+
+    `mask` is called with every derived form of the private key as soon as it is parsed,
+    before this function returns (and so before the caller prints anything).
+    """
+    problems = _Problems(env)
+    target = target_of(inputs)
+    for name in ("cf-api", "cf-org", "cf-space", "app", "service-instance"):
+        if not inputs.get(name):
+            problems.missing(name)
+    if target.api_url:
+        problems.check_https(target.api_url, "cf-api")
+    auth = _auth(inputs, problems)
+    strategy = _choice(inputs, "strategy", problems)
+    renew_before = _renew_before(inputs, problems)
+    force = _bool(inputs, "force", problems)
+    dry_run = _bool(inputs, "dry-run", problems)
+    keep_root = _bool(inputs, "keep-root", problems)
+    fail_within = _int(inputs, "fail-if-expires-within", problems, minimum=0)
+    timeout = _timeout(inputs, problems)
+    verify_path, verify_url = _verify(inputs, problems)
+    chain_var = inputs.get("chain-env-var") or "CLI_CHAIN"
+    key_var = inputs.get("key-env-var") or "CLI_KEY"
+    for name, value in (("chain-env-var", chain_var), ("key-env-var", key_var)):
+        if not _ENV_NAME.match(value):
+            problems.add(
+                f"input `{name}` must be an environment variable name, not {value!r}",
+                code="bad-env-var-name",
+                fix="Use letters, digits and `_`, not starting with a digit (e.g. `CLI_CHAIN`).",
+            )
+    if chain_var == key_var:
+        problems.add(
+            "inputs `chain-env-var` and `key-env-var` name the same variable",
+            code="bad-env-var-name",
+            fix="The chain and the key need two different environment variables.",
+        )
+    loaded = _material(inputs, problems, mask)
+    problems.raise_if_any()
+    assert auth is not None
+    assert loaded is not None
+    assert strategy is not None
+    chain, key = loaded
+    warn_days = fail_within if fail_within is not None else DEFAULT_WARN_DAYS
+    request = RotationRequest(
+        target=target,
+        auth=auth,
+        chain=chain,
+        key=key,
+        chain_env_var=chain_var,
+        key_env_var=key_var,
+        strategy=strategy,
+        renew_before=renew_before,
+        force=force,
+        dry_run=dry_run,
+        verify_path=verify_path,
+        verify_url=verify_url,
+        keep_root=keep_root,
+        warn_days=warn_days,
+        timeout_s=timeout,
+        run_id=_run_id(env),
+    )
+    return ActionSettings(request=request, fail_if_expires_within=fail_within)
+
+
+class _Problems:
+    """Collects input problems so that one run reports all of them."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+        self.errors: list[InputError] = []
+
+    def add(self, message: str, *, code: str, fix: str = "") -> None:
+        self.errors.append(InputError(message, code=code, fix=fix))
+
+    def missing(self, name: str, *, why: str = "") -> None:
+        secret = name in SECRET_INPUTS
+        self.add(
+            f"input `{name}` is empty{why}",
+            code="missing-input",
+            fix=f"Set `{name}` in the step's `with:`. " + self._empty_hint(secret),
+        )
+
+    def _empty_hint(self, secret: bool) -> str:
+        hint = _FORK_HINT if secret else _VARS_HINT
+        event = self.env.get("GITHUB_EVENT_NAME", "")
+        actor = self.env.get("GITHUB_ACTOR", "")
+        if secret and (actor == "dependabot[bot]" or event.startswith("pull_request")):
+            hint = f"This run was triggered by `{event}` (actor `{actor}`). " + hint
+        return hint
+
+    def check_https(self, url: str, name: str) -> None:
+        parts = urlsplit(url)
+        if parts.scheme != "https" or not parts.netloc:
+            self.add(
+                f"input `{name}` must be an https:// URL, not {url!r}",
+                code="bad-url",
+                fix="TLS is always verified; give the https URL (for a private CA also "
+                "`cf-ca-cert`).",
+            )
+
+    def raise_if_any(self) -> None:
+        if not self.errors:
+            return
+        if len(self.errors) == 1:
+            raise self.errors[0]
+        message = f"{len(self.errors)} input problems: " + "; ".join(map(str, self.errors))
+        fix = "\n".join(f"- {e.hint()}".replace("\n\n", " ") for e in self.errors)
+        raise InputError(message, code="invalid-inputs", fix=fix)
+
+
+def _auth(inputs: Mapping[str, str], problems: _Problems) -> CfAuth | None:
+    """Exactly one of: user and password, or client id and secret."""
+    user, password = inputs.get("cf-username", ""), inputs.get("cf-password", "")
+    client, secret = inputs.get("cf-client-id", ""), inputs.get("cf-client-secret", "")
+    origin = inputs.get("cf-origin", "")
+    ca_pem = inputs.get("cf-ca-cert") or None
+    if ca_pem is not None:
+        try:
+            x509.load_pem_x509_certificates(ca_pem.encode())
+        except ValueError:
+            problems.add(
+                "input `cf-ca-cert` is not a PEM certificate (bundle)",
+                code="bad-ca-cert",
+                fix="Give the PEM of the CA that issued the CF API's server certificate.",
+            )
+    if (user or password) and (client or secret):
+        problems.add(
+            "give either `cf-username`/`cf-password` or `cf-client-id`/`cf-client-secret`, "
+            "not both",
+            code="ambiguous-auth",
+            fix="Remove the pair you do not use from the step's `with:`.",
+        )
+        return None
+    if client or secret:
+        if not client:
+            problems.missing("cf-client-id", why=" but `cf-client-secret` is set")
+        if not secret:
+            problems.missing("cf-client-secret", why=" but `cf-client-id` is set")
+        if origin:
+            problems.add(
+                "input `cf-origin` applies only to `cf-username`/`cf-password`",
+                code="origin-without-user",
+                fix="Remove `cf-origin`; a UAA client has no identity provider origin.",
+            )
+        return CfAuth(client_id=client, client_secret=secret, ca_pem=ca_pem)
+    if user or password:
+        if not user:
+            problems.missing("cf-username", why=" but `cf-password` is set")
+        if not password:
+            problems.missing("cf-password", why=" but `cf-username` is set")
+        return CfAuth(username=user, password=password, origin=origin, ca_pem=ca_pem)
+    problems.add(
+        "no Cloud Foundry credentials: `cf-username`/`cf-password` and "
+        "`cf-client-id`/`cf-client-secret` are all empty",
+        code="missing-credentials",
+        fix="Give a technical user (`cf-username`, `cf-password`, and `cf-origin` for a "
+        "custom identity provider) or a UAA client (`cf-client-id`, `cf-client-secret`). "
+        + _FORK_HINT,
+    )
+    return None
+
+
+def _material(
+    inputs: Mapping[str, str], problems: _Problems, mask: Callable[[str], None]
+) -> tuple[tuple[x509.Certificate, ...], PrivateKey] | None:
+    """Exactly one of: `cert-chain` with `private-key`, or `pkcs12`. Masks derived forms."""
+    chain_text, key_text = inputs.get("cert-chain", ""), inputs.get("private-key", "")
+    passphrase = inputs.get("private-key-passphrase", "")
+    p12_text, p12_password = inputs.get("pkcs12", ""), inputs.get("pkcs12-password", "")
+    if p12_text and (chain_text or key_text):
+        problems.add(
+            "give either `cert-chain`/`private-key` or `pkcs12`, not both",
+            code="ambiguous-material",
+            fix="Remove the form you do not use from the step's `with:`.",
+        )
+        return None
+    if p12_text:
+        if passphrase:
+            problems.add(
+                "input `private-key-passphrase` applies to `private-key`; for `pkcs12` "
+                "use `pkcs12-password`",
+                code="passphrase-mismatch",
+                fix="Rename the input to `pkcs12-password`.",
+            )
+        return _load(problems, mask, p12_text, p12_password=p12_password)
+    if p12_password:
+        problems.add(
+            "input `pkcs12-password` is set but `pkcs12` is empty",
+            code="missing-input",
+            fix="Give the PKCS#12 file base64-encoded in `pkcs12`. " + _FORK_HINT,
+        )
+    if not chain_text and not key_text:
+        problems.add(
+            "no certificate: `cert-chain`/`private-key` and `pkcs12` are all empty",
+            code="missing-material",
+            fix="Give the PEM chain (leaf first or any order) in `cert-chain` and its key in "
+            "`private-key`, or the base64 of a PKCS#12 file in `pkcs12`. " + _FORK_HINT,
+        )
+        return None
+    if not chain_text:
+        problems.missing("cert-chain", why=" but `private-key` is set")
+    if not key_text:
+        problems.missing("private-key", why=" but `cert-chain` is set")
+    if not chain_text or not key_text:
+        return None
+    return _load(problems, mask, key_text, chain_text=chain_text, passphrase=passphrase)
+
+
+def _load(
+    problems: _Problems,
+    mask: Callable[[str], None],
+    secret_text: str,
+    *,
+    chain_text: str = "",
+    passphrase: str = "",
+    p12_password: str = "",
+) -> tuple[tuple[x509.Certificate, ...], PrivateKey] | None:
+    """Parse the material; mask every form of the key before returning."""
+    try:
+        if chain_text:
+            chain = material.load_chain(chain_text)
+            key = material.load_key(secret_text, passphrase=_bytes(passphrase))
+        else:  # the PKCS#12 file, base64 (material also takes it raw)
+            chain, key = material.load_pkcs12(secret_text, password=_bytes(p12_password))
+    except InputError as error:
+        problems.errors.append(error)
+        return None
+    for form in material.secret_forms(key, secret_text):
+        mask(form)
+    return chain, key
+
+
+def _bytes(secret: str) -> bytes | None:
+    return secret.encode("utf-8") if secret else None
+
+
+def _bool(inputs: Mapping[str, str], name: str, problems: _Problems) -> bool:
+    """YAML 1.2 core booleans only; anything else is an error, never a silent false."""
+    raw = inputs.get(name, "")
+    if raw in _TRUE:
+        return True
+    if raw in _FALSE or raw == "":
+        return False
+    problems.add(
+        f"input `{name}` must be `true` or `false`, not {raw!r}",
+        code="bad-boolean",
+        fix=f"Write `{name}: true` or `{name}: false`.",
+    )
+    return False
+
+
+def _int(inputs: Mapping[str, str], name: str, problems: _Problems, *, minimum: int) -> int | None:
+    raw = inputs.get(name, "")
+    if raw == "":
+        return None
+    if not raw.isdigit() or int(raw) < minimum:
+        problems.add(
+            f"input `{name}` must be a whole number of days, not {raw!r}",
+            code="bad-number",
+            fix=f"Write for example `{name}: 14`.",
+        )
+        return None
+    return int(raw)
+
+
+def _timeout(inputs: Mapping[str, str], problems: _Problems) -> float:
+    raw = inputs.get("timeout", "")
+    if raw == "":
+        return DEFAULT_TIMEOUT_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 6 * 3600:
+        problems.add(
+            f"input `timeout` must be a number of seconds between 1 and 21600, not {raw!r}",
+            code="bad-number",
+            fix="Write for example `timeout: 900` (15 minutes, the default).",
+        )
+        return DEFAULT_TIMEOUT_S
+    return value
+
+
+def _choice(inputs: Mapping[str, str], name: str, problems: _Problems) -> Strategy | None:
+    raw = inputs.get(name, "") or Strategy.AUTO.value
+    try:
+        return Strategy(raw)
+    except ValueError:
+        choices = ", ".join(f"`{s.value}`" for s in Strategy)
+        problems.add(
+            f"input `{name}` must be one of {choices}, not {raw!r}",
+            code="bad-strategy",
+            fix="Leave it unset (`auto`) unless you need a particular strategy.",
+        )
+        return None
+
+
+def _renew_before(inputs: Mapping[str, str], problems: _Problems) -> RenewBefore | None:
+    raw = inputs.get("renew-before", "")
+    if not raw:
+        return None
+    try:
+        return RenewBefore.parse(raw)
+    except InputError as error:
+        problems.errors.append(error)
+        return None
+
+
+def _verify(inputs: Mapping[str, str], problems: _Problems) -> tuple[str | None, str | None]:
+    path, url = inputs.get("verify-path", ""), inputs.get("verify-url", "")
+    if path and url:
+        problems.add(
+            "give either `verify-path` or `verify-url`, not both",
+            code="ambiguous-verify",
+            fix="`verify-path` is appended to the iFlow URL of the new binding; "
+            "`verify-url` is a full URL.",
+        )
+    if url:
+        problems.check_https(url, "verify-url")
+    if path and "://" in path:
+        problems.add(
+            "input `verify-path` looks like a URL",
+            code="bad-verify-path",
+            fix="Give the path (`/http/ping`) in `verify-path`, or the URL in `verify-url`.",
+        )
+    if path and not path.startswith("/"):
+        path = "/" + path
+    return path or None, url or None
+
+
+def _run_id(env: Mapping[str, str]) -> str:
+    """Identifies this run in the app's annotations and the lock (empty outside Actions)."""
+    run_id = env.get("GITHUB_RUN_ID", "")
+    if not run_id:
+        return ""
+    repo = env.get("GITHUB_REPOSITORY", "")
+    return f"gha:{repo}/{run_id}/{env.get('GITHUB_RUN_ATTEMPT', '1')}"

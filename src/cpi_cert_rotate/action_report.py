@@ -1,0 +1,238 @@
+"""Render a `Report` for GitHub: outputs, the job summary, and the annotations to emit.
+
+Pure functions of the report, so tests can check every outcome without a runner.
+Only public facts appear (names, GUIDs, subjects, serials, fingerprints, dates): the
+runner drops any output that contains masked text, and a summary is kept for 90 days.
+
+"In force" is the certificate the app uses when the step ends: the new one when it was
+rotated (or already live), otherwise the live one from before, which is what a
+scheduled check wants to see in `expires-at` and `days-remaining`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from .gha import md_cell
+from .models import CertFacts, Outcome, Report
+
+OUTPUTS: tuple[str, ...] = (
+    "rotated",
+    "reason",
+    "strategy",
+    "expires-at",
+    "days-remaining",
+    "not-before",
+    "serial",
+    "fingerprint-sha256",
+    "subject",
+    "issuer",
+    "previous-expires-at",
+    "previous-fingerprint-sha256",
+    "binding-guid",
+    "deployment-guid",
+    "leaf-pem",
+)
+"""Every output of action.yml, in its order (a test keeps the two in step)."""
+
+_NEW_IS_LIVE = frozenset({Outcome.ROTATED, Outcome.CLEANUP_INCOMPLETE, Outcome.ALREADY_CURRENT})
+_HEADLINES = {
+    Outcome.ROTATED: "✅ Certificate rotated",
+    Outcome.NOT_DUE: "✅ Not due: nothing changed",
+    Outcome.ALREADY_CURRENT: "✅ Already current: nothing changed",
+    Outcome.DRY_RUN: "🔎 Dry run: nothing changed",
+    Outcome.FAILED: "❌ Failed before any change",
+    Outcome.ROLLED_BACK: "❌ Failed and rolled back",
+    Outcome.ROLLBACK_INCOMPLETE: "🚨 Failed and the rollback is incomplete: act now",
+    Outcome.CLEANUP_INCOMPLETE: "⚠️ Rotated, but an old binding remains",
+    Outcome.INVALID_INPUT: "❌ Invalid input: nothing changed",
+}
+_STATUS_ICONS = {"ok": "✅", "skipped": "⏭️", "failed": "❌", "undone": "↩️"}
+
+
+@dataclass(frozen=True)
+class Annotation:
+    """One workflow annotation: `kind` is warning or error; `message` may be long."""
+
+    kind: str
+    title: str
+    message: str
+
+
+def iso(moment: datetime) -> str:
+    """ISO 8601 UTC with `Z`, seconds precision (the form of every time output)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def in_force(report: Report) -> CertFacts | None:
+    """The certificate the app uses after the run, when known."""
+    if report.outcome in _NEW_IS_LIVE:
+        return report.new
+    if report.outcome is Outcome.ROLLBACK_INCOMPLETE:
+        return None  # split state: the report's state_left says what is where
+    return report.before
+
+
+def outputs(report: Report, now: datetime) -> dict[str, str]:
+    """Every output, as strings ('' when not known)."""
+    live = in_force(report)
+    before = report.before
+    return {
+        "rotated": "true" if report.rotated else "false",
+        "reason": str(report.outcome),
+        "strategy": str(report.strategy) if report.strategy else "",
+        "expires-at": iso(live.not_after) if live else "",
+        "days-remaining": str(live.days_remaining(now)) if live else "",
+        "not-before": iso(live.not_before) if live else "",
+        "serial": live.serial if live else "",
+        "fingerprint-sha256": live.fingerprint_sha256 if live else "",
+        "subject": live.subject if live else "",
+        "issuer": live.issuer if live else "",
+        "previous-expires-at": iso(before.not_after) if before else "",
+        "previous-fingerprint-sha256": before.fingerprint_sha256 if before else "",
+        "binding-guid": report.binding_guid or "",
+        "deployment-guid": report.deployment_guid or "",
+        "leaf-pem": (report.leaf_pem or "") if live is not None and live is report.new else "",
+    }
+
+
+def annotations_for(
+    report: Report, *, now: datetime, warn_days: int, fail_within: int | None
+) -> tuple[list[Annotation], bool]:
+    """The annotations to emit and whether the expiry check fails the run.
+
+    A warning for each engine warning; one when the new certificate expires within
+    `warn_days`; one error with the reason when the run failed; one error when the
+    certificate in force expires within `fail_within` days.
+    """
+    notes = [Annotation("warning", "cpi-cert-rotate", w) for w in report.warnings]
+    new = report.new
+    if new is not None and new.not_after - now <= _days(warn_days):
+        notes.append(
+            Annotation(
+                "warning",
+                "New certificate expires soon",
+                f"the new certificate ({new.subject}, serial {new.serial}) expires "
+                f"{iso(new.not_after)}, in {new.days_remaining(now)} days (threshold "
+                f"{warn_days} days): plan the next rotation now",
+            )
+        )
+    if report.error:
+        code = f" [{report.error_code}]" if report.error_code else ""
+        notes.append(
+            Annotation(
+                "error",
+                _HEADLINES[report.outcome].split(" ", 1)[1],
+                f"{report.outcome}{code}: {report.error} (the job summary says what to do)",
+            )
+        )
+    live = in_force(report)
+    expiring = (
+        fail_within is not None and live is not None and live.not_after - now <= _days(fail_within)
+    )
+    if expiring:
+        assert live is not None
+        notes.append(
+            Annotation(
+                "error",
+                "Certificate expires soon",
+                f"the certificate in force ({live.subject}) expires {iso(live.not_after)}, "
+                f"in {live.days_remaining(now)} days, within fail-if-expires-within "
+                f"({fail_within} days)",
+            )
+        )
+    return notes, expiring
+
+
+def _days(days: int) -> timedelta:
+    return timedelta(days=days)
+
+
+def summary(report: Report, *, now: datetime, expiry_failed: bool = False) -> str:
+    """The job summary in Markdown: headline, before/after, steps, plan, warnings, failure."""
+    target = report.target
+    parts = [
+        f"### {_HEADLINES[report.outcome]}: `{md_cell(target.app or '?')}`",
+        "",
+        f"App `{md_cell(target.app)}` in org `{md_cell(target.org)}`, space "
+        f"`{md_cell(target.space)}`; service instance `{md_cell(target.service_instance)}`; "
+        f"API {md_cell(target.api_url)}.  ",
+        f"Outcome **{report.outcome}**"
+        + (f", strategy **{report.strategy}**" if report.strategy else "")
+        + f", exit code {int(report.exit_code) if not expiry_failed else 1}.",
+        "",
+    ]
+    parts += _cert_table(report, now)
+    if report.steps:
+        parts += ["#### Steps", "", "| step | status | duration | detail |", "|---|---|---|---|"]
+        for step in report.steps:
+            icon = _STATUS_ICONS.get(step.status, "")
+            parts.append(
+                f"| {md_cell(step.name)} | {icon} {md_cell(step.status)} | "
+                f"{step.duration_s:.2f} s | {md_cell(step.detail)} |"
+            )
+        parts.append("")
+    if report.plan:
+        title = (
+            "Plan (dry run: nothing was changed)" if report.outcome is Outcome.DRY_RUN else "Plan"
+        )
+        parts += [f"#### {title}", ""] + [f"{i}. {line}" for i, line in enumerate(report.plan, 1)]
+        parts.append("")
+    if report.warnings:
+        parts += ["#### Warnings", ""] + [f"- {w}" for w in report.warnings] + [""]
+    if report.error:
+        parts += _failure(report)
+    if expiry_failed:
+        parts += [
+            "#### ❌ Certificate expires soon",
+            "",
+            "The certificate in force expires within `fail-if-expires-within`; rotate it "
+            "(run the rotation workflow, with `force: true` if `renew-before` says not due).",
+            "",
+        ]
+    return "\n".join(parts) + "\n"
+
+
+def _cert_table(report: Report, now: datetime) -> list[str]:
+    before, new = report.before, report.new
+    if before is None and new is None:
+        return []
+    if report.rotated:
+        heads = ("before", "after")
+    elif report.outcome is Outcome.ALREADY_CURRENT:
+        heads = ("live", "supplied (the same)")
+    else:
+        heads = ("live (unchanged)", "supplied (not applied)")
+    rows: list[tuple[str, Callable[[CertFacts], str]]] = [
+        ("subject", lambda c: c.subject),
+        ("issuer", lambda c: c.issuer),
+        ("serial", lambda c: c.serial),
+        ("not before", lambda c: iso(c.not_before)),
+        ("not after", lambda c: f"{iso(c.not_after)} ({c.days_remaining(now)} days)"),
+        ("SHA-256", lambda c: c.fingerprint_sha256),
+        ("key", lambda c: f"{c.key_type} {c.key_size}"),
+    ]
+    lines = [f"| | {heads[0]} | {heads[1]} |", "|---|---|---|"]
+    for label, get in rows:
+        left = md_cell(get(before)) if before else "-"
+        right = md_cell(get(new)) if new else "-"
+        lines.append(f"| {label} | {left} | {right} |")
+    return [*lines, ""]
+
+
+def _failure(report: Report) -> list[str]:
+    code = f" (`{report.error_code}`)" if report.error_code else ""
+    lines = ["#### What went wrong", "", f"**{report.error}**{code}", ""]
+    hint = (report.hint or "").strip()
+    if hint.startswith(report.error or "\0"):
+        hint = hint[len(report.error or "") :].strip()
+    if hint:
+        lines += [hint, ""]
+    if report.state_left:
+        lines += ["**State left behind**", ""] + [f"- {s}" for s in report.state_left] + [""]
+    if report.manual_actions:
+        lines += ["**What to do by hand**", ""]
+        lines += [f"{i}. {a}" for i, a in enumerate(report.manual_actions, 1)] + [""]
+    return lines

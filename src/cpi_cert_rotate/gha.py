@@ -1,0 +1,229 @@
+"""Thin adapter over actions-toolkit: the only module that speaks the runner's protocol.
+
+actions-toolkit 0.1.15 is sound for inputs and outputs, so those go through it. Where it
+falls short (reference/github-actions.md section 2) this module does the job itself:
+
+- `mask` registers every line of a secret on its own, escaped. An unescaped multi-line
+  `::add-mask::` masks only the first line and prints the rest in clear; old self-hosted
+  runners do not split escaped multi-line values either.
+- `group` is a context manager (the toolkit's `group` is `async`).
+- `warning`/`error` emit only the annotation properties that are set (the toolkit prints
+  `title=,file=,...` with empty values).
+- `Summary` appends Markdown to `GITHUB_STEP_SUMMARY` (the toolkit has no summary API).
+- Plain text (`info`) is printed with workflow commands stopped (`::stop-commands::`
+  with a random token), because log lines carry text we do not control (CF error
+  details, app names) that must not be able to inject commands; every function that
+  emits a command resumes processing first. The runner's parser state is per process,
+  so this module's state is too.
+
+Everything here writes to stdout, which the runner reads line by line.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from actions_toolkit import core
+
+MIN_FRAGMENT = 8
+"""Lines of a multi-line secret shorter than this are not masked on their own.
+
+The last line of a base64 body can be 4 characters long; masking it would turn every such
+4-character run in the log (and in the `leaf-pem` output, which the runner then drops)
+into `***`, while it carries at most 5 bytes of the key. A single-line secret (a password)
+is masked whatever its length: it is the whole secret.
+"""
+
+_PEM_ARMOR = re.compile(r"^-----(BEGIN|END) [A-Z0-9 ]+-----$")
+_PEM_HEADER = re.compile(r"^(Proc-Type|DEK-Info):")
+
+
+def _escape_data(value: str) -> str:
+    """Escape a command's message the way the runner unescapes it."""
+    return value.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(value: str) -> str:
+    """Escape an annotation property; `:` and `,` also delimit properties."""
+    return _escape_data(value).replace(":", "%3A").replace(",", "%2C")
+
+
+_lock = threading.RLock()
+_stop_token: str | None = None
+
+
+def _write_line(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def _command(line: str) -> None:
+    """Write one workflow command, resuming command processing first if it was stopped."""
+    global _stop_token  # noqa: PLW0603 - mirrors the runner's per-process parser state
+    with _lock:
+        if _stop_token is not None:
+            _write_line(f"::{_stop_token}::")
+            _stop_token = None
+        _write_line(line)
+
+
+def _text(lines: list[str]) -> None:
+    """Write plain lines with command processing stopped (random token per stop)."""
+    global _stop_token  # noqa: PLW0603
+    with _lock:
+        if _stop_token is None:
+            _stop_token = secrets.token_hex(16)
+            _write_line(f"::stop-commands::{_stop_token}")
+        for line in lines:
+            _write_line(line)
+
+
+def resume_commands() -> None:
+    """Leave the stopped state (at the end of a run, so later steps start clean)."""
+    global _stop_token  # noqa: PLW0603
+    with _lock:
+        if _stop_token is not None:
+            _write_line(f"::{_stop_token}::")
+            _stop_token = None
+
+
+def mask_fragments(value: str) -> list[str]:
+    """The parts of `value` that `mask` registers, in order (exposed for tests and audits).
+
+    A single-line value is one fragment. A multi-line value gives each stripped line of at
+    least `MIN_FRAGMENT` characters, except PEM armor and PEM headers, which are public
+    and would otherwise mask every certificate banner too.
+    """
+    lines = [line.strip() for line in value.replace("\r", "\n").split("\n")]
+    lines = [line for line in lines if line]
+    if len(lines) == 1:
+        return lines
+    return [
+        line
+        for line in lines
+        if len(line) >= MIN_FRAGMENT and not _PEM_ARMOR.match(line) and not _PEM_HEADER.match(line)
+    ]
+
+
+def mask(value: str) -> None:
+    """Register `value` with the runner's secret masker, one escaped line at a time."""
+    for fragment in dict.fromkeys(mask_fragments(value)):
+        _command("::add-mask::" + _escape_data(fragment))
+
+
+def get_input(name: str) -> str:
+    """The input `name` as the runner passes it (`INPUT_CF-API`), trimmed; '' when unset."""
+    value: str = core.get_input(name)
+    return value
+
+
+def set_output(name: str, value: str) -> bool:
+    """Append `name` to `GITHUB_OUTPUT` (heredoc form with a random delimiter).
+
+    Returns False (and writes nothing) outside a runner, where the file does not exist;
+    the toolkit would otherwise fall back to the deprecated `::set-output` command.
+    """
+    path = os.environ.get("GITHUB_OUTPUT", "")
+    if not path or not Path(path).exists():
+        return False
+    core.set_output(name, value)
+    return True
+
+
+def info(message: str) -> None:
+    """Plain log text, never taken for a workflow command (see the module docstring)."""
+    _text(message.splitlines() or [""])
+
+
+def debug(message: str) -> None:
+    """Shown only when step debug logging is on (`ACTIONS_STEP_DEBUG`/`RUNNER_DEBUG`)."""
+    _command("::debug::" + _escape_data(message))
+
+
+def _annotation(kind: str, message: str, title: str | None) -> None:
+    props = f" title={_escape_property(title)}" if title else ""
+    _command(f"::{kind}{props}::{_escape_data(message)}")
+
+
+def warning(message: str, *, title: str | None = None) -> None:
+    """A warning annotation: one command line, newlines escaped."""
+    _annotation("warning", message, title)
+
+
+def error(message: str, *, title: str | None = None) -> None:
+    """An error annotation: one command line, newlines escaped."""
+    _annotation("error", message, title)
+
+
+def notice(message: str, *, title: str | None = None) -> None:
+    """A notice annotation: one command line, newlines escaped."""
+    _annotation("notice", message, title)
+
+
+def start_group(title: str) -> None:
+    """Open a collapsible group; prefer `group` unless the end is decided elsewhere."""
+    _command("::group::" + _escape_data(title))
+
+
+def end_group() -> None:
+    """Close the group opened last."""
+    _command("::endgroup::")
+
+
+@contextmanager
+def group(title: str) -> Iterator[None]:
+    """Fold the lines printed inside into one collapsible group in the log."""
+    start_group(title)
+    try:
+        yield
+    finally:
+        end_group()
+
+
+def is_debug() -> bool:
+    """True when the workflow asked for debug logs."""
+    return os.environ.get("RUNNER_DEBUG") == "1"
+
+
+class Summary:
+    """The step's job summary (`GITHUB_STEP_SUMMARY`), appended as Markdown.
+
+    The runner masks the file line by line before upload, but nothing secret is ever
+    written to it: callers pass facts from the report only.
+    """
+
+    LIMIT = 1024 * 1024
+    """The runner refuses summaries above 1 MiB per step."""
+
+    def __init__(self, path: str | None = None) -> None:
+        self.path = path if path is not None else os.environ.get("GITHUB_STEP_SUMMARY", "")
+
+    @property
+    def available(self) -> bool:
+        """True inside a runner (the file exists); outside one the summary is skipped."""
+        return bool(self.path) and Path(self.path).exists()
+
+    def append(self, markdown: str) -> bool:
+        """Append `markdown` (with a final newline); False when there is no summary file."""
+        if not self.available:
+            return False
+        text = markdown if markdown.endswith("\n") else markdown + "\n"
+        encoded = text.encode("utf-8")
+        if len(encoded) > self.LIMIT:
+            cut = encoded[: self.LIMIT - 200].decode("utf-8", errors="ignore")
+            text = cut + "\n\n_(summary cut at the runner's 1 MiB limit)_\n"
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(text)
+        return True
+
+
+def md_cell(text: str) -> str:
+    """Make `text` safe inside one Markdown table cell."""
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\r", "").replace("\n", "<br>")

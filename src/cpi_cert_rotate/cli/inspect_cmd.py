@@ -1,0 +1,216 @@
+"""`cpi-cert-rotate inspect`: check a chain (and key) and report every problem at once.
+
+Exit codes: 0 when no error-level problem, 2 when there is one (or an input cannot be
+read), 1 on an internal failure. `--json` prints
+`{"leaf": {...}, "chain": [...], "key_matches": ..., "problems": [...]}`.
+
+The passphrase comes from an environment variable named by `--passphrase-env`, never
+from argv (visible in `ps` and shell history). Inputs are read, never written: `-`
+reads standard input, so a key can be piped from a secret store without touching disk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .. import material
+from ..errors import ExitCode, InputError, RotationError
+from ..material import Problem, Severity, Validation
+
+log = logging.getLogger(__name__)
+
+_READ_FIX = "Check the path and its permissions; `-` reads standard input."
+
+
+def add_input_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--chain` and `--passphrase-env`, shared with `format`."""
+    parser.add_argument(
+        "--chain",
+        required=True,
+        metavar="PATH",
+        help="certificate chain: PEM (any order, bag attributes, one-line forms), PKCS#7, "
+        "PKCS#12, DER, or base64 of one of them; `-` reads standard input",
+    )
+    parser.add_argument(
+        "--passphrase-env",
+        metavar="NAME",
+        help="environment variable holding the passphrase of an encrypted key or PKCS#12",
+    )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of `inspect`."""
+    add_input_arguments(parser)
+    parser.add_argument(
+        "--key",
+        metavar="PATH",
+        help="private key: PKCS#8, PKCS#1 or SEC1 (PEM or DER, encrypted or not), PKCS#12, "
+        "or base64; `-` reads standard input",
+    )
+    parser.add_argument(
+        "--trusted-roots",
+        metavar="PATH",
+        help="bundle of root certificates the chain must end in (e.g. SAP's list)",
+    )
+    parser.add_argument(
+        "--warn-days",
+        type=int,
+        default=30,
+        metavar="N",
+        help="warn when the leaf expires within N days (default 30)",
+    )
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def read_input(path: str, *, what: str) -> bytes:
+    """The bytes of `path`, or of standard input for `-` (read-only, never written)."""
+    if path == "-":
+        return sys.stdin.buffer.read()
+    try:
+        return Path(path).read_bytes()
+    except OSError as error:
+        raise InputError(
+            f"Cannot read the {what} file {path}: {error.strerror or error}.",
+            code="unreadable-input",
+            fix=_READ_FIX,
+        ) from error
+
+
+def passphrase_from_env(name: str | None) -> bytes | None:
+    """The passphrase held in environment variable `name` (None when no name given)."""
+    if not name:
+        return None
+    value = os.environ.get(name)
+    if value is None:
+        raise InputError(
+            f"The environment variable {name} named by --passphrase-env is not set.",
+            code="passphrase-env-unset",
+            fix=f"Export the passphrase first (`read -rs {name}; export {name}`), or leave "
+            "--passphrase-env out for an unencrypted key.",
+        )
+    return value.encode("utf-8")
+
+
+def _trusted_roots(path: str | None) -> tuple[Any, ...]:
+    if path is None:
+        return ()
+    try:
+        return material.load_chain(read_input(path, what="trusted roots"))
+    except InputError as error:
+        raise InputError(f"--trusted-roots: {error}", code=error.code, fix=error.fix) from error
+
+
+def inspect_inputs(
+    args: argparse.Namespace, now: datetime
+) -> tuple[Validation | None, tuple[Problem, ...]]:
+    """Load and validate; input problems become `Problem`s instead of exceptions."""
+    if args.chain == "-" and args.key == "-":
+        raise InputError(
+            "--chain and --key cannot both read standard input.",
+            code="stdin-twice",
+            fix="Pass one of them as a file, e.g. `--key /dev/fd/3 3<key.pem`.",
+        )
+    passphrase = passphrase_from_env(args.passphrase_env)
+    roots = _trusted_roots(args.trusted_roots)
+    chain_data = read_input(args.chain, what="chain")
+    key_data = read_input(args.key, what="key") if args.key else None
+    try:
+        loaded = material.load_material(chain_data, passphrase=passphrase)
+    except InputError as error:
+        return None, (material.problem_from_error(error),)
+    key = loaded.key
+    load_problems: tuple[Problem, ...] = ()
+    if key_data is not None:
+        try:
+            key = material.load_key(key_data, passphrase=passphrase)
+        except InputError as error:
+            key, load_problems = None, (material.problem_from_error(error),)
+    validation = material.validate(
+        loaded.chain, key, now=now, trusted_roots=roots, warn_days=args.warn_days
+    )
+    return validation, load_problems + validation.problems
+
+
+def to_json(
+    validation: Validation | None, problems: tuple[Problem, ...], now: datetime
+) -> dict[str, Any]:
+    """The `--json` document (shape fixed by issue 2; scripts depend on it)."""
+    chain = []
+    for cert in validation.chain if validation else ():
+        cert_facts = material.facts(cert).to_json()
+        chain.append({k: cert_facts[k] for k in ("subject", "issuer", "not_after")})
+    return {
+        "leaf": material.facts(validation.leaf).to_json(now) if validation else None,
+        "chain": chain,
+        "key_matches": validation.key_matches if validation else None,
+        "problems": [
+            {"code": p.code, "severity": str(p.severity), "message": p.message} for p in problems
+        ],
+    }
+
+
+def _key_line(validation: Validation, problems: tuple[Problem, ...]) -> str:
+    if validation.key_matches is True:
+        return "matches the leaf"
+    if validation.key_matches is False:
+        return "DOES NOT match the leaf"
+    if any(p.code in {"key-encrypted", "wrong-passphrase", "unparseable-key"} for p in problems):
+        return "could not be read (see problems)"
+    return "not given"
+
+
+def render_text(validation: Validation | None, problems: tuple[Problem, ...], now: datetime) -> str:
+    """The readable report: leaf facts, the ordered chain, then every problem."""
+    lines: list[str] = []
+    if validation is not None:
+        leaf = material.facts(validation.leaf)
+        data = leaf.to_json(now)
+        lines += [
+            f"Leaf        {leaf.subject}",
+            f"Issuer      {leaf.issuer}",
+            f"Serial      {leaf.serial}",
+            f"Valid       {data['not_before']} to {data['not_after']} "
+            f"({data['days_remaining']} days left)",
+            f"SHA-256     {leaf.fingerprint_sha256}",
+            f"Public key  {leaf.key_type} {leaf.key_size}",
+            f"Key         {_key_line(validation, problems)}",
+            "Chain       (leaf first)",
+        ]
+        for number, cert in enumerate(validation.chain, 1):
+            role = " [root: left out of the env chain]" if cert == validation.root else ""
+            until = material.facts(cert).to_json()["not_after"]
+            lines.append(f"  {number}. {cert.subject.rfc4514_string()}  until {until}{role}")
+        lines.append("")
+    if problems:
+        lines.append("Problems")
+        lines += [f"  {p.severity.upper():<8} {p.code}: {p.message}" for p in problems]
+    errors = sum(p.severity is Severity.ERROR for p in problems)
+    lines.append(f"Not usable: {errors} error(s)." if errors else "OK: no error-level problem.")
+    return "\n".join(lines) + "\n"
+
+
+def run(args: argparse.Namespace) -> int:
+    """Inspect, print, and return 0 (usable), 2 (error-level problem) or 1 (internal)."""
+    now = datetime.now(UTC)
+    try:
+        validation, problems = inspect_inputs(args, now)
+        if args.json:
+            output = json.dumps(to_json(validation, problems, now), indent=2) + "\n"
+        else:
+            output = render_text(validation, problems, now)
+    except RotationError:
+        raise
+    except Exception as error:  # an internal failure must still exit 1 with one clear line
+        log.debug("inspect failed", exc_info=True)
+        print(f"internal error: {type(error).__name__}: {error}", file=sys.stderr)
+        return int(ExitCode.FAILED)
+    sys.stdout.write(output)
+    has_errors = any(p.severity is Severity.ERROR for p in problems)
+    return int(ExitCode.BAD_INPUT if has_errors else ExitCode.OK)

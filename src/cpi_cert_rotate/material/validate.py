@@ -1,0 +1,469 @@
+"""Check a chain (and key) completely before anything in Cloud Foundry changes.
+
+`validate` is a *reporting* function: it never raises for a bad chain, it lists every
+problem with a stable code so a person can fix them all in one go. `raise_for_problems`
+turns the error-level ones into an `InputError` for callers that must stop.
+
+What runs, in order (each block below carries its number):
+
+  (0) drop exact duplicates (`duplicate-certificate`);
+  (1) pick the leaf: the certificate no other one names as issuer, preferring non-CAs;
+  (2) build the path upwards by issuer name, checking every signature
+      (`bad-signature`), until a self-signed root or a missing issuer;
+  (3) classify what is left over (`chain-broken`, `unrelated-certificate`) and whether
+      the input order had to change (`chain-reordered`);
+  (4) leaf profile: validity, CA flag, self-signed, EKU/keyUsage, key type and size;
+  (5) CA certificates: validity, key size, signature hash;
+  (6) the private key against the leaf (`key-mismatch`);
+  (7) trust: the path must end in a given trusted root (`untrusted-root`), then
+      cryptography's RFC 5280 path validator gets the final word
+      (`path-validation-failed`), and an included root is noted (`root-included`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TypeVar
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID
+from cryptography.x509.verification import (
+    Criticality,
+    ExtensionPolicy,
+    PolicyBuilder,
+    Store,
+    VerificationError,
+)
+
+from ..errors import InputError
+from ..models import PrivateKey
+from .keys import MIN_RSA_BITS, describe_public_key, is_supported_key_type, key_matches
+from .problems import Problem, Severity, problem
+
+_Ext = TypeVar("_Ext", bound=x509.ExtensionType)
+
+_WEAK_HASHES = (hashes.SHA1, hashes.MD5)
+"""Signature hashes CPI's load balancer (and every current TLS stack) refuses."""
+
+
+@dataclass(frozen=True)
+class Validation:
+    """The outcome of `validate`: the ordered chain and every problem found."""
+
+    chain: tuple[x509.Certificate, ...]
+    """Leaf first, then issuers in path order, duplicates removed, root if given."""
+    leaf: x509.Certificate
+    root: x509.Certificate | None
+    """The self-signed top of the path when the input included it."""
+    problems: tuple[Problem, ...]
+    key_matches: bool | None
+    """None when no key was given."""
+
+    @property
+    def errors(self) -> tuple[Problem, ...]:
+        """The error-level problems: any of them means the material must not be used."""
+        return tuple(p for p in self.problems if p.severity is Severity.ERROR)
+
+    @property
+    def warnings(self) -> tuple[Problem, ...]:
+        """The warning-level problems."""
+        return tuple(p for p in self.problems if p.severity is Severity.WARNING)
+
+    @property
+    def ok(self) -> bool:
+        """True when no error-level problem was found."""
+        return not self.errors
+
+    @property
+    def codes(self) -> tuple[str, ...]:
+        """The problem codes, in the order found (handy in tests and logs)."""
+        return tuple(p.code for p in self.problems)
+
+
+def _dn(cert: x509.Certificate) -> str:
+    return cert.subject.rfc4514_string() or "(empty subject)"
+
+
+def _day(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _signed_by(child: x509.Certificate, parent: x509.Certificate) -> bool:
+    """True when `parent`'s key made `child`'s signature (RFC 5280 section 6.1.3 (a)(1))."""
+    try:
+        child.verify_directly_issued_by(parent)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def _is_self_issued(cert: x509.Certificate) -> bool:
+    """RFC 5280 section 3.2: subject and issuer are the same name."""
+    return cert.issuer == cert.subject
+
+
+def _is_ca(cert: x509.Certificate) -> bool:
+    """basicConstraints cA (RFC 5280 section 4.2.1.9); absent means not a CA."""
+    try:
+        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except x509.ExtensionNotFound:
+        return False
+
+
+def _extension(cert: x509.Certificate, kind: type[_Ext]) -> _Ext | None:
+    """The extension's value, or None when absent (or unreadable: the path validator in
+    step (7) reports malformed extensions)."""
+    try:
+        return cert.extensions.get_extension_for_class(kind).value
+    except (x509.ExtensionNotFound, ValueError):
+        return None
+
+
+def _weak_hash(cert: x509.Certificate) -> str | None:
+    try:
+        algorithm = cert.signature_hash_algorithm
+    except UnsupportedAlgorithm:  # an unknown algorithm is not ours to judge here
+        return None
+    return algorithm.name.upper() if isinstance(algorithm, _WEAK_HASHES) else None
+
+
+def _valid_at(cert: x509.Certificate, now: datetime) -> bool:
+    """RFC 5280 section 4.1.2.5: notBefore <= now <= notAfter, both inclusive."""
+    return cert.not_valid_before_utc <= now <= cert.not_valid_after_utc
+
+
+def _dedupe(
+    chain: Sequence[x509.Certificate],
+) -> tuple[list[x509.Certificate], list[Problem]]:
+    # (0) exact duplicates, by DER; the first occurrence keeps its place.
+    unique: list[x509.Certificate] = []
+    copies: dict[x509.Certificate, int] = {}
+    for cert in chain:
+        if cert in copies:
+            copies[cert] += 1
+        else:
+            copies[cert] = 1
+            unique.append(cert)
+    problems = [
+        problem(
+            "duplicate-certificate",
+            f"{_dn(cert)} appears {count} times in the chain input; the copies were dropped.",
+        )
+        for cert, count in copies.items()
+        if count > 1
+    ]
+    return unique, problems
+
+
+def _pick_leaf(certs: list[x509.Certificate]) -> x509.Certificate:
+    # (1) the leaf is no other certificate's issuer; among several, a non-CA, first given.
+    candidates = [
+        cert
+        for cert in certs
+        if not any(other is not cert and other.issuer == cert.subject for other in certs)
+    ] or certs
+    end_entities = [cert for cert in candidates if not _is_ca(cert)]
+    return (end_entities or candidates)[0]
+
+
+def _build_path(
+    leaf: x509.Certificate, certs: list[x509.Certificate]
+) -> tuple[list[x509.Certificate], list[Problem]]:
+    # (2) follow issuer names upwards; every link must carry a valid signature.
+    path = [leaf]
+    problems: list[Problem] = []
+    current = leaf
+    while not _is_self_issued(current):
+        named = [c for c in certs if c.subject == current.issuer and c not in path]
+        if not named:
+            break
+        signer = next((c for c in named if _signed_by(current, c)), None)
+        if signer is None:
+            problems.append(
+                problem(
+                    "bad-signature",
+                    f"{_dn(current)} names {current.issuer.rfc4514_string()} as its issuer, "
+                    "but the certificate of that name in the chain did not sign it.",
+                )
+            )
+            signer = named[0]
+        path.append(signer)
+        current = signer
+    if _is_self_issued(current) and not _signed_by(current, current):
+        problems.append(
+            problem(
+                "bad-signature",
+                f"{_dn(current)} names itself as issuer, but its signature does not verify "
+                "with its own key.",
+            )
+        )
+    return path, problems
+
+
+def _leftovers(
+    leaf: x509.Certificate, path: list[x509.Certificate], certs: list[x509.Certificate]
+) -> list[Problem]:
+    # (3) certificates not on the path: a gap above the path, or strays.
+    problems: list[Problem] = []
+    top = path[-1]
+    rest = [c for c in certs if c not in path]
+    if not _is_self_issued(top) and any(_is_ca(c) for c in rest):
+        given = ", ".join(_dn(c) for c in rest if _is_ca(c))
+        problems.append(
+            problem(
+                "chain-broken",
+                f"The issuer of {_dn(top)} ({top.issuer.rfc4514_string()}) is missing; "
+                f"the CA certificate(s) given after it ({given}) do not issue it.",
+            )
+        )
+        rest = [c for c in rest if not _is_ca(c)]
+    problems += [
+        problem(
+            "unrelated-certificate",
+            f"{_dn(c)} (issued by {c.issuer.rfc4514_string()}) is not on the path of the "
+            f"leaf {_dn(leaf)}.",
+        )
+        for c in rest
+    ]
+    given_order = [path.index(c) + 1 for c in certs if c in path]
+    if given_order != sorted(given_order):
+        order = ", ".join(map(str, given_order))
+        problems.append(
+            problem(
+                "chain-reordered",
+                f"The chain was given in the order {order} (1 = leaf, then each issuer); "
+                "it was put in leaf-first order.",
+            )
+        )
+    return problems
+
+
+def _leaf_problems(leaf: x509.Certificate, now: datetime, warn_days: int) -> list[Problem]:
+    # (4) the leaf's own profile.
+    problems: list[Problem] = []
+    name, not_after = _dn(leaf), leaf.not_valid_after_utc
+    if now > not_after:
+        problems.append(problem("leaf-expired", f"The leaf {name} expired on {_day(not_after)}."))
+    elif now < leaf.not_valid_before_utc:
+        problems.append(
+            problem(
+                "leaf-not-yet-valid",
+                f"The leaf {name} is valid only from {_day(leaf.not_valid_before_utc)}.",
+            )
+        )
+    elif not_after - now <= timedelta(days=warn_days):
+        days = int((not_after - now).total_seconds() // 86400)
+        problems.append(
+            problem(
+                "leaf-expiring-soon",
+                f"The leaf {name} expires on {_day(not_after)}, in {days} day(s) "
+                f"(warning window: {warn_days} days).",
+            )
+        )
+    if _is_ca(leaf):
+        problems.append(problem("leaf-is-ca", f"The leaf {name} has basicConstraints cA=TRUE."))
+    if _is_self_issued(leaf) and _signed_by(leaf, leaf):
+        problems.append(problem("self-signed-leaf", f"The leaf {name} is self-signed."))
+    usage = _extension(leaf, x509.ExtendedKeyUsage)
+    allowed = {ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE}
+    if usage is not None and not allowed & set(usage):
+        purposes = ", ".join(oid._name for oid in usage)
+        problems.append(
+            problem(
+                "no-client-auth",
+                f"The leaf {name} allows only {purposes} (extendedKeyUsage, RFC 5280 section "
+                "4.2.1.12); TLS client authentication needs clientAuth.",
+            )
+        )
+    key_usage = _extension(leaf, x509.KeyUsage)
+    if key_usage is not None and not key_usage.digital_signature:
+        problems.append(
+            problem(
+                "no-client-auth",
+                f"The leaf {name} has keyUsage without digitalSignature (RFC 5280 section "
+                "4.2.1.3); the TLS client signs the handshake with it.",
+            )
+        )
+    problems += _key_strength(leaf, "leaf", is_leaf=True)
+    return problems
+
+
+def _key_strength(cert: x509.Certificate, role: str, *, is_leaf: bool) -> list[Problem]:
+    problems: list[Problem] = []
+    public_key = cert.public_key()
+    kind, size = describe_public_key(public_key)
+    if is_leaf and not is_supported_key_type(public_key):
+        problems.append(
+            problem("unsupported-key-type", f"The {role} {_dn(cert)} has a {kind} key.")
+        )
+    elif isinstance(public_key, rsa.RSAPublicKey) and size < MIN_RSA_BITS:
+        problems.append(
+            problem(
+                "weak-key",
+                f"The {role} {_dn(cert)} has a {size}-bit RSA key; at least "
+                f"{MIN_RSA_BITS} bits are required.",
+            )
+        )
+    weak = None if _is_self_issued(cert) and not is_leaf else _weak_hash(cert)
+    if weak:
+        problems.append(problem("weak-key", f"The {role} {_dn(cert)} is signed with {weak}."))
+    return problems
+
+
+def _ca_problems(path: list[x509.Certificate], now: datetime) -> list[Problem]:
+    # (5) every CA certificate on the path (intermediates and an included root).
+    problems: list[Problem] = []
+    for cert in path[1:]:
+        role = "root" if _is_self_issued(cert) else "intermediate"
+        if not _valid_at(cert, now):
+            problems.append(
+                problem(
+                    "intermediate-expired",
+                    f"The {role} {_dn(cert)} is valid from {_day(cert.not_valid_before_utc)} "
+                    f"to {_day(cert.not_valid_after_utc)}, not now.",
+                )
+            )
+        problems += _key_strength(cert, role, is_leaf=False)
+    return problems
+
+
+def _key_problems(key: PrivateKey, leaf: x509.Certificate) -> tuple[bool, list[Problem]]:
+    # (6) the key must be the leaf's; only types and sizes go into messages.
+    kind, size = describe_public_key(key.public_key())
+    problems: list[Problem] = []
+    if not is_supported_key_type(key.public_key()):
+        problems.append(
+            problem("unsupported-key-type", f"The private key is a {kind} ({size} bits) key.")
+        )
+    matches = key_matches(key, leaf)
+    if not matches:
+        leaf_kind, leaf_size = describe_public_key(leaf.public_key())
+        problems.append(
+            problem(
+                "key-mismatch",
+                f"The private key ({kind} {size}) does not belong to the leaf {_dn(leaf)} "
+                f"(whose public key is {leaf_kind} {leaf_size}).",
+            )
+        )
+    return matches, problems
+
+
+def _client_policy_ee() -> ExtensionPolicy:
+    """The Web PKI end-entity profile, minus its SAN requirement.
+
+    Client certificates for CPI identify a system by subject DN and usually carry no
+    subjectAltName (RFC 5280 section 4.2.1.6 makes SAN mandatory only for an empty
+    subject), so the path validator must not demand one.
+    """
+    return ExtensionPolicy.webpki_defaults_ee().may_be_present(
+        x509.SubjectAlternativeName, Criticality.AGNOSTIC, None
+    )
+
+
+def _trust_problems(
+    path: list[x509.Certificate],
+    root: x509.Certificate | None,
+    trusted_roots: Sequence[x509.Certificate],
+    now: datetime,
+    has_errors: bool,
+) -> list[Problem]:
+    # (7) where the path ends, and the RFC 5280 path validator over all of it.
+    problems: list[Problem] = []
+    top = path[-1]
+    if trusted_roots:
+        anchored = any(
+            cert in trusted_roots
+            or any(r.subject == cert.issuer and _signed_by(cert, r) for r in trusted_roots)
+            for cert in path
+        )
+        if not anchored:
+            ends = (
+                _dn(top)
+                if _is_self_issued(top)
+                else (f"{_dn(top)}, whose issuer {top.issuer.rfc4514_string()} is not given")
+            )
+            problems.append(
+                problem(
+                    "untrusted-root",
+                    f"The path ends at {ends}; that is not one of the {len(trusted_roots)} "
+                    "trusted root(s) given (or an intermediate is missing).",
+                )
+            )
+            has_errors = True
+    anchors = list(trusted_roots) or ([root] if root is not None else [])
+    if anchors and not has_errors:
+        verifier = (
+            PolicyBuilder()
+            .store(Store(anchors))
+            .time(now)
+            .extension_policies(
+                ca_policy=ExtensionPolicy.webpki_defaults_ca(), ee_policy=_client_policy_ee()
+            )
+            .build_client_verifier()
+        )
+        try:
+            verifier.verify(path[0], [c for c in path[1:] if c is not root])
+        except VerificationError as error:
+            problems.append(
+                problem("path-validation-failed", f"The RFC 5280 path validator says: {error}.")
+            )
+    if root is not None:
+        problems.append(
+            problem(
+                "root-included",
+                f"The chain includes its root {_dn(root)}; the env chain leaves it out.",
+            )
+        )
+    return problems
+
+
+def validate(
+    chain: Sequence[x509.Certificate],
+    key: PrivateKey | None = None,
+    *,
+    now: datetime | None = None,
+    trusted_roots: Sequence[x509.Certificate] = (),
+    warn_days: int = 30,
+) -> Validation:
+    """Order `chain` leaf first and report every problem of it (and of `key`).
+
+    Never raises for a bad chain (only for an empty one: `empty-input`); see the module
+    docstring for the steps. `now` defaults to the current time (naive means UTC).
+    """
+    if not chain:
+        raise InputError("No certificate was given.", code="empty-input")
+    moment = now or datetime.now(UTC)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    certs, problems = _dedupe(chain)
+    leaf = _pick_leaf(certs)
+    path, path_problems = _build_path(leaf, certs)
+    problems += path_problems + _leftovers(leaf, path, certs)
+    problems += _leaf_problems(leaf, moment, warn_days) + _ca_problems(path, moment)
+    matches: bool | None = None
+    if key is not None:
+        matches, key_problems = _key_problems(key, leaf)
+        problems += key_problems
+    top = path[-1]
+    root = top if len(path) > 1 and _is_self_issued(top) and _signed_by(top, top) else None
+    has_errors = any(p.severity is Severity.ERROR for p in problems)
+    problems += _trust_problems(path, root, trusted_roots, moment, has_errors)
+    return Validation(tuple(path), leaf, root, tuple(problems), matches)
+
+
+def raise_for_problems(validation: Validation) -> None:
+    """Raise an `InputError` naming every error-level problem (code of the first one)."""
+    errors = validation.errors
+    if not errors:
+        return
+    lines = "\n".join(f"- {p.code}: {p.message}" for p in errors)
+    raise InputError(
+        f"The certificate material has {len(errors)} error(s):\n{lines}",
+        code=errors[0].code,
+        fix="Nothing was changed. Fix the problems listed and run again.",
+    )

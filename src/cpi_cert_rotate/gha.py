@@ -112,10 +112,20 @@ def mask_fragments(value: str) -> list[str]:
     ]
 
 
+_masked: set[str] = set()
+
+
 def mask(value: str) -> None:
-    """Register `value` with the runner's secret masker, one escaped line at a time."""
-    for fragment in dict.fromkeys(mask_fragments(value)):
-        _command("::add-mask::" + _escape_data(fragment))
+    """Register `value` with the runner's secret masker, one escaped line at a time.
+
+    A fragment already registered in this process is not sent again: the derived forms
+    of one key share most of their lines.
+    """
+    with _lock:
+        for fragment in mask_fragments(value):
+            if fragment not in _masked:
+                _masked.add(fragment)
+                _command("::add-mask::" + _escape_data(fragment))
 
 
 def get_input(name: str) -> str:

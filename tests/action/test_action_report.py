@@ -1,0 +1,180 @@
+"""Rendering a report: outputs, annotations and the job summary for every outcome."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from cpi_cert_rotate.action_report import OUTPUTS, annotations_for, in_force, outputs, summary
+from cpi_cert_rotate.models import (
+    CertFacts,
+    CfTarget,
+    Fingerprint,
+    Outcome,
+    Report,
+    StepResult,
+    Strategy,
+)
+
+NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+TARGET = CfTarget("https://api.cf.example", "acme", "prod", "orders", "cpi-rt")
+
+
+def _facts(cn: str, days_left: float, fp: str) -> CertFacts:
+    return CertFacts(
+        subject=f"CN={cn},O=Acme",
+        issuer="CN=Acme Issuing CA",
+        serial="1a2b",
+        not_before=NOW - timedelta(days=10),
+        not_after=NOW + timedelta(days=days_left),
+        fingerprint_sha256=Fingerprint(fp * 64),
+        key_type="RSA",
+        key_size=2048,
+    )
+
+
+OLD = _facts("old", 12, "a")
+NEW = _facts("new", 365, "b")
+STEPS = (
+    StepResult("material", "ok", 0.01),
+    StepResult("observe", "ok", 0.4, "CC API 3.210.0, 1 binding(s)"),
+    StepResult("set", "ok", 2.5, "binding g-new holds the new leaf (overlap)"),
+)
+
+
+def _report(outcome: Outcome, **kw: object) -> Report:
+    base: dict[str, object] = {
+        "outcome": outcome,
+        "target": TARGET,
+        "strategy": Strategy.OVERLAP,
+        "before": OLD,
+        "new": NEW,
+        "steps": STEPS,
+        "leaf_pem": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+        "finished_at": NOW,
+    }
+    base.update(kw)
+    return Report(**base)  # type: ignore[arg-type]
+
+
+def test_rotated_outputs_describe_the_new_certificate() -> None:
+    out = outputs(_report(Outcome.ROTATED, binding_guid="g-new", deployment_guid="d-1"), NOW)
+    assert list(out) == list(OUTPUTS)
+    assert out["rotated"] == "true"
+    assert out["reason"] == "rotated"
+    assert out["strategy"] == "overlap"
+    assert out["expires-at"] == "2027-05-01T12:00:00Z"
+    assert out["days-remaining"] == "365"
+    assert out["fingerprint-sha256"] == "b" * 64
+    assert out["previous-fingerprint-sha256"] == "a" * 64
+    assert out["previous-expires-at"] == "2026-05-13T12:00:00Z"
+    assert out["binding-guid"] == "g-new"
+    assert out["deployment-guid"] == "d-1"
+    assert out["leaf-pem"].startswith("-----BEGIN CERTIFICATE-----")
+
+
+@pytest.mark.parametrize("outcome", [Outcome.NOT_DUE, Outcome.DRY_RUN, Outcome.ROLLED_BACK])
+def test_unchanged_outputs_describe_the_live_certificate(outcome: Outcome) -> None:
+    out = outputs(_report(outcome), NOW)
+    assert out["rotated"] == "false"
+    assert out["reason"] == str(outcome)
+    assert out["fingerprint-sha256"] == "a" * 64
+    assert out["days-remaining"] == "12"
+    assert out["leaf-pem"] == ""  # the supplied leaf is not in force
+
+
+def test_rollback_incomplete_claims_no_certificate_in_force() -> None:
+    report = _report(Outcome.ROLLBACK_INCOMPLETE, error="undo failed")
+    assert in_force(report) is None
+    out = outputs(report, NOW)
+    assert out["expires-at"] == ""
+    assert out["previous-fingerprint-sha256"] == "a" * 64
+
+
+def test_invalid_input_outputs_are_empty_but_present() -> None:
+    report = Report(Outcome.INVALID_INPUT, TARGET, error="bad", error_code="missing-input")
+    out = outputs(report, NOW)
+    assert set(out) == set(OUTPUTS)
+    assert out["reason"] == "invalid-input"
+    assert all(out[k] == "" for k in OUTPUTS if k not in ("rotated", "reason"))
+
+
+def test_short_lived_new_certificate_warns_with_the_threshold() -> None:
+    report = _report(Outcome.ROTATED, new=_facts("new", 20, "b"))
+    notes, failed = annotations_for(report, now=NOW, warn_days=30, fail_within=None)
+    assert not failed
+    assert [n.kind for n in notes] == ["warning"]
+    assert "in 20 days (threshold 30 days)" in notes[0].message
+
+
+def test_long_lived_new_certificate_does_not_warn() -> None:
+    notes, failed = annotations_for(
+        _report(Outcome.ROTATED), now=NOW, warn_days=30, fail_within=None
+    )
+    assert (notes, failed) == ([], False)
+
+
+def test_fail_if_expires_within_checks_the_certificate_in_force() -> None:
+    # not due: the live certificate (12 days) stays in force, within 14 days -> fail
+    notes, failed = annotations_for(_report(Outcome.NOT_DUE), now=NOW, warn_days=14, fail_within=14)
+    assert failed
+    assert notes[-1].kind == "error"
+    assert "within fail-if-expires-within (14 days)" in notes[-1].message
+    # rotated: the new certificate (365 days) is in force -> no failure
+    _, failed = annotations_for(_report(Outcome.ROTATED), now=NOW, warn_days=14, fail_within=14)
+    assert not failed
+
+
+def test_failure_gives_one_error_annotation_with_code_and_reason() -> None:
+    report = _report(
+        Outcome.ROLLED_BACK,
+        error="the iFlow refused the new certificate (HTTP 401)",
+        error_code="verification-failed",
+        warnings=("CC says: deprecated",),
+    )
+    notes, _ = annotations_for(report, now=NOW, warn_days=30, fail_within=None)
+    assert [n.kind for n in notes] == ["warning", "error"]
+    assert notes[1].message.startswith("rolled-back [verification-failed]: the iFlow refused")
+    assert notes[1].title == "Failed and rolled back"
+
+
+def test_summary_of_a_rotation_has_table_steps_and_strategy() -> None:
+    md = summary(_report(Outcome.ROTATED, warnings=("x",)), now=NOW)
+    assert "### ✅ Certificate rotated: `orders`" in md
+    assert "| | before | after |" in md
+    assert "| SHA-256 | " + "a" * 64 + " | " + "b" * 64 + " |" in md
+    assert "| not after | 2026-05-13T12:00:00Z (12 days) | 2027-05-01T12:00:00Z (365 days) |" in md
+    assert "| set | ✅ ok | 2.50 s | binding g-new holds the new leaf (overlap) |" in md
+    assert "strategy **overlap**" in md
+    assert "#### Warnings\n\n- x" in md
+
+
+def test_summary_of_a_split_state_lists_state_and_manual_steps() -> None:
+    md = summary(
+        _report(
+            Outcome.ROLLBACK_INCOMPLETE,
+            error="rollback failed",
+            error_code="rollback-error",
+            hint="rollback failed\n\nCall your platform team.",
+            state_left=("binding g-new (new leaf) still exists",),
+            manual_actions=("cf curl -X DELETE /v3/service_credential_bindings/g-new",),
+        ),
+        now=NOW,
+    )
+    assert "🚨" in md
+    assert "**rollback failed** (`rollback-error`)\n\nCall your platform team." in md
+    assert "**State left behind**\n\n- binding g-new (new leaf) still exists" in md
+    assert "1. cf curl -X DELETE /v3/service_credential_bindings/g-new" in md
+    assert "exit code 3" in md
+
+
+def test_summary_of_a_dry_run_shows_the_plan() -> None:
+    md = summary(_report(Outcome.DRY_RUN, plan=("create binding", "patch env")), now=NOW)
+    assert "#### Plan (dry run: nothing was changed)\n\n1. create binding\n2. patch env" in md
+    assert "| | live (unchanged) | supplied (not applied) |" in md
+
+
+def test_summary_cells_cannot_break_the_table() -> None:
+    md = summary(_report(Outcome.ROTATED, steps=(StepResult("x", "ok", 1, "a|b\nc"),)), now=NOW)
+    assert "| x | ✅ ok | 1.00 s | a\\|b<br>c |" in md

@@ -18,7 +18,10 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Iterable, Sequence
+import os
+import shutil
+import subprocess
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -106,6 +109,38 @@ def key_pem(
         else serialization.NoEncryption()
     )
     return key.private_bytes(encoding, private_format, algorithm)
+
+
+HAVE_OPENSSL = shutil.which("openssl") is not None
+"""`.ci/run` installs openssl; tests that need it skip elsewhere (`skipif(not HAVE_OPENSSL)`)."""
+
+
+def openssl(*args: str, stdin: bytes = b"", fds: Mapping[str, bytes] | None = None) -> bytes:
+    """Run `openssl ARGS` with `stdin` piped in and return its stdout; nothing touches disk.
+
+    Extra inputs (a CA key, a second file) travel through pipes too: an argument
+    `@name` becomes `/dev/fd/N` of a pipe pre-filled with `fds[name]` (< 64 KiB).
+    """
+    pass_fds: list[int] = []
+    argv = ["openssl"]
+    try:
+        for arg in args:
+            if arg.startswith("@") and fds and arg[1:] in fds:
+                read_end, write_end = os.pipe()
+                os.write(write_end, fds[arg[1:]])
+                os.close(write_end)
+                pass_fds.append(read_end)
+                arg = f"/dev/fd/{read_end}"
+            argv.append(arg)
+        result = subprocess.run(
+            argv, input=stdin, capture_output=True, pass_fds=pass_fds, check=False, timeout=60
+        )
+    finally:
+        for fd in pass_fds:
+            os.close(fd)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed: {result.stderr.decode(errors='replace')}")
+    return result.stdout
 
 
 def _signing_hash(

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import sys
+import textwrap
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,8 @@ from ..errors import ExitCode, InputError, RotationError
 from ..material import Problem, Severity, Validation
 
 log = logging.getLogger(__name__)
+
+_INDENT = " " * 11
 
 _READ_FIX = "Check the path and its permissions; `-` reads standard input."
 
@@ -190,7 +193,14 @@ def render_text(validation: Validation | None, problems: tuple[Problem, ...], no
         lines.append("")
     if problems:
         lines.append("Problems")
-        lines += [f"  {p.severity.upper():<8} {p.code}: {p.message}" for p in problems]
+        for found in problems:
+            what, _, fix = found.message.partition(" Fix: ")
+            lines.append(f"  {found.severity.upper():<8} {found.code}")
+            lines += textwrap.wrap(what, 96, initial_indent=_INDENT, subsequent_indent=_INDENT)
+            if fix:
+                lines += textwrap.wrap(
+                    f"Fix: {fix}", 96, initial_indent=_INDENT, subsequent_indent=_INDENT + "  "
+                )
     errors = sum(p.severity is Severity.ERROR for p in problems)
     lines.append(f"Not usable: {errors} error(s)." if errors else "OK: no error-level problem.")
     return "\n".join(lines) + "\n"

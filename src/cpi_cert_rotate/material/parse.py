@@ -25,6 +25,7 @@ import binascii
 import logging
 import re
 import textwrap
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -227,6 +228,17 @@ def _is_private_key_der(der: bytes) -> bool:
     return True
 
 
+def _pkcs7_certificates(der: bytes) -> list[x509.Certificate]:
+    """Certificates of a PKCS#7 bundle (raises ValueError when it is none).
+
+    `openssl crl2pkcs7` writes the certificate SET unsorted (BER, not DER); cryptography
+    reads it but warns on every call. That warning says nothing a user can act on.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="PKCS#7 certificates could not be parsed")
+        return pkcs7.load_der_pkcs7_certificates(der)
+
+
 def _chain_from_der(
     der: bytes, password: bytes | None
 ) -> tuple[tuple[x509.Certificate, ...], PrivateKey | None]:
@@ -237,7 +249,7 @@ def _chain_from_der(
     except ValueError:
         pass
     try:
-        certs = pkcs7.load_der_pkcs7_certificates(der)
+        certs = _pkcs7_certificates(der)
     except ValueError:
         certs = []
     if certs:
@@ -274,7 +286,7 @@ def _chain_from_blocks(blocks: list[_Block]) -> tuple[x509.Certificate, ...]:
             certs.append(_cert_from_block(block, number))
         elif block.label in _PKCS7_LABELS:
             try:
-                certs.extend(pkcs7.load_der_pkcs7_certificates(block.der))
+                certs.extend(_pkcs7_certificates(block.der))
             except ValueError as error:
                 raise input_error(
                     "unparseable-chain",

@@ -67,8 +67,8 @@ PROBLEMS: dict[str, ProblemSpec] = {
     "key-encrypted": ProblemSpec(
         _E,
         "The private key (or PKCS#12 file) is encrypted and no passphrase was given.",
-        "Pass the passphrase too (on the command line: `--passphrase-env NAME`, "
-        "never the passphrase itself).",
+        "Pass the passphrase too: the Action's `private-key-passphrase` (`pkcs12-password` "
+        "for `pkcs12`), or `--passphrase-env NAME` on the command line.",
     ),
     "wrong-passphrase": ProblemSpec(
         _E,

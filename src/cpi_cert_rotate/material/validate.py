@@ -30,7 +30,7 @@ from typing import TypeVar
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from cryptography.x509.verification import (
     Criticality,
@@ -94,10 +94,38 @@ def _day(moment: datetime) -> str:
 
 
 def _signed_by(child: x509.Certificate, parent: x509.Certificate) -> bool:
-    """True when `parent`'s key made `child`'s signature (RFC 5280 section 6.1.3 (a)(1))."""
+    """True when `parent`'s key made `child`'s signature (RFC 5280 section 6.1.3 (a)(1)).
+
+    cryptography refuses to verify SHA-1 signatures in certificates; those are checked
+    with the raw public key instead, so a SHA-1 chain reports `weak-key`, not
+    `bad-signature`.
+    """
+    if child.issuer != parent.subject:
+        return False
     try:
         child.verify_directly_issued_by(parent)
-    except (ValueError, TypeError, InvalidSignature):
+    except InvalidSignature:
+        return False
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        return _verify_raw(child, parent)
+    return True
+
+
+def _verify_raw(child: x509.Certificate, parent: x509.Certificate) -> bool:
+    key = parent.public_key()
+    try:
+        algorithm = child.signature_hash_algorithm
+        params = child.signature_algorithm_parameters
+        if algorithm is None:
+            return False
+        if isinstance(key, rsa.RSAPublicKey):
+            pad = params if isinstance(params, padding.PSS) else padding.PKCS1v15()
+            key.verify(child.signature, child.tbs_certificate_bytes, pad, algorithm)
+        elif isinstance(key, ec.EllipticCurvePublicKey):
+            key.verify(child.signature, child.tbs_certificate_bytes, ec.ECDSA(algorithm))
+        else:
+            return False
+    except (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm):
         return False
     return True
 

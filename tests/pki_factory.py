@@ -130,8 +130,9 @@ def openssl(*args: str, stdin: bytes = b"", fds: Mapping[str, bytes] | None = No
                 os.write(write_end, fds[arg[1:]])
                 os.close(write_end)
                 pass_fds.append(read_end)
-                arg = f"/dev/fd/{read_end}"
-            argv.append(arg)
+                argv.append(f"/dev/fd/{read_end}")
+            else:
+                argv.append(arg)
         result = subprocess.run(
             argv, input=stdin, capture_output=True, pass_fds=pass_fds, check=False, timeout=60
         )

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 
 from cpi_cert_rotate import material
@@ -49,6 +49,8 @@ def _lines(data: bytes) -> list[str]:
 
 
 def _p12(pki: Pki, password: bytes | None) -> bytes:
+    key = pki.leaf.key
+    assert isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey)
     encryption: serialization.KeySerializationEncryption = (
         serialization.BestAvailableEncryption(password)
         if password
@@ -56,7 +58,7 @@ def _p12(pki: Pki, password: bytes | None) -> bytes:
     )
     return pkcs12.serialize_key_and_certificates(
         b"cpi-client",
-        pki.leaf.key,
+        key,
         pki.leaf.cert,
         [pki.intermediate.cert, pki.root.cert],
         encryption,
@@ -323,7 +325,7 @@ ENCRYPTED_KEY_FORMS: dict[str, KeyForm] = {
 @pytest.mark.parametrize("kind", ["rsa-2048", "ec-p256", "ec-p384"])
 @pytest.mark.parametrize("form", list(KEY_FORMS))
 def test_key_forms(form: str, kind: str) -> None:
-    key = pooled_key(kind)  # type: ignore[arg-type]
+    key = pooled_key(kind)
     assert isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey)
     loaded = material.load_key(KEY_FORMS[form](key))
     assert material_keys.public_key_der(loaded.public_key()) == material_keys.public_key_der(
@@ -334,7 +336,7 @@ def test_key_forms(form: str, kind: str) -> None:
 @pytest.mark.parametrize("kind", ["rsa-2048", "ec-p256"])
 @pytest.mark.parametrize("form", list(ENCRYPTED_KEY_FORMS))
 def test_encrypted_key_forms_need_the_passphrase(form: str, kind: str) -> None:
-    key = pooled_key(kind)  # type: ignore[arg-type]
+    key = pooled_key(kind)
     assert isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey)
     data = ENCRYPTED_KEY_FORMS[form](key)
     loaded = material.load_key(data, passphrase=PASSWORD)
@@ -401,7 +403,7 @@ def test_passphrase_given_for_plain_key_is_forgiven() -> None:
         (lambda: key_pem(new_key("ec-p521")), "unsupported-key-type", "EC P-521"),
         (
             lambda: pkcs12.serialize_key_and_certificates(
-                b"k", new_key("ed25519"), None, None, serialization.NoEncryption()
+                b"k", ed25519.Ed25519PrivateKey.generate(), None, None, serialization.NoEncryption()
             ),
             "unsupported-key-type",
             "Ed25519",

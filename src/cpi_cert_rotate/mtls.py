@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 __all__ = [
     "EnvProxySession",
     "SSLContextAdapter",
-    "load_client_cert",
+    "load_chain_in_memory",
     "mtls_session",
     "ssl_context_with_client_cert",
     "trust_context",
@@ -85,11 +85,13 @@ def trust_context(ca_pem: str | None = None) -> ssl.SSLContext:
     return context
 
 
-def load_client_cert(context: ssl.SSLContext, chain_pem: str, key: PrivateKey) -> None:
-    """Load a client chain and key into `context` without a file on any filesystem.
+def load_chain_in_memory(context: ssl.SSLContext, chain_pem: str, key: PrivateKey) -> None:
+    """Load a chain and its key into `context` without a file on any filesystem.
 
-    `chain_pem` is leaf first. The key is re-encrypted with a password that lives only in
-    this call; the memfd holds encrypted key + chain and is closed before returning.
+    For a client context that is the identity it presents; tests load their servers' keys
+    the same way. `chain_pem` is leaf first. The key is re-encrypted with a password that
+    lives only in this call; the memfd holds encrypted key + chain and is closed before
+    returning.
     """
     password = secrets.token_urlsafe(32).encode()
     key_pem = key.private_bytes(
@@ -123,7 +125,7 @@ def ssl_context_with_client_cert(
 ) -> ssl.SSLContext:
     """`trust_context(ca_pem)` that also presents `chain_pem` + `key` (loaded in memory)."""
     context = trust_context(ca_pem)
-    load_client_cert(context, chain_pem, key)
+    load_chain_in_memory(context, chain_pem, key)
     return context
 
 

@@ -90,13 +90,6 @@ class UaaAuth:
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if not credentials.username and not credentials.client_id:
-            raise InputError(
-                "no Cloud Foundry credentials were given",
-                code="missing-credentials",
-                fix="Pass `cf-username` and `cf-password` (with `cf-origin` for a custom "
-                "identity provider), or `cf-client-id` and `cf-client-secret`.",
-            )
         self._http = http
         self._credentials = credentials
         self._token_url = token_url
@@ -135,6 +128,13 @@ class UaaAuth:
 
     def _login(self) -> _Token:
         creds = self._credentials
+        if not creds.username and not creds.client_id:
+            raise InputError(
+                "no Cloud Foundry credentials were given",
+                code="missing-credentials",
+                fix="Pass `cf-username` and `cf-password` (with `cf-origin` for a custom "
+                "identity provider), or `cf-client-id` and `cf-client-secret`.",
+            )
         if creds.username:
             form = {
                 "grant_type": "password",

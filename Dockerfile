@@ -8,10 +8,11 @@ FROM ${BASE_IMAGE}
 COPY requirements/runtime.txt /tmp/runtime.txt
 
 # One layer, so that what is removed at the end never reaches the image: apt lists,
-# pip and setuptools (not needed at run time), and python3-venv (needed only to create
-# the venv). Debian package versions are not pinned on purpose (DL3008): the base digest
-# fixes the release, and a pinned version vanishes from the mirror with the next
-# security update, breaking every user's build. Python packages are pinned with hashes.
+# pip and setuptools (not needed at run time), and python3-venv with what it pulls in
+# (needed only to create the venv; autoremove would keep them as "suggested").
+# Debian package versions are not pinned on purpose (DL3008): the base digest fixes the
+# release, and a pinned version vanishes from the mirror with the next security update,
+# breaking every user's build. Python packages are pinned with hashes.
 # hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates \
@@ -19,7 +20,8 @@ RUN apt-get update \
  && /opt/venv/bin/pip install --no-cache-dir --disable-pip-version-check \
       --require-hashes --no-deps --only-binary=:all: -r /tmp/runtime.txt \
  && /opt/venv/bin/pip uninstall -y --no-cache-dir --disable-pip-version-check pip setuptools \
- && apt-get purge -y --auto-remove python3-venv \
+ && apt-get purge -y python3-venv python3.11-venv python3-pip-whl python3-setuptools-whl \
+      python3-distutils python3-lib2to3 \
  && rm -rf /var/lib/apt/lists/* /var/cache/apt/* /var/log/apt /var/log/dpkg.log /tmp/runtime.txt
 
 COPY src/cpi_cert_rotate /action/cpi_cert_rotate

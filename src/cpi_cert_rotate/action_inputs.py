@@ -200,30 +200,31 @@ def build_settings(
 
 
 class _Problems:
-    """Collects input problems so that one run reports all of them."""
+    """Collects input problems so that one run reports all of them.
+
+    The hints about empty `secrets.*`/`vars.*` are given once, after every problem.
+    """
 
     def __init__(self, env: Mapping[str, str]) -> None:
         self.env = env
         self.errors: list[InputError] = []
+        self.hints: dict[str, None] = {}
 
     def add(self, message: str, *, code: str, fix: str = "") -> None:
         self.errors.append(InputError(message, code=code, fix=fix))
 
     def missing(self, name: str, *, why: str = "") -> None:
         secret = name in SECRET_INPUTS
-        self.add(
-            f"input `{name}` is empty{why}",
-            code="missing-input",
-            fix=f"Set `{name}` in the step's `with:`. " + self._empty_hint(secret),
-        )
+        self.add(f"input `{name}` is empty{why}", code="missing-input", fix=f"Set `{name}`.")
+        self.empty_hint(secret=secret)
 
-    def _empty_hint(self, secret: bool) -> str:
+    def empty_hint(self, *, secret: bool) -> None:
         hint = _FORK_HINT if secret else _VARS_HINT
         event = self.env.get("GITHUB_EVENT_NAME", "")
         actor = self.env.get("GITHUB_ACTOR", "")
         if secret and (actor == "dependabot[bot]" or event.startswith("pull_request")):
             hint = f"This run was triggered by `{event}` (actor `{actor}`). " + hint
-        return hint
+        self.hints[hint] = None
 
     def check_https(self, url: str, name: str) -> None:
         parts = urlsplit(url)
@@ -238,10 +239,14 @@ class _Problems:
     def raise_if_any(self) -> None:
         if not self.errors:
             return
+        hints = "\n\n".join(self.hints)
         if len(self.errors) == 1:
-            raise self.errors[0]
+            error = self.errors[0]
+            fix = "\n\n".join(part for part in (error.fix, hints) if part)
+            raise InputError(str(error), code=error.code, fix=fix) from error
         message = f"{len(self.errors)} input problems: " + "; ".join(map(str, self.errors))
-        fix = "\n".join(f"- {e.hint()}".replace("\n\n", " ") for e in self.errors)
+        lines = [f"- {e}" + (f": {e.fix}" if e.fix else "") for e in self.errors]
+        fix = "\n".join(lines) + (f"\n\n{hints}" if hints else "")
         raise InputError(message, code="invalid-inputs", fix=fix)
 
 
@@ -291,9 +296,9 @@ def _auth(inputs: Mapping[str, str], problems: _Problems) -> CfAuth | None:
         "`cf-client-id`/`cf-client-secret` are all empty",
         code="missing-credentials",
         fix="Give a technical user (`cf-username`, `cf-password`, and `cf-origin` for a "
-        "custom identity provider) or a UAA client (`cf-client-id`, `cf-client-secret`). "
-        + _FORK_HINT,
+        "custom identity provider) or a UAA client (`cf-client-id`, `cf-client-secret`).",
     )
+    problems.empty_hint(secret=True)
     return None
 
 
@@ -324,15 +329,17 @@ def _material(
         problems.add(
             "input `pkcs12-password` is set but `pkcs12` is empty",
             code="missing-input",
-            fix="Give the PKCS#12 file base64-encoded in `pkcs12`. " + _FORK_HINT,
+            fix="Give the PKCS#12 file base64-encoded in `pkcs12`.",
         )
+        problems.empty_hint(secret=True)
     if not chain_text and not key_text:
         problems.add(
             "no certificate: `cert-chain`/`private-key` and `pkcs12` are all empty",
             code="missing-material",
             fix="Give the PEM chain (leaf first or any order) in `cert-chain` and its key in "
-            "`private-key`, or the base64 of a PKCS#12 file in `pkcs12`. " + _FORK_HINT,
+            "`private-key`, or the base64 of a PKCS#12 file in `pkcs12`.",
         )
+        problems.empty_hint(secret=True)
         return None
     if not chain_text:
         problems.missing("cert-chain", why=" but `private-key` is set")

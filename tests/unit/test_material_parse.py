@@ -430,3 +430,14 @@ def test_duplicate_key_blocks_are_one_key() -> None:
         material.load_key(key_pem(key) + key_pem(key)),
         client_pki(key=key).leaf.cert,
     )
+
+
+def test_certificate_with_malformed_extension_is_refused_at_load(pki: Pki) -> None:
+    """An empty extendedKeyUsage violates its ASN.1 (SIZE (1..MAX)); refuse it up front."""
+    broken = pki.intermediate.issue("broken-eku", eku=())
+    with pytest.raises(InputError) as error:
+        material.load_chain(pem(broken.cert, pki.intermediate.cert))
+    assert error.value.code == "unparseable-chain"
+    assert "Certificate 1 (O=Example Corp,CN=broken-eku) has a malformed extension" in str(
+        error.value
+    )

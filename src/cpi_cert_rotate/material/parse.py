@@ -306,13 +306,29 @@ def _chain_from_blocks(blocks: list[_Block]) -> tuple[x509.Certificate, ...]:
     raise input_error("unparseable-chain", what)
 
 
+def _check_extensions(certs: tuple[x509.Certificate, ...]) -> None:
+    """cryptography parses extensions lazily; a malformed one would fail much later."""
+    for number, cert in enumerate(certs, 1):
+        try:
+            cert.extensions  # noqa: B018 - parsing is the point
+        except ValueError as error:
+            raise input_error(
+                "unparseable-chain",
+                f"Certificate {number} ({cert.subject.rfc4514_string()}) has a malformed "
+                f"extension: {error}.",
+            ) from error
+
+
 def _load_chain_and_key(
     data: bytes | str, password: bytes | None
 ) -> tuple[tuple[x509.Certificate, ...], PrivateKey | None]:
     blocks, der = _decode(_to_bytes(data), "chain")
     if der is not None:
-        return _chain_from_der(der, password)
-    return _chain_from_blocks(blocks), None
+        certs, key = _chain_from_der(der, password)
+    else:
+        certs, key = _chain_from_blocks(blocks), None
+    _check_extensions(certs)
+    return certs, key
 
 
 def _checked(key: object) -> PrivateKey:

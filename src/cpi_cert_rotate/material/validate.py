@@ -139,7 +139,7 @@ def _is_ca(cert: x509.Certificate) -> bool:
     """basicConstraints cA (RFC 5280 section 4.2.1.9); absent means not a CA."""
     try:
         return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
-    except x509.ExtensionNotFound:
+    except (x509.ExtensionNotFound, ValueError):  # ValueError: malformed, refused at load
         return False
 
 

@@ -1,0 +1,276 @@
+"""Packages, builds, droplets and revisions: what `cf restage` drives (reference 5).
+
+`cf restage` = newest READY package -> `POST /v3/builds` (STAGING, `staging_s` later
+STAGED with a new droplet) -> stop -> set current droplet -> start. Staging itself does
+not touch running instances; the stop does.
+"""
+
+from __future__ import annotations
+
+from . import present
+from .cc_lookups import list_response
+from .context import Ctx
+from .paging import PAGING_PARAMS, csv
+from .state import Build, Droplet, Package
+from .validate import apply_metadata
+from .web import (
+    GUID,
+    Request,
+    Response,
+    Router,
+    check_fields,
+    check_query,
+    not_found,
+    unprocessable,
+)
+
+_COMMON = [*PAGING_PARAMS, "guids", "label_selector", "created_ats", "updated_ats"]
+
+
+class BuildRoutes:
+    """Packages, builds, droplets, revisions."""
+
+    def __init__(self, ctx: Ctx) -> None:
+        self.ctx = ctx
+
+    def register(self, router: Router) -> None:
+        """Add the routes."""
+        r = router.add
+        r("GET", "/v3/packages", self.packages)
+        r("GET", f"/v3/packages/{GUID}", self.package)
+        r("GET", f"/v3/apps/{GUID}/packages", self.app_packages)
+        r("POST", "/v3/builds", self.create_build)
+        r("GET", "/v3/builds", self.builds)
+        r("GET", f"/v3/builds/{GUID}", self.build)
+        r("GET", f"/v3/apps/{GUID}/builds", self.app_builds)
+        r("GET", "/v3/droplets", self.droplets)
+        r("GET", f"/v3/droplets/{GUID}", self.droplet)
+        r("GET", f"/v3/apps/{GUID}/droplets", self.app_droplets)
+        r("GET", f"/v3/apps/{GUID}/revisions", self.app_revisions)
+        r("GET", f"/v3/apps/{GUID}/revisions/deployed", self.deployed_revisions)
+        r("GET", f"/v3/revisions/{GUID}", self.revision)
+        r("GET", f"/v3/revisions/{GUID}/environment_variables", self.revision_env)
+
+    # -- packages -----------------------------------------------------------------
+
+    def _package_list(self, req: Request, app_guids: list[str] | None) -> Response:
+        states = csv(req, "states")
+        types = csv(req, "types")
+        allowed = [*_COMMON, "states", "types", "space_guids", "organization_guids"]
+        if app_guids is None:
+            allowed.append("app_guids")
+            app_guids = csv(req, "app_guids")
+        with self.ctx.store.lock:
+            return list_response(
+                req,
+                allowed,
+                self.ctx.store.packages.values(),
+                lambda p: (
+                    (app_guids is None or p.app_guid in app_guids)
+                    and (states is None or p.state in states)
+                    and (types is None or p.type in types)
+                ),
+                lambda p: present.package(p, req.base_url),
+                orders=("created_at", "updated_at"),
+            )
+
+    def packages(self, req: Request) -> Response:
+        """`GET /v3/packages?app_guids=&states=READY&order_by=-created_at&per_page=1`."""
+        return self._package_list(req, None)
+
+    def app_packages(self, req: Request, guid: str) -> Response:
+        """`GET /v3/apps/:guid/packages`."""
+        with self.ctx.store.lock:
+            self.ctx.app_or_404(guid)
+        return self._package_list(req, [guid])
+
+    def package(self, req: Request, guid: str) -> Response:
+        """`GET /v3/packages/:guid`."""
+        check_query(req, [])
+        with self.ctx.store.lock:
+            found = self.ctx.store.packages.get(guid)
+            if found is None:
+                raise not_found("Package")
+            return Response(200, present.package(found, req.base_url))
+
+    # -- builds -------------------------------------------------------------------
+
+    def create_build(self, req: Request) -> Response:
+        """`POST /v3/builds {"package":{"guid":P}}` -> 201 STAGING."""
+        body = req.json_object()
+        check_fields(
+            body,
+            {
+                "package",
+                "lifecycle",
+                "staging_memory_in_mb",
+                "staging_disk_in_mb",
+                "staging_log_rate_limit_bytes_per_second",
+                "metadata",
+            },
+        )
+        package_ref = body.get("package")
+        package_guid = package_ref.get("guid") if isinstance(package_ref, dict) else None
+        store = self.ctx.store
+        with store.lock:
+            package = store.packages.get(str(package_guid))
+            if package is None:
+                raise unprocessable(
+                    "Unable to use package. Ensure that the package exists and you have "
+                    "access to it."
+                )
+            if package.state != "READY":
+                raise unprocessable("Package must be in READY state.")
+            build: Build = store.add(Build(app_guid=package.app_guid, package_guid=package.guid))
+            apply_metadata(build, body)
+        self.ctx.scheduler.call_later(store.options.staging_s, lambda: self._staged(build, package))
+        return Response(201, present.build(build, req.base_url))
+
+    def _staged(self, build: Build, package: Package) -> None:
+        with self.ctx.store.lock:
+            droplet: Droplet = self.ctx.store.add(
+                Droplet(app_guid=build.app_guid, package_guid=package.guid)
+            )
+            build.droplet_guid = droplet.guid
+            build.state = "STAGED"
+            build.touch()
+
+    def _build_list(self, req: Request, app_guids: list[str] | None) -> Response:
+        states = csv(req, "states")
+        package_guids = csv(req, "package_guids")
+        allowed = [*_COMMON, "states", "package_guids"]
+        if app_guids is None:
+            allowed.append("app_guids")
+            app_guids = csv(req, "app_guids")
+        with self.ctx.store.lock:
+            return list_response(
+                req,
+                allowed,
+                self.ctx.store.builds.values(),
+                lambda b: (
+                    (app_guids is None or b.app_guid in app_guids)
+                    and (states is None or b.state in states)
+                    and (package_guids is None or b.package_guid in package_guids)
+                ),
+                lambda b: present.build(b, req.base_url),
+                orders=("created_at", "updated_at"),
+            )
+
+    def builds(self, req: Request) -> Response:
+        """`GET /v3/builds`."""
+        return self._build_list(req, None)
+
+    def app_builds(self, req: Request, guid: str) -> Response:
+        """`GET /v3/apps/:guid/builds`."""
+        with self.ctx.store.lock:
+            self.ctx.app_or_404(guid)
+        return self._build_list(req, [guid])
+
+    def build(self, req: Request, guid: str) -> Response:
+        """`GET /v3/builds/:guid`."""
+        check_query(req, [])
+        with self.ctx.store.lock:
+            found = self.ctx.store.builds.get(guid)
+            if found is None:
+                raise not_found("Build")
+            return Response(200, present.build(found, req.base_url))
+
+    # -- droplets -----------------------------------------------------------------
+
+    def _droplet_list(self, req: Request, app_guids: list[str] | None) -> Response:
+        states = csv(req, "states")
+        allowed = [*_COMMON, "states", "space_guids", "organization_guids", "current"]
+        if app_guids is None:
+            allowed.append("app_guids")
+            app_guids = csv(req, "app_guids")
+        with self.ctx.store.lock:
+            return list_response(
+                req,
+                allowed,
+                self.ctx.store.droplets.values(),
+                lambda d: (
+                    (app_guids is None or d.app_guid in app_guids)
+                    and (states is None or d.state in states)
+                ),
+                lambda d: present.droplet(d, req.base_url),
+                orders=("created_at", "updated_at"),
+            )
+
+    def droplets(self, req: Request) -> Response:
+        """`GET /v3/droplets`."""
+        return self._droplet_list(req, None)
+
+    def app_droplets(self, req: Request, guid: str) -> Response:
+        """`GET /v3/apps/:guid/droplets`."""
+        with self.ctx.store.lock:
+            self.ctx.app_or_404(guid)
+        return self._droplet_list(req, [guid])
+
+    def droplet(self, req: Request, guid: str) -> Response:
+        """`GET /v3/droplets/:guid`."""
+        check_query(req, [])
+        with self.ctx.store.lock:
+            found = self.ctx.store.droplets.get(guid)
+            if found is None:
+                raise not_found("Droplet")
+            return Response(200, present.droplet(found, req.base_url))
+
+    # -- revisions ----------------------------------------------------------------
+
+    def app_revisions(self, req: Request, guid: str) -> Response:
+        """`GET /v3/apps/:guid/revisions`."""
+        with self.ctx.store.lock:
+            self.ctx.app_or_404(guid)
+            return list_response(
+                req,
+                [*_COMMON, "versions", "deployable"],
+                self.ctx.store.revisions.values(),
+                lambda r: r.app_guid == guid,
+                lambda r: present.revision(r, req.base_url),
+                orders=("created_at", "updated_at"),
+            )
+
+    def deployed_revisions(self, req: Request, guid: str) -> Response:
+        """`GET /v3/apps/:guid/revisions/deployed`: revisions with running instances."""
+        with self.ctx.store.lock:
+            self.ctx.app_or_404(guid)
+            deployed = {
+                p.revision_guid
+                for p in self.ctx.store.web_processes(guid)
+                if self.ctx.runtime.live(p.guid)
+            }
+            return list_response(
+                req,
+                _COMMON,
+                self.ctx.store.revisions.values(),
+                lambda r: r.guid in deployed,
+                lambda r: present.revision(r, req.base_url),
+                orders=("created_at", "updated_at"),
+            )
+
+    def revision(self, req: Request, guid: str) -> Response:
+        """`GET /v3/revisions/:guid`."""
+        with self.ctx.store.lock:
+            found = self.ctx.store.revisions.get(guid)
+            if found is None:
+                raise not_found("Revision")
+            return Response(200, present.revision(found, req.base_url))
+
+    def revision_env(self, req: Request, guid: str) -> Response:
+        """`GET /v3/revisions/:guid/environment_variables`."""
+        with self.ctx.store.lock:
+            found = self.ctx.store.revisions.get(guid)
+            if found is None:
+                raise not_found("Revision")
+            base = f"{req.base_url}/v3/revisions/{guid}"
+            return Response(
+                200,
+                {
+                    "var": dict(found.env_vars),
+                    "links": {
+                        "self": {"href": f"{base}/environment_variables"},
+                        "revision": {"href": base},
+                        "app": {"href": f"{req.base_url}/v3/apps/{found.app_guid}"},
+                    },
+                },
+            )

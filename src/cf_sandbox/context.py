@@ -1,0 +1,46 @@
+"""What the CC route modules share: the store, the runtime and the URLs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .faults import Faults
+from .instances import Runtime
+from .jobs import JobRunner, Scheduler
+from .rollout import Rollouts
+from .state import App, Store
+from .web import Request, bad_query, not_found
+
+
+@dataclass
+class Ctx:
+    """Handed to every CC route module."""
+
+    store: Store
+    runtime: Runtime
+    jobs: JobRunner
+    rollouts: Rollouts
+    faults: Faults
+    scheduler: Scheduler
+    api_url: str
+    uaa_url: str
+    login_url: str
+
+    def app_or_404(self, guid: str) -> App:
+        """The app with this guid (caller holds the lock) or CC's 404 `App not found`."""
+        app = self.store.apps.get(guid)
+        if app is None:
+            raise not_found("App")
+        return app
+
+
+def include_values(req: Request, allowed: tuple[str, ...]) -> list[str]:
+    """The `include` parameter, checked against the resources the endpoint can include."""
+    raw = req.param("include")
+    if raw is None:
+        return []
+    values = [v for v in raw.split(",") if v]
+    for value in values:
+        if value not in allowed:
+            raise bad_query(f"Invalid included resource: '{value}'")
+    return values

@@ -1,0 +1,84 @@
+"""What an app's containers see: VCAP_SERVICES, VCAP_APPLICATION and the `/env` document.
+
+CC puts only the newest *succeeded* binding per service instance into VCAP_SERVICES
+(`ServiceBinding.active_per_instance`, partitioned by instance, ordered by created_at
+desc then id desc), although the bindings list shows all of them (reference section 3).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .state import App, Binding, Store
+
+
+def active_bindings(store: Store, app_guid: str) -> list[Binding]:
+    """The newest succeeded app binding per service instance."""
+    newest: dict[str, Binding] = {}
+    for b in store.bindings.values():
+        if b.type != "app" or b.app_guid != app_guid or not b.is_("create", "succeeded"):
+            continue
+        current = newest.get(b.service_instance_guid)
+        if current is None or (b.created_at, b.seq) > (current.created_at, current.seq):
+            newest[b.service_instance_guid] = b
+    return sorted(newest.values(), key=lambda b: b.seq)
+
+
+def vcap_services(store: Store, app_guid: str) -> dict[str, list[dict[str, Any]]]:
+    """VCAP_SERVICES as a new container of the app would get it now."""
+    services: dict[str, list[dict[str, Any]]] = {}
+    for b in active_bindings(store, app_guid):
+        si = store.instances.get(b.service_instance_guid)
+        if si is None:
+            continue
+        plan = store.plan_of(si)
+        offering = store.offering_of(si)
+        entry: dict[str, Any] = {
+            "label": offering.label if offering else "user-provided",
+            "provider": None,
+            "plan": plan.name if plan else None,
+            "name": b.name or si.name,
+            "tags": list(si.tags),
+            "instance_guid": si.guid,
+            "instance_name": si.name,
+            "binding_guid": b.guid,
+            "binding_name": b.name,
+            "credentials": b.credentials if si.managed else dict(si.credentials),
+            "syslog_drain_url": None,
+            "volume_mounts": [],
+        }
+        if not si.managed:
+            del entry["provider"], entry["plan"]
+        services.setdefault(entry["label"], []).append(entry)
+    return services
+
+
+def vcap_application(store: Store, app: App, api_url: str) -> dict[str, Any]:
+    """VCAP_APPLICATION for the app."""
+    space = store.spaces[app.space_guid]
+    org = store.orgs[space.org_guid]
+    return {
+        "cf_api": api_url,
+        "limits": {"fds": 16384, "mem": 256, "disk": 1024},
+        "application_name": app.name,
+        "application_uris": [],
+        "name": app.name,
+        "space_name": space.name,
+        "space_id": space.guid,
+        "organization_id": org.guid,
+        "organization_name": org.name,
+        "uris": [],
+        "users": None,
+        "application_id": app.guid,
+    }
+
+
+def env_document(store: Store, app: App, api_url: str) -> dict[str, Any]:
+    """`GET /v3/apps/:guid/env`: what a *new* container would get."""
+    return {
+        "staging_env_json": {},
+        "running_env_json": {},
+        "environment_variables": dict(app.env_vars),
+        "system_env_json": {"VCAP_SERVICES": vcap_services(store, app.guid)},
+        "application_env_json": {"VCAP_APPLICATION": vcap_application(store, app, api_url)},
+    }

@@ -1,0 +1,219 @@
+"""UAA: `POST /oauth/token` for the password, client_credentials and refresh_token grants.
+
+Tokens are JWT-shaped (HS256 over a per-landscape secret) so clients can read `exp` and
+refresh before expiry as the cf CLI does. The error bodies are UAA's
+`{"error","error_description"}` (reference/cf-api-v3.md section 1).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import secrets
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote
+
+from .state import Store
+from .web import Request, Response, Router
+
+# Refresh tokens outlive access tokens, as UAA's default (30 days) does.
+_REFRESH_TTL_S = 30 * 24 * 3600.0
+_SCOPES = [
+    "cloud_controller.read",
+    "cloud_controller.write",
+    "openid",
+    "password.write",
+    "uaa.user",
+    "cloud_controller.admin_read_only",
+]
+_BAD_ORIGIN = (
+    "The origin provided in the login_hint does not match an active Identity Provider, "
+    "that supports password grant."
+)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _error(status: int, error: str, description: str) -> Response:
+    return Response(status, {"error": error, "error_description": description})
+
+
+@dataclass(frozen=True)
+class Accounts:
+    """Who may log in: one user of an origin, the `cf` client, one technical client."""
+
+    username: str
+    password: str
+    origin: str
+    client_id: str
+    client_secret: str
+
+
+class TokenIssuer:
+    """Signs and checks tokens; remembers which refresh tokens are still valid."""
+
+    def __init__(self, store: Store, accounts: Accounts, issuer_url: str) -> None:
+        self._store = store
+        self._secret = secrets.token_bytes(32)
+        self.accounts = accounts
+        self.issuer_url = issuer_url
+        self._refresh: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+        self.user_guid = str(uuid.uuid4())
+
+    def _sign(self, payload: dict[str, Any]) -> str:
+        header = _b64(json.dumps({"alg": "HS256", "kid": "sandbox", "typ": "JWT"}).encode())
+        body = _b64(json.dumps(payload, separators=(",", ":")).encode())
+        mac = hmac.new(self._secret, f"{header}.{body}".encode(), hashlib.sha256).digest()
+        return f"{header}.{body}.{_b64(mac)}"
+
+    def decode(self, token: str) -> dict[str, Any] | None:
+        """The claims of a token this issuer signed that has not expired, else None."""
+        try:
+            header, body, mac = token.split(".")
+            expected = hmac.new(self._secret, f"{header}.{body}".encode(), hashlib.sha256)
+            if not hmac.compare_digest(_unb64(mac), expected.digest()):
+                return None
+            claims: dict[str, Any] = json.loads(_unb64(body))
+        except (ValueError, binascii.Error):
+            return None
+        if float(claims.get("exp", 0)) <= time.time():
+            return None
+        return claims
+
+    def grant(self, subject: dict[str, Any], grant_type: str) -> dict[str, Any]:
+        """A 200 token response for `subject` (user or client claims)."""
+        ttl = self._store.options.token_ttl_s
+        issued = time.time()
+        jti = uuid.uuid4().hex
+        claims = {
+            "jti": jti,
+            "scope": _SCOPES,
+            "grant_type": grant_type,
+            "iat": int(issued),
+            "exp": round(issued + ttl, 3),
+            "iss": f"{self.issuer_url}/oauth/token",
+            "zid": "uaa",
+            "aud": ["cloud_controller", "openid", subject["client_id"]],
+            **subject,
+        }
+        answer: dict[str, Any] = {
+            "access_token": self._sign(claims),
+            "token_type": "bearer",
+            "expires_in": max(int(ttl), 0),
+            "scope": " ".join(_SCOPES),
+            "jti": jti,
+        }
+        if grant_type != "client_credentials":
+            refresh = {"jti": f"{jti}-r", "exp": issued + _REFRESH_TTL_S, **subject}
+            with self._lock:
+                self._refresh[refresh["jti"]] = subject
+            answer["refresh_token"] = self._sign(refresh)
+        return answer
+
+    def redeem_refresh(self, token: str) -> dict[str, Any] | None:
+        """The subject of a valid refresh token (each may be used many times, as UAA's)."""
+        claims = self.decode(token)
+        if claims is None:
+            return None
+        with self._lock:
+            return self._refresh.get(str(claims.get("jti")))
+
+
+def _basic_client(req: Request) -> tuple[str, str] | None:
+    header = req.headers.get("Authorization") or ""
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        client_id, _, secret = base64.b64decode(value).decode().partition(":")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return unquote(client_id), unquote(secret)
+
+
+def _login_hint_origin(raw: str | None) -> str | None:
+    if not raw:
+        return None
+    try:
+        hint = json.loads(unquote(raw))
+    except ValueError:
+        return ""
+    return str(hint.get("origin", "")) if isinstance(hint, dict) else ""
+
+
+class Uaa:
+    """The token endpoint's routes."""
+
+    def __init__(self, issuer: TokenIssuer) -> None:
+        self.issuer = issuer
+
+    def register(self, router: Router) -> None:
+        """Add `/oauth/token` to a router."""
+        router.add("POST", "/oauth/token", self.token, auth=False)
+
+    def token(self, req: Request) -> Response:
+        """The token endpoint: dispatch on `grant_type`."""
+        form = req.form()
+        client = _basic_client(req) or (form.get("client_id", ""), form.get("client_secret", ""))
+        grant_type = form.get("grant_type", "")
+        grants = {
+            "password": self._password,
+            "client_credentials": self._client_credentials,
+            "refresh_token": self._refresh,
+        }
+        if grant_type in grants:
+            return grants[grant_type](form, client)
+        if not grant_type:
+            return _error(400, "invalid_request", "Missing grant type")
+        return _error(400, "unsupported_grant_type", f"Unsupported grant type: {grant_type}")
+
+    def _client_credentials(self, form: dict[str, str], client: tuple[str, str]) -> Response:
+        accounts = self.issuer.accounts
+        if client != (accounts.client_id, accounts.client_secret):
+            return _error(401, "invalid_client", "Bad credentials")
+        subject = {"client_id": client[0], "cid": client[0], "sub": client[0]}
+        return Response(200, self.issuer.grant(subject, "client_credentials"))
+
+    def _refresh(self, form: dict[str, str], client: tuple[str, str]) -> Response:
+        if client[0] != "cf":
+            return _error(401, "invalid_client", "Bad credentials")
+        subject = self.issuer.redeem_refresh(form.get("refresh_token", ""))
+        if subject is None:
+            return _error(401, "invalid_token", "Invalid refresh token (expired)")
+        return Response(200, self.issuer.grant(subject, "refresh_token"))
+
+    def _password(self, form: dict[str, str], client: tuple[str, str]) -> Response:
+        accounts = self.issuer.accounts
+        if client != ("cf", ""):
+            return _error(401, "invalid_client", "Bad credentials")
+        origin = _login_hint_origin(form.get("login_hint"))
+        if origin is not None and origin != accounts.origin:
+            return _error(401, "unauthorized", _BAD_ORIGIN)
+        if "passcode" in form:
+            return _error(401, "unauthorized", "Bad credentials")
+        if (form.get("username"), form.get("password")) != (accounts.username, accounts.password):
+            return _error(401, "invalid_client", "Bad credentials")
+        subject = {
+            "client_id": "cf",
+            "cid": "cf",
+            "sub": self.issuer.user_guid,
+            "user_id": self.issuer.user_guid,
+            "user_name": accounts.username,
+            "email": accounts.username,
+            "origin": accounts.origin,
+        }
+        return Response(200, self.issuer.grant(subject, "password"))

@@ -1,0 +1,212 @@
+"""Requests, responses, CF error envelopes and routing: the HTTP vocabulary of the sandbox.
+
+Error texts are CC's (errors/v3.yml and the controllers), as collected in
+reference/cf-api-v3.md; clients match on code and title, tests also on the detail.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email.message import Message
+from typing import Any
+from urllib.parse import parse_qs
+
+
+@dataclass
+class Request:
+    """One parsed HTTP request as the route handlers see it."""
+
+    server: str
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: Message
+    body: bytes
+    base_url: str
+    peer_cert_der: bytes | None = None
+    claims: dict[str, Any] | None = None
+
+    @classmethod
+    def parse(
+        cls,
+        server: str,
+        method: str,
+        target: str,
+        *,
+        headers: Message,
+        body: bytes,
+        base_url: str,
+        peer_cert_der: bytes | None = None,
+    ) -> Request:
+        """Split the request target into path and query."""
+        path, _, raw_query = target.partition("?")
+        query = parse_qs(raw_query, keep_blank_values=True)
+        return cls(server, method, path, query, headers, body, base_url, peer_cert_der)
+
+    @property
+    def query_string(self) -> str:
+        """The query as it came (re-encoded), for logs and pagination links."""
+        return "&".join(f"{k}={v}" for k, vs in self.query.items() for v in vs)
+
+    def param(self, name: str) -> str | None:
+        """The first value of a query parameter."""
+        values = self.query.get(name)
+        return values[0] if values else None
+
+    def json(self) -> Any:
+        """The JSON body; an empty body is `{}`; anything unparsable is CC's 400."""
+        if not self.body.strip():
+            return {}
+        try:
+            return json.loads(self.body)
+        except (ValueError, UnicodeDecodeError) as error:
+            raise message_parse_error() from error
+
+    def json_object(self) -> dict[str, Any]:
+        """The JSON body, which must be an object."""
+        body = self.json()
+        if not isinstance(body, dict):
+            raise message_parse_error()
+        return body
+
+    def form(self) -> dict[str, str]:
+        """A form-encoded body merged over the query (UAA accepts both)."""
+        merged = {k: v[0] for k, v in self.query.items()}
+        text = self.body.decode("utf-8", errors="replace")
+        merged.update({k: v[0] for k, v in parse_qs(text, keep_blank_values=True).items()})
+        return merged
+
+
+@dataclass
+class Response:
+    """What a handler answers; `body` dict/list -> JSON, str/bytes -> as is, None -> empty."""
+
+    status: int
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    content_type: str | None = None
+
+    def encode(self) -> tuple[bytes, str | None]:
+        """The body bytes and the content type to send."""
+        if self.body is None:
+            return b"", self.content_type
+        if isinstance(self.body, bytes):
+            return self.body, self.content_type or "application/octet-stream"
+        if isinstance(self.body, str):
+            return self.body.encode(), self.content_type or "text/plain; charset=utf-8"
+        return json.dumps(self.body).encode(), self.content_type or "application/json"
+
+
+DROP = Response(status=0)
+"""Sentinel: close the connection without answering (a dropped connection fault)."""
+
+
+class ApiError(Exception):
+    """A CC error: becomes `{"errors":[{"code","title","detail"}]}` with `status`."""
+
+    def __init__(self, status: int, code: int, title: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.code, self.title, self.detail = status, code, title, detail
+
+    def response(self) -> Response:
+        """The error envelope response."""
+        body = {"errors": [{"detail": self.detail, "title": self.title, "code": self.code}]}
+        return Response(self.status, body)
+
+
+def not_found(kind: str) -> ApiError:
+    """404 CF-ResourceNotFound, e.g. `App not found`."""
+    return ApiError(404, 10010, "CF-ResourceNotFound", f"{kind} not found")
+
+
+def resource_not_found(detail: str) -> ApiError:
+    """404 CF-ResourceNotFound with a specific message."""
+    return ApiError(404, 10010, "CF-ResourceNotFound", detail)
+
+
+def unknown_request() -> ApiError:
+    """404 CF-NotFound: no such route."""
+    return ApiError(404, 10000, "CF-NotFound", "Unknown request")
+
+
+def unprocessable(detail: str) -> ApiError:
+    """422 CF-UnprocessableEntity."""
+    return ApiError(422, 10008, "CF-UnprocessableEntity", detail)
+
+
+def bad_query(detail: str) -> ApiError:
+    """400 CF-BadQueryParameter (CC prefixes every detail)."""
+    return ApiError(400, 10005, "CF-BadQueryParameter", f"The query parameter is invalid: {detail}")
+
+
+def message_parse_error() -> ApiError:
+    """400 CF-MessageParseError for a body that is not JSON."""
+    return ApiError(
+        400,
+        1001,
+        "CF-MessageParseError",
+        "Request invalid due to parse error: invalid request body",
+    )
+
+
+def server_error() -> ApiError:
+    """500 CF-ServerError."""
+    return ApiError(500, 10001, "CF-ServerError", "An unknown error occurred.")
+
+
+def check_fields(body: dict[str, Any], allowed: set[str]) -> None:
+    """422 `Unknown field(s): 'x', 'y'` for fields CC's message class does not know."""
+    unknown = [key for key in body if key not in allowed]
+    if unknown:
+        raise unprocessable("Unknown field(s): " + ", ".join(f"'{k}'" for k in unknown))
+
+
+def check_query(req: Request, allowed: list[str]) -> None:
+    """400 for query parameters the endpoint does not know, listing the valid ones."""
+    unknown = [key for key in req.query if key not in allowed]
+    if unknown:
+        raise bad_query(
+            "Unknown query parameter(s): "
+            + ", ".join(f"'{k}'" for k in unknown)
+            + ". Valid parameters are: "
+            + ", ".join(f"'{k}'" for k in allowed)
+        )
+
+
+Handler = Callable[..., Response]
+
+
+@dataclass(frozen=True)
+class Route:
+    """A method, a path pattern with named groups, the handler, and whether it needs a token."""
+
+    method: str
+    pattern: re.Pattern[str]
+    handler: Handler
+    auth: bool = True
+
+
+class Router:
+    """Maps (method, path) to handlers; unknown routes answer CC's 404 `Unknown request`."""
+
+    def __init__(self) -> None:
+        self.routes: list[Route] = []
+
+    def add(self, method: str, path: str, handler: Handler, *, auth: bool = True) -> None:
+        """Register `path` (regex groups like `(?P<guid>[^/]+)`), matched whole."""
+        self.routes.append(Route(method, re.compile(f"^{path}$"), handler, auth))
+
+    def match(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
+        """The route and its path arguments; raises the 404 when nothing matches."""
+        for route in self.routes:
+            found = route.pattern.match(path)
+            if found and route.method == method:
+                return route, found.groupdict()
+        raise unknown_request()
+
+
+GUID = r"(?P<guid>[^/]+)"
+"""Path segment pattern for a resource guid."""

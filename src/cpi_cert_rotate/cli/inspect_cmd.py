@@ -33,7 +33,12 @@ _READ_FIX = "Check the path and its permissions; `-` reads standard input."
 
 
 def add_input_arguments(parser: argparse.ArgumentParser) -> None:
-    """`--chain` and `--passphrase-env`, shared with `format`."""
+    """`--chain` and `--passphrase-env`, shared with `format`.
+
+    Abbreviations are turned off: argparse would otherwise read `--passphrase SECRET` as
+    `--passphrase-env SECRET`, and the secret would end up in an error message.
+    """
+    parser.allow_abbrev = False
     parser.add_argument(
         "--chain",
         required=True,
@@ -92,11 +97,13 @@ def passphrase_from_env(name: str | None) -> bytes | None:
         return None
     value = os.environ.get(name)
     if value is None:
+        # The name is not echoed: someone who passed the passphrase itself would see it.
         raise InputError(
-            f"The environment variable {name} named by --passphrase-env is not set.",
+            "The environment variable named by --passphrase-env is not set.",
             code="passphrase-env-unset",
-            fix=f"Export the passphrase first (`read -rs {name}; export {name}`), or leave "
-            "--passphrase-env out for an unencrypted key.",
+            fix="Give the variable's name, not the passphrase, and export it first "
+            "(`read -rs KEY_PASS; export KEY_PASS`), or leave --passphrase-env out for an "
+            "unencrypted key.",
         )
     return value.encode("utf-8")
 

@@ -71,6 +71,10 @@ DEFAULT_WARN_DAYS = 30
 
 DEFAULT_TIMEOUT_S = 900.0
 
+VERIFY_TIMEOUT_S = 60.0
+"""Test before promote retries while CPI picks up the new binding: up to a tenth of
+`timeout`, at most this long."""
+
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TRUE = frozenset({"true", "True", "TRUE"})
 _FALSE = frozenset({"false", "False", "FALSE"})
@@ -194,6 +198,7 @@ def build_settings(
         keep_root=keep_root,
         warn_days=warn_days,
         timeout_s=timeout,
+        verify_timeout_s=min(VERIFY_TIMEOUT_S, timeout / 10),
         run_id=_run_id(env),
     )
     return ActionSettings(request=request, fail_if_expires_within=fail_within)

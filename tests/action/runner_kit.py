@@ -1,0 +1,191 @@
+"""Emulate the GitHub runner around the Action: folders, environment, files, log audit.
+
+The runner mounts `/github/workspace`, `/github/home`, `/github/workflow` and
+`/github/file_commands` into the container, passes every input as `INPUT_<NAME>` (hyphens
+kept, the value only in the environment), and reads outputs and the job summary from
+files named in `GITHUB_OUTPUT` and `GITHUB_STEP_SUMMARY`. `RunnerDirs` builds that on
+the host; `run_entrypoint` runs `entrypoint.py` in a subprocess with it (the fast test),
+`podman_kit` runs the image with the same folders mounted (the real one).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+MOUNTS = ("workspace", "home", "workflow", "file_commands")
+_COMMAND = re.compile(r"^::([a-z-]+)(?: [^:]*)?::(.*)$")
+
+
+def _unescape(data: str) -> str:
+    return data.replace("%0D", "\r").replace("%0A", "\n").replace("%25", "%")
+
+
+@dataclass
+class RunnerDirs:
+    """The host side of the runner's mounts, and the environment that points into them."""
+
+    base: Path
+    prefix: str = ""
+    """Where the folders appear to the action: '' (host paths) or '/github' (container)."""
+    suffix: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+
+    def __post_init__(self) -> None:
+        for name in MOUNTS:
+            (self.base / name).mkdir(parents=True, exist_ok=True)
+        (self.base / "workflow" / "event.json").write_text(json.dumps({"schedule": "17 3 * * 1"}))
+        for name in self._file_commands():
+            (self.base / "file_commands" / name).touch()
+
+    def _file_commands(self) -> list[str]:
+        kinds = ("set_output", "step_summary", "set_env", "add_path", "save_state")
+        return [f"{kind}_{self.suffix}" for kind in kinds]
+
+    def path(self, mount: str, *parts: str) -> str:
+        """A path as the action sees it."""
+        root = f"{self.prefix}/{mount}" if self.prefix else str(self.base / mount)
+        return "/".join([root, *parts])
+
+    def env(self) -> dict[str, str]:
+        """The GITHUB_* variables a runner sets for a container step."""
+        return {
+            "CI": "true",
+            "GITHUB_ACTIONS": "true",
+            "GITHUB_EVENT_NAME": "schedule",
+            "GITHUB_EVENT_PATH": self.path("workflow", "event.json"),
+            "GITHUB_REPOSITORY": "acme/cpi-ops",
+            "GITHUB_RUN_ID": "4242",
+            "GITHUB_RUN_ATTEMPT": "1",
+            "GITHUB_ACTOR": "scheduler",
+            "GITHUB_WORKSPACE": self.path("workspace"),
+            "HOME": self.path("home"),
+            "GITHUB_OUTPUT": self.path("file_commands", f"set_output_{self.suffix}"),
+            "GITHUB_STEP_SUMMARY": self.path("file_commands", f"step_summary_{self.suffix}"),
+            "GITHUB_ENV": self.path("file_commands", f"set_env_{self.suffix}"),
+            "GITHUB_PATH": self.path("file_commands", f"add_path_{self.suffix}"),
+            "GITHUB_STATE": self.path("file_commands", f"save_state_{self.suffix}"),
+        }
+
+    @property
+    def output_text(self) -> str:
+        return (self.base / "file_commands" / f"set_output_{self.suffix}").read_text()
+
+    @property
+    def summary(self) -> str:
+        return (self.base / "file_commands" / f"step_summary_{self.suffix}").read_text()
+
+    def files(self) -> dict[str, bytes]:
+        """Every file under every mount after the run (the leak check reads them all)."""
+        return {
+            str(p.relative_to(self.base)): p.read_bytes()
+            for p in sorted(self.base.rglob("*"))
+            if p.is_file()
+        }
+
+
+@dataclass(frozen=True)
+class ActionRun:
+    """What one run left: exit code, log streams, outputs and summary."""
+
+    code: int
+    stdout: str
+    stderr: str
+    outputs: dict[str, str]
+    summary: str
+    output_text: str
+
+    def commands(self, name: str) -> list[str]:
+        """Messages of every `::name::` workflow command in stdout, unescaped."""
+        found = []
+        for line in self.stdout.splitlines():
+            match = _COMMAND.match(line)
+            if match and match.group(1) == name:
+                found.append(_unescape(match.group(2)))
+        return found
+
+
+def parse_outputs(text: str) -> dict[str, str]:
+    """Parse a GITHUB_OUTPUT file as the runner does (`name<<DELIM` blocks, `name=value`)."""
+    outputs: dict[str, str] = {}
+    lines = text.split("\n")
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if "<<" in line:
+            name, delimiter = line.split("<<", 1)
+            end = lines.index(delimiter, i + 1)
+            outputs[name] = "\n".join(lines[i + 1 : end])
+            i = end + 1
+        elif "=" in line:
+            name, value = line.split("=", 1)
+            outputs[name] = value
+            i += 1
+        else:
+            i += 1
+    return outputs
+
+
+def input_env(inputs: Mapping[str, str]) -> dict[str, str]:
+    """Inputs as the runner names them: `cf-api` -> `INPUT_CF-API`."""
+    return {"INPUT_" + name.replace(" ", "_").upper(): value for name, value in inputs.items()}
+
+
+def base_env() -> dict[str, str]:
+    """A runner-like process environment: no REQUESTS_CA_BUNDLE, no proxy, no venv hints."""
+    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
+
+
+def run_entrypoint(
+    inputs: Mapping[str, str], dirs: RunnerDirs, *, timeout: float = 240
+) -> ActionRun:
+    """Run `entrypoint.py` in a subprocess exactly as the container would, minus the image."""
+    env = {**base_env(), **dirs.env(), **input_env(inputs)}
+    done = subprocess.run(
+        [sys.executable, "-B", "-E", "-s", "-u", "-X", "utf8", str(ROOT / "entrypoint.py")],
+        cwd=dirs.base / "workspace",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    return finish(done.returncode, done.stdout, done.stderr, dirs)
+
+
+def finish(code: int, stdout: str, stderr: str, dirs: RunnerDirs) -> ActionRun:
+    text = dirs.output_text
+    return ActionRun(code, stdout, stderr, parse_outputs(text), dirs.summary, text)
+
+
+def audit(run: ActionRun, secrets: Iterable[str], dirs: RunnerDirs | None = None) -> None:
+    """No secret line may appear in any stream or file, except inside `::add-mask::`.
+
+    `secrets` are the lines to look for (PEM body lines, base64 DER, passwords). Every
+    `::add-mask::` command must also come before the first line of any other kind.
+    """
+    lines = run.stdout.splitlines()
+    first_other = next((i for i, ln in enumerate(lines) if not ln.startswith("::add-mask::")), None)
+    if first_other is not None:
+        late = [ln for ln in lines[first_other:] if ln.startswith("::add-mask::")]
+        assert not late, f"{len(late)} mask command(s) after other output: {lines[first_other]!r}"
+    clear_stdout = "\n".join(ln for ln in lines if not ln.startswith("::add-mask::"))
+    places = {
+        "stdout": clear_stdout,
+        "stderr": run.stderr,
+        "outputs": run.output_text,
+        "summary": run.summary,
+    }
+    if dirs is not None:
+        for name, data in dirs.files().items():
+            places[name] = data.decode("utf-8", errors="replace")
+    for secret in {s for s in secrets if s}:
+        for where, text in places.items():
+            assert secret not in text, f"secret line ({len(secret)} chars) found in {where}"

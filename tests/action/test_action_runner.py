@@ -1,0 +1,339 @@
+"""The Action end to end without the image: `entrypoint.py` as the runner would start it.
+
+Every scenario runs against a real sandbox landscape (HTTPS, UAA, CC v3, CPI mTLS) with
+the runner's folders and environment, and every one ends with the log audit: no line of
+any key, no password, anywhere but in `::add-mask::` commands, and all of those first.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.serialization import pkcs12
+from material_kit import key_lines
+from runner_kit import (
+    ROOT,
+    ActionRun,
+    RunnerDirs,
+    audit,
+    base_env,
+    finish,
+    input_env,
+    run_entrypoint,
+)
+
+pytestmark = pytest.mark.e2e
+
+PASSPHRASE = "rotation-key-passphrase-1"
+
+
+@pytest.fixture
+def landscape() -> Iterator[Any]:
+    from cf_sandbox import Landscape
+
+    with Landscape(instances=2) as ls:
+        yield ls
+
+
+def _key(pem: str) -> Any:
+    return serialization.load_pem_private_key(pem.encode(), None)
+
+
+def _encrypted(pem: str) -> str:
+    return (
+        _key(pem)
+        .private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(PASSPHRASE.encode()),
+        )
+        .decode()
+    )
+
+
+def _inputs(ls: Any, minted: Any, **changes: str) -> dict[str, str]:
+    inputs = {
+        "cf-api": ls.api_url,
+        "cf-username": ls.username,
+        "cf-password": ls.password,
+        "cf-origin": ls.origin or "",
+        "cf-ca-cert": ls.ca_pem,
+        "cf-org": ls.org,
+        "cf-space": ls.space,
+        "app": ls.app,
+        "service-instance": ls.service_instance,
+        "cert-chain": minted.chain_pem,
+        "private-key": _encrypted(minted.key_pem),
+        "private-key-passphrase": PASSPHRASE,
+        "verify-path": "/http/ping",
+        "timeout": "120",
+        "strategy": "auto",
+        "chain-env-var": "CLI_CHAIN",
+        "key-env-var": "CLI_KEY",
+        "force": "false",
+        "dry-run": "false",
+        "keep-root": "false",
+    }
+    inputs.update({k.replace("_", "-"): v for k, v in changes.items()})
+    return inputs
+
+
+def _live_key_pem(ls: Any) -> str:
+    app = next(a for a in ls.state()["apps"] if a["name"] == ls.app)
+    return str(app["env"]["CLI_KEY"])
+
+
+def _secrets(ls: Any, *minted: Any, inputs: dict[str, str]) -> list[str]:
+    """Everything that must never be printed: new and old key lines, every secret input."""
+    found = [*key_lines(_key(_live_key_pem(ls)))]
+    for m in minted:
+        found += key_lines(_key(m.key_pem))
+    for name in ("cf-password", "private-key-passphrase", "pkcs12-password"):
+        found.append(inputs.get(name, ""))
+    for name in ("private-key", "pkcs12"):
+        found += [ln for ln in inputs.get(name, "").splitlines() if len(ln) >= 8]
+        found = [ln for ln in found if not ln.startswith("-----")]
+    return found
+
+
+Run = Callable[..., ActionRun]
+
+
+@pytest.fixture
+def run(tmp_path: Path) -> Run:
+    def go(inputs: dict[str, str], secrets: list[str]) -> ActionRun:
+        dirs = RunnerDirs(tmp_path / f"run-{len(list(tmp_path.iterdir()))}")
+        result = run_entrypoint(inputs, dirs)
+        audit(result, secrets, dirs)
+        return result
+
+    return go
+
+
+def _fp(cert: x509.Certificate) -> str:
+    return cert.fingerprint(hashes.SHA256()).hex()
+
+
+def test_rotation_sets_outputs_summary_groups_and_exit_zero(landscape: Any, run: Run) -> None:
+    minted = landscape.mint(cn="ntifext-client", days=90)
+    inputs = _inputs(landscape, minted)
+    result = run(inputs, _secrets(landscape, minted, inputs=inputs))
+
+    assert result.code == 0, result.stdout + result.stderr
+    out = result.outputs
+    assert out["rotated"] == "true"
+    assert out["reason"] == "rotated"
+    assert out["strategy"] == "overlap"
+    assert out["fingerprint-sha256"] == minted.leaf_sha256
+    assert out["previous-fingerprint-sha256"] not in ("", minted.leaf_sha256)
+    assert out["binding-guid"]
+    assert out["deployment-guid"]
+    assert int(out["days-remaining"]) in (89, 90)
+    assert out["leaf-pem"].startswith("-----BEGIN CERTIFICATE-----")
+    assert _fp(x509.load_pem_x509_certificate(out["leaf-pem"].encode())) == minted.leaf_sha256
+    assert "### ✅ Certificate rotated" in result.summary
+    assert "| | before | after |" in result.summary
+    assert "#### Steps" in result.summary
+    groups = result.commands("group")
+    assert [g.removeprefix("step ") for g in groups] == [
+        "material",
+        "observe",
+        "lock",
+        "set",
+        "test",
+        "promote",
+        "deploy",
+        "finish",
+    ]
+    assert len(result.commands("endgroup")) == len(groups)
+    assert result.commands("error") == []
+    # the masks registered the new key's lines (and came first: checked by the audit)
+    masked = set(result.commands("add-mask"))
+    assert set(key_lines(_key(minted.key_pem))) & masked
+
+
+def test_same_certificate_again_is_already_current(landscape: Any, run: Run) -> None:
+    minted = landscape.mint(cn="ntifext-client", days=90)
+    inputs = _inputs(landscape, minted)
+    assert run(inputs, _secrets(landscape, minted, inputs=inputs)).code == 0
+    again = run(inputs, _secrets(landscape, minted, inputs=inputs))
+    assert again.code == 0
+    assert again.outputs["reason"] == "already-current"
+    assert again.outputs["rotated"] == "false"
+    assert again.outputs["fingerprint-sha256"] == minted.leaf_sha256
+    assert "Already current" in again.summary
+
+
+def test_dry_run_changes_nothing_and_shows_the_plan(landscape: Any, run: Run) -> None:
+    minted = landscape.mint(cn="ntifext-client", days=90)
+    live = _live_key_pem(landscape)
+    inputs = _inputs(landscape, minted, dry_run="true")
+    result = run(inputs, _secrets(landscape, minted, inputs=inputs))
+    assert result.code == 0
+    assert result.outputs["reason"] == "dry-run"
+    assert result.outputs["fingerprint-sha256"] != minted.leaf_sha256  # the live one
+    assert "#### Plan (dry run: nothing was changed)" in result.summary
+    assert _live_key_pem(landscape) == live
+
+
+def test_not_due_check_fails_when_the_live_certificate_expires_soon(
+    landscape: Any, run: Run
+) -> None:
+    short = landscape.mint(cn="ntifext-client", days=10)
+    first = _inputs(landscape, short)
+    assert run(first, _secrets(landscape, short, inputs=first)).code == 0
+    candidate = landscape.mint(cn="ntifext-client", days=90)
+    inputs = _inputs(landscape, candidate, renew_before="5d", fail_if_expires_within="14")
+    result = run(inputs, _secrets(landscape, short, candidate, inputs=inputs))
+    assert result.outputs["reason"] == "not-due"
+    assert result.code == 1  # the live certificate (10 days) is within 14 days
+    assert any("within fail-if-expires-within (14 days)" in e for e in result.commands("error"))
+
+
+def test_pkcs12_input_rotates(landscape: Any, run: Run) -> None:
+    minted = landscape.mint(cn="ntifext-client", days=90)
+    chain = x509.load_pem_x509_certificates(minted.chain_pem.encode())
+    p12 = pkcs12.serialize_key_and_certificates(
+        b"client",
+        _key(minted.key_pem),
+        chain[0],
+        chain[1:],
+        serialization.BestAvailableEncryption(b"p12-password-1"),
+    )
+    inputs = _inputs(
+        landscape,
+        minted,
+        cert_chain="",
+        private_key="",
+        private_key_passphrase="",
+        pkcs12=base64.b64encode(p12).decode(),
+        pkcs12_password="p12-password-1",
+    )
+    result = run(inputs, _secrets(landscape, minted, inputs=inputs))
+    assert result.code == 0, result.stdout
+    assert result.outputs["fingerprint-sha256"] == minted.leaf_sha256
+
+
+def test_key_of_another_certificate_is_bad_input(landscape: Any, run: Run) -> None:
+    minted = landscape.mint(cn="ntifext-client", days=90)
+    other = landscape.mint(cn="ntifext-client", days=90)
+    inputs = _inputs(landscape, minted, private_key=_encrypted(other.key_pem))
+    calls_before = len(landscape.calls())
+    result = run(inputs, _secrets(landscape, minted, other, inputs=inputs))
+    assert result.code == 2
+    assert result.outputs["reason"] == "invalid-input"
+    (error,) = result.commands("error")
+    assert "[key-mismatch]" in error
+    assert "\n" not in error  # one line
+    assert landscape.calls()[calls_before:] == []  # nothing was even asked of CF
+
+
+def test_wrong_passphrase_is_bad_input(landscape: Any, run: Run) -> None:
+    minted = landscape.mint(cn="ntifext-client", days=90)
+    inputs = _inputs(landscape, minted, private_key_passphrase="not-the-passphrase")
+    result = run(inputs, _secrets(landscape, minted, inputs=inputs))
+    assert result.code == 2
+    assert "[wrong-passphrase]" in result.commands("error")[0]
+
+
+def test_key_pasted_into_the_chain_input_is_masked_and_refused(landscape: Any, run: Run) -> None:
+    minted = landscape.mint(cn="ntifext-client", days=90)
+    inputs = _inputs(landscape, minted, cert_chain=minted.chain_pem + minted.key_pem)
+    result = run(inputs, _secrets(landscape, minted, inputs=inputs))
+    assert result.code == 2
+    assert "[private-key-in-chain]" in result.commands("error")[0]
+
+
+def test_certificate_cpi_refuses_is_rolled_back(landscape: Any, run: Run) -> None:
+    live_before = _live_key_pem(landscape)
+    untrusted = landscape.mint(cn="ntifext-client", days=90, trusted=False)
+    inputs = _inputs(landscape, untrusted)
+    result = run(inputs, _secrets(landscape, untrusted, inputs=inputs))
+    assert result.code in (1, 2), result.stdout
+    assert result.outputs["rotated"] == "false"
+    assert result.commands("error")
+    assert "#### What went wrong" in result.summary
+    assert _live_key_pem(landscape) == live_before
+
+
+def test_sigterm_mid_rotation_rolls_back(landscape: Any, tmp_path: Path) -> None:
+    """The runner cancels with SIGINT/SIGTERM: the engine stops and undoes its changes."""
+    minted = landscape.mint(cn="ntifext-client", days=90)
+    live_before = _live_key_pem(landscape)
+    landscape.add_fault({"delay_s": 3, "method": "POST", "path": "^/v3/deployments$", "times": 1})
+    inputs = _inputs(landscape, minted)
+    dirs = RunnerDirs(tmp_path / "cancel")
+    proc = subprocess.Popen(
+        [sys.executable, "-B", "-E", "-s", "-u", str(ROOT / "entrypoint.py")],
+        cwd=dirs.base / "workspace",
+        env={**base_env(), **dirs.env(), **input_env(inputs)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + 60
+    for line in proc.stdout:
+        lines.append(line)
+        if line.startswith("::group::step promote") or time.monotonic() > deadline:
+            break
+    os.kill(proc.pid, signal.SIGTERM)
+    rest, stderr = proc.communicate(timeout=120)
+    result = finish(proc.returncode, "".join(lines) + rest, stderr, dirs)
+    audit(result, _secrets(landscape, minted, inputs=inputs), dirs)
+    assert result.code in (1, 3), result.stdout
+    assert result.outputs["rotated"] == "false"
+    assert result.outputs["reason"] in ("rolled-back", "rollback-incomplete")
+    assert "Received SIGTERM" in result.stdout
+    if result.code == 1:
+        assert _live_key_pem(landscape) == live_before
+
+
+def test_empty_inputs_fail_with_every_problem_and_all_outputs(tmp_path: Path) -> None:
+    dirs = RunnerDirs(tmp_path / "empty")
+    result = run_entrypoint({}, dirs)
+    audit(result, [], dirs)
+    assert result.code == 2
+    assert set(result.outputs) >= {"rotated", "reason", "expires-at", "leaf-pem"}
+    assert result.outputs["reason"] == "invalid-input"
+    (error,) = result.commands("error")
+    assert "input `cf-api` is empty" in error
+    assert "no Cloud Foundry credentials" in error
+    assert "### ❌ Invalid input: nothing changed" in result.summary
+    assert "secrets are not passed to workflows triggered from forks" in result.summary
+
+
+def test_secrets_are_masked_before_the_first_other_line(tmp_path: Path) -> None:
+    from material_kit import mint_client_material
+
+    material = mint_client_material()
+    inputs = {
+        "cf-api": "https://127.0.0.1:9",  # never reached: the app name is missing
+        "cf-username": "u",
+        "cf-password": "pw-123456789",
+        "cf-org": "o",
+        "cf-space": "s",
+        "service-instance": "si",
+        "cert-chain": material.chain_pem,
+        "private-key": material.key_pem,
+    }
+    dirs = RunnerDirs(tmp_path / "masks")
+    result = run_entrypoint(inputs, dirs)
+    audit(result, [*key_lines(material.key), "pw-123456789"], dirs)
+    assert result.code == 2
+    lines = result.stdout.splitlines()
+    assert lines[0] == "::add-mask::pw-123456789"
+    masked = set(result.commands("add-mask"))
+    assert set(key_lines(material.key)) <= masked

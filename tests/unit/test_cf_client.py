@@ -20,9 +20,7 @@ from cpi_cert_rotate.cf import (
     CfTimeout,
     Deployment,
 )
-from cpi_cert_rotate.cf import (
-    client as client_module,
-)
+from cpi_cert_rotate.cf import base as base_module
 
 LEAF = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 
@@ -110,7 +108,7 @@ def test_not_found_names_what_is_missing_and_where(client: CfClient) -> None:
 def test_every_page_is_followed_on_the_api_origin(
     fake: FakeCf, client: CfClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(client_module, "_PER_PAGE", 2)
+    monkeypatch.setattr(base_module, "_PER_PAGE", 2)
     guids = [fake.add_binding() for _ in range(5)]
     fake.add_binding(app="app-2")  # another app's binding is not listed
     bindings = client.list_app_bindings("app-1", "si-1")
@@ -214,7 +212,7 @@ def test_job_past_the_deadline_raises_cf_timeout(ca: trustme.CA) -> None:
     finally:
         fake.close()
     assert isinstance(caught.value, TimeoutError)
-    assert 0.6 <= took < 1.5
+    assert 0.6 <= took < 3
     assert caught.value.resource_guid
     assert caught.value.resource_guid.startswith("job-")
     assert "creating the binding" in str(caught.value)

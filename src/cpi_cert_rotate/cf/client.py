@@ -3,163 +3,52 @@
 Lookups, service credential bindings (with `strategy: multiple` and async jobs), app
 environment variables and annotations, rolling deployments and the seed's restage. The
 transport rules (timeouts, retries, errors, warnings, token refresh) live in `http` and
-`auth`; this module only knows paths and shapes (reference/cf-api-v3.md). It knows
-nothing of certificates: binding `parameters` are passed through as given.
+`auth`, the shared plumbing in `base`; this module only knows paths and shapes
+(reference/cf-api-v3.md). It knows nothing of certificates: binding `parameters` are
+passed through as given.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from types import TracebackType
-from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any
 
 import requests
 
-from .. import __version__
-from ..errors import CfApiError, CfJobFailed, InputError
-from ..models import CfAuth
-from .auth import UaaAuth
-from .http import CfHttp
-from .polling import job_failure, poll
+from ..errors import CfApiError, CfJobFailed
+from .base import MIN_VERSION_BINDING_STRATEGY, CfBase, not_found
 from .resources import (
     App,
     Binding,
     Build,
     Deployment,
-    Job,
     Org,
     Package,
-    RootInfo,
     ServiceInstance,
     Space,
-    parse,
 )
 
 __all__ = ["MIN_VERSION_BINDING_STRATEGY", "CfClient"]
 
 logger = logging.getLogger(__name__)
 
-T = TypeVar("T")
-
-# `"strategy": "multiple"` shipped in capi-release 1.220.0 = CC API 3.205.0; the cf CLI
-# gates `bind-service --strategy` on the same version (MinVersionServiceBindingStrategy).
-MIN_VERSION_BINDING_STRATEGY = (3, 205, 0)
-# Large pages: a rotation lists few resources, and fewer round trips mean fewer retries.
-_PER_PAGE = 200
-# A runaway `next` link (a server bug) must not loop for ever.
-_MAX_PAGES = 1000
-_DEFAULT_USER_AGENT = f"cpi-cert-rotate/{__version__}"
 _BINDING_BUSY = "in progress for the service binding"
 _EARLIEST = datetime.min.replace(tzinfo=UTC)  # sorts bindings without created_at first
 
 
-def _normalise_api_url(api_url: str) -> str:
-    url = api_url.strip().rstrip("/")
-    if "://" not in url:
-        url = "https://" + url  # as `cf api` does
-    parts = urlsplit(url)
-    if parts.scheme != "https" or not parts.hostname:
-        raise InputError(
-            f"the Cloud Foundry API URL {api_url!r} is not an https:// URL",
-            code="bad-cf-api",
-            fix="Pass the API endpoint shown by `cf api`, e.g. `https://api.cf.eu10.hana.ondemand.com`.",
-        )
-    return url
-
-
-def _not_found(message: str, path: str) -> CfApiError:
-    return CfApiError(
-        message,
-        status=404,
-        code=10010,
-        title="CF-ResourceNotFound",
-        detail=message,
-        method="GET",
-        path=path,
-    )
-
-
-def _page(data: Mapping[str, Any]) -> tuple[list[Any], str | None]:
-    resources = data["resources"]
-    if not isinstance(resources, list):
-        raise TypeError("resources is not a list")
-    pagination = data.get("pagination") or {}
-    next_link = pagination.get("next") or {}
-    href = next_link.get("href") if isinstance(next_link, Mapping) else None
-    return resources, href if isinstance(href, str) and href else None
-
-
-class CfClient:
+class CfClient(CfBase):
     """A Cloud Foundry v3 client for one API endpoint and one set of credentials.
 
-    Construction does no I/O. `deadline` arguments are absolute `time.monotonic()`
+    `CfClient(api_url, auth, *, timeout_s=30.0, poll_cap_s=3.0, user_agent=...)`;
+    construction does no I/O. `deadline` arguments are absolute `time.monotonic()`
     values. Errors: `CfUnreachable` (no answer), `CfApiError` (an error envelope; 404 for
     lookups that find nothing), `CfJobFailed` (a job ended FAILED), `CfTimeout` (a wait
-    missed its deadline). `warnings` holds every Cloud Controller warning seen.
+    missed its deadline). `warnings` holds every Cloud Controller warning seen;
+    `root()`, `supports_binding_strategy()`, `authenticate()` and `get_job()` come from
+    `CfBase`.
     """
-
-    def __init__(
-        self,
-        api_url: str,
-        auth: CfAuth,
-        *,
-        timeout_s: float = 30.0,
-        poll_cap_s: float = 3.0,
-        user_agent: str = _DEFAULT_USER_AGENT,
-    ) -> None:
-        self.api_url = _normalise_api_url(api_url)
-        self._http = CfHttp(ca_pem=auth.ca_pem, timeout_s=timeout_s, user_agent=user_agent)
-        self._auth = UaaAuth(self._http, auth, lambda: self.root().token_url)
-        self._poll_cap_s = poll_cap_s
-        self._root: RootInfo | None = None
-        self._where: dict[str, str] = {}  # org/space guid -> "org 'o' / space 's'" for errors
-
-    def __enter__(self) -> CfClient:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def close(self) -> None:
-        """Close pooled connections."""
-        self._http.close()
-
-    @property
-    def warnings(self) -> list[str]:
-        """`X-Cf-Warnings` and job warnings seen so far, each once, in order."""
-        return list(self._http.warnings)
-
-    # -- discovery and auth -------------------------------------------------------------
-
-    def root(self) -> RootInfo:
-        """`GET /` (no auth), cached: the v3 version and the login/UAA endpoints."""
-        if self._root is None:
-            response = self._http.request("GET", self.api_url + "/")
-            body = self._http.json(response, "the API root (GET /)")
-            self._root = parse(
-                lambda data: RootInfo.from_api(data, self.api_url),
-                body,
-                "the API root (GET /)",
-                status=response.status_code,
-            )
-            logger.debug("Cloud Controller v3 API %s", self._root.v3_version_text)
-        return self._root
-
-    def supports_binding_strategy(self) -> bool:
-        """True when the API accepts `"strategy": "multiple"` on binding create (>= 3.205.0)."""
-        return self.root().v3_version >= MIN_VERSION_BINDING_STRATEGY
-
-    def authenticate(self) -> None:
-        """Log in now, so wrong credentials fail before anything else (401 `CfApiError`)."""
-        self._auth.login()
 
     # -- lookups ------------------------------------------------------------------------
 
@@ -168,7 +57,7 @@ class CfClient:
         path = "/v3/organizations"
         org = self._find_one(path, {"names": name}, Org.from_api, name, exact_case=False)
         if org is None:
-            raise _not_found(f"Org {name!r} not found, or the user cannot see it", path)
+            raise not_found(f"Org {name!r} not found, or the user cannot see it", path)
         self._where[org.guid] = f"org {org.name!r}"
         return org
 
@@ -179,9 +68,7 @@ class CfClient:
         space = self._find_one(path, params, Space.from_api, name, exact_case=False)
         where = self._where.get(org_guid, f"org {org_guid}")
         if space is None:
-            raise _not_found(
-                f"Space {name!r} not found in {where}, or the user cannot see it", path
-            )
+            raise not_found(f"Space {name!r} not found in {where}, or the user cannot see it", path)
         self._where[space.guid] = f"{where} / space {space.name!r}"
         return space
 
@@ -192,7 +79,7 @@ class CfClient:
         app = self._find_one(path, params, App.from_api, name, exact_case=False)
         if app is None:
             where = self._where.get(space_guid, f"space {space_guid}")
-            raise _not_found(f"App {name!r} not found in {where}", path)
+            raise not_found(f"App {name!r} not found in {where}", path)
         return app
 
     def find_service_instance(self, space_guid: str, name: str) -> ServiceInstance:
@@ -202,7 +89,7 @@ class CfClient:
         instance = self._find_one(path, params, ServiceInstance.from_api, name, exact_case=True)
         if instance is None:
             where = self._where.get(space_guid, f"space {space_guid}")
-            raise _not_found(
+            raise not_found(
                 f"Service instance {name!r} not found in {where} (service instance names "
                 "are case-sensitive)",
                 path,
@@ -269,7 +156,7 @@ class CfClient:
         guid = job.resource_guid or self._newest_binding_guid(app_guid, si_guid)
         binding = self.get_binding(guid) if guid else None
         if binding is None:
-            raise _not_found("the binding created by the job is gone", path)
+            raise not_found("the binding created by the job is gone", path)
         if not binding.succeeded:
             raise CfJobFailed(
                 f"creating the binding ended {binding.operation} {binding.state}: "
@@ -302,7 +189,7 @@ class CfClient:
     def binding_credentials(self, guid: str) -> dict[str, Any]:
         """The binding's `credentials` (broker-defined, so the one dict that leaves `cf`)."""
         response = self._call("GET", f"/v3/service_credential_bindings/{guid}/details")
-        body = self._http.json(response, "binding details")
+        body = self._json(response, "binding details")
         credentials = body.get("credentials") if isinstance(body, dict) else None
         if not isinstance(credentials, dict):
             raise CfApiError(
@@ -359,11 +246,10 @@ class CfClient:
 
     def wait_deployment(self, guid: str, *, deadline: float) -> Deployment:
         """Poll until FINALIZED and return it (check `.succeeded`); `CfTimeout` at the deadline."""
-        return poll(
+        return self._poll(
             lambda: self.get_deployment(guid),
             lambda d: d.finalized,
             deadline=deadline,
-            cap_s=self._poll_cap_s,
             what="the rolling deployment",
             guid=guid,
         )
@@ -401,16 +287,15 @@ class CfClient:
             Package.from_api,
         )
         if not packages:
-            raise _not_found("the app has no READY package to stage", "/v3/packages")
+            raise not_found("the app has no READY package to stage", "/v3/packages")
         response = self._call(
             "POST", "/v3/builds", json_body={"package": {"guid": packages[0].guid}}
         )
         build = self._parse(response, Build.from_api, "a build")
-        build = poll(
+        build = self._poll(
             lambda: self._get(f"/v3/builds/{build.guid}", Build.from_api, "a build"),
             lambda b: b.state in ("STAGED", "FAILED"),
             deadline=deadline,
-            cap_s=self._poll_cap_s,
             what="staging",
             guid=build.guid,
         )
@@ -424,81 +309,10 @@ class CfClient:
         self.start_app(app_guid)
         self._wait_web_running(app_guid, deadline)
 
-    # -- jobs -----------------------------------------------------------------------------
-
-    def get_job(self, guid: str) -> Job:
-        """An asynchronous job's state, errors and warnings."""
-        return self._get(f"/v3/jobs/{guid}", Job.from_api, "a job")
-
-    # -- plumbing -------------------------------------------------------------------------
-
-    def _call(
-        self,
-        method: str,
-        path: str,
-        *,
-        json_body: Any = None,
-        params: Mapping[str, str | int] | None = None,
-    ) -> requests.Response:
-        return self._http.request(
-            method, self.api_url + path, bearer=self._auth, json_body=json_body, params=params
-        )
-
-    def _parse(
-        self, response: requests.Response, build: Callable[[Mapping[str, Any]], T], what: str
-    ) -> T:
-        return parse(build, self._http.json(response, what), what, status=response.status_code)
-
-    def _get(self, path: str, build: Callable[[Mapping[str, Any]], T], what: str) -> T:
-        return self._parse(self._call("GET", path), build, what)
-
-    def _pages(self, path: str, params: Mapping[str, str]) -> Iterator[Any]:
-        """Every resource of a list, following `pagination.next` on the API's own origin."""
-        url: str | None = self.api_url + path
-        query: Mapping[str, str | int] | None = {**params, "per_page": _PER_PAGE}
-        for _ in range(_MAX_PAGES):
-            if url is None:
-                return
-            response = self._http.request("GET", url, bearer=self._auth, params=query)
-            resources, next_href = parse(
-                _page, self._http.json(response, "a list"), f"a list of {path}", status=200
-            )
-            yield from resources
-            url, query = (self._same_origin(next_href), None) if next_href else (None, None)
-        raise CfApiError(f"more than {_MAX_PAGES} pages listing {path}", status=200, path=path)
-
-    def _list(
-        self, path: str, params: Mapping[str, str], build: Callable[[Mapping[str, Any]], T]
-    ) -> list[T]:
-        return [
-            parse(build, item, f"an item of {path}", status=200)
-            for item in self._pages(path, params)
-        ]
-
-    def _find_one(
-        self,
-        path: str,
-        params: Mapping[str, str],
-        build: Callable[[Mapping[str, Any]], T],
-        name: str,
-        *,
-        exact_case: bool,
-    ) -> T | None:
-        found = self._list(path, params, build)
-        for candidate in found:  # prefer the exact spelling; CC's filter may fold case
-            if getattr(candidate, "name", None) == name:
-                return candidate
-        if exact_case:
-            return None
-        return next((c for c in found if str(getattr(c, "name", "")).lower() == name.lower()), None)
-
-    def _same_origin(self, href: str) -> str:
-        """A `next`/`Location` link re-rooted on the API URL: the token never goes elsewhere."""
-        api, link = urlsplit(self.api_url), urlsplit(href)
-        return urlunsplit((api.scheme, api.netloc, link.path, link.query, ""))
+    # -- helpers --------------------------------------------------------------------------
 
     def _vars(self, response: requests.Response) -> dict[str, str]:
-        body = self._http.json(response, "environment variables")
+        body = self._json(response, "environment variables")
         variables = body.get("var") if isinstance(body, dict) else None
         if not isinstance(variables, dict):
             raise CfApiError(
@@ -506,54 +320,16 @@ class CfClient:
             )
         return {str(k): v for k, v in variables.items() if isinstance(v, str)}
 
-    @staticmethod
-    def _job_guid(response: requests.Response, path: str) -> str:
-        location = response.headers.get("Location", "")
-        guid = location.rstrip("/").rsplit("/", 1)[-1] if "/v3/jobs/" in location else ""
-        if not guid:
-            raise CfApiError(
-                f"Cloud Controller accepted {response.request.method} {path} but named no job",
-                status=response.status_code,
-                request_id=response.headers.get("X-Vcap-Request-Id", ""),
-                path=path,
-            )
-        return guid
-
-    def _wait_job(self, job_guid: str, deadline: float, what: str) -> Job:
-        """Poll a job to COMPLETE; FAILED raises `CfJobFailed`. Job warnings are kept."""
-        seen: dict[str, str] = {}
-
-        def fetch() -> Job:
-            job = self.get_job(job_guid)
-            for warning in job.warnings:
-                self._http.add_warning(warning)
-            if job.resource_guid:
-                seen["resource"] = job.resource_guid
-            return job
-
-        job = poll(
-            fetch,
-            lambda j: j.finished,
-            deadline=deadline,
-            cap_s=self._poll_cap_s,
-            what=what,
-            guid=job_guid,
-        )
-        if job.state == "FAILED":
-            raise job_failure(job, what, binding_guid=seen.get("resource"))
-        return job
-
     def _newest_binding_guid(self, app_guid: str, si_guid: str) -> str | None:
         bindings = self.list_app_bindings(app_guid, si_guid)
         return bindings[-1].guid if bindings else None
 
     def _wait_binding_settled(self, guid: str, deadline: float) -> Binding | None:
         """Wait until no operation runs on the binding; None when it is gone."""
-        return poll(
+        return self._poll(
             lambda: self.get_binding(guid),
             lambda b: b is None or b.state not in ("initial", "in progress"),
             deadline=deadline,
-            cap_s=self._poll_cap_s,
             what="the binding's running operation",
             guid=guid,
         )
@@ -563,15 +339,14 @@ class CfClient:
         path = f"/v3/apps/{app_guid}/processes/web/stats"
 
         def states() -> list[str]:
-            body = self._http.json(self._call("GET", path), "process stats")
+            body = self._json(self._call("GET", path), "process stats")
             return [str(r.get("state")) for r in body.get("resources") or () if isinstance(r, dict)]
 
         try:
-            poll(
+            self._poll(
                 states,
                 lambda s: bool(s) and all(state == "RUNNING" for state in s),
                 deadline=deadline,
-                cap_s=self._poll_cap_s,
                 what="the app's instances to start",
                 guid=app_guid,
             )

@@ -1,0 +1,257 @@
+"""`CfBase`: what every Cloud Controller call shares (discovery, auth, paging, jobs).
+
+`client.CfClient` adds the calls themselves. Kept apart so the calls read as a list of
+paths and shapes, and the plumbing (re-rooted `next` links, job polling, parse errors)
+exists once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from types import TracebackType
+from typing import Any, Self, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+
+from .. import __version__
+from ..errors import CfApiError, InputError
+from ..models import CfAuth
+from .auth import UaaAuth
+from .http import CfHttp
+from .polling import job_failure, poll
+from .resources import Job, RootInfo, parse
+
+__all__ = ["MIN_VERSION_BINDING_STRATEGY", "CfBase", "not_found"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# `"strategy": "multiple"` shipped in capi-release 1.220.0 = CC API 3.205.0; the cf CLI
+# gates `bind-service --strategy` on the same version (MinVersionServiceBindingStrategy).
+MIN_VERSION_BINDING_STRATEGY = (3, 205, 0)
+# Large pages: a rotation lists few resources, and fewer round trips mean fewer retries.
+_PER_PAGE = 200
+# A runaway `next` link (a server bug) must not loop for ever.
+_MAX_PAGES = 1000
+_DEFAULT_USER_AGENT = f"cpi-cert-rotate/{__version__}"
+
+
+def _normalise_api_url(api_url: str) -> str:
+    url = api_url.strip().rstrip("/")
+    if "://" not in url:
+        url = "https://" + url  # as `cf api` does
+    parts = urlsplit(url)
+    if parts.scheme != "https" or not parts.hostname:
+        raise InputError(
+            f"the Cloud Foundry API URL {api_url!r} is not an https:// URL",
+            code="bad-cf-api",
+            fix="Pass the endpoint `cf api` shows, e.g. `https://api.cf.eu10.hana.ondemand.com`.",
+        )
+    return url
+
+
+def _page(data: Mapping[str, Any]) -> tuple[list[Any], str | None]:
+    resources = data["resources"]
+    if not isinstance(resources, list):
+        raise TypeError("resources is not a list")
+    pagination = data.get("pagination") or {}
+    next_link = pagination.get("next") or {}
+    href = next_link.get("href") if isinstance(next_link, Mapping) else None
+    return resources, href if isinstance(href, str) and href else None
+
+
+def not_found(message: str, path: str) -> CfApiError:
+    """A 404 `CfApiError` for a lookup that found nothing (the message says what and where)."""
+    return CfApiError(
+        message,
+        status=404,
+        code=10010,
+        title="CF-ResourceNotFound",
+        detail=message,
+        method="GET",
+        path=path,
+    )
+
+
+class CfBase:
+    """Discovery, auth and the shared plumbing of `CfClient` (see there)."""
+
+    def __init__(
+        self,
+        api_url: str,
+        auth: CfAuth,
+        *,
+        timeout_s: float = 30.0,
+        poll_cap_s: float = 3.0,
+        user_agent: str = _DEFAULT_USER_AGENT,
+    ) -> None:
+        self.api_url = _normalise_api_url(api_url)
+        self._http = CfHttp(ca_pem=auth.ca_pem, timeout_s=timeout_s, user_agent=user_agent)
+        self._auth = UaaAuth(self._http, auth, lambda: self.root().token_url)
+        self._poll_cap_s = poll_cap_s
+        self._root: RootInfo | None = None
+        self._where: dict[str, str] = {}  # org/space guid -> "org 'o' / space 's'" for errors
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close pooled connections."""
+        self._http.close()
+
+    @property
+    def warnings(self) -> list[str]:
+        """`X-Cf-Warnings` and job warnings seen so far, each once, in order."""
+        return list(self._http.warnings)
+
+    def root(self) -> RootInfo:
+        """`GET /` (no auth), cached: the v3 version and the login/UAA endpoints."""
+        if self._root is None:
+            what = "the API root (GET /)"
+            response = self._http.request("GET", self.api_url + "/")
+            self._root = parse(
+                lambda data: RootInfo.from_api(data, self.api_url),
+                self._http.json(response, what),
+                what,
+                status=response.status_code,
+            )
+            logger.debug("Cloud Controller v3 API %s", self._root.v3_version_text)
+        return self._root
+
+    def supports_binding_strategy(self) -> bool:
+        """True when the API accepts `"strategy": "multiple"` on binding create (>= 3.205.0)."""
+        return self.root().v3_version >= MIN_VERSION_BINDING_STRATEGY
+
+    def authenticate(self) -> None:
+        """Log in now, so wrong credentials fail before anything else (401 `CfApiError`)."""
+        self._auth.login()
+
+    def get_job(self, guid: str) -> Job:
+        """An asynchronous job's state, errors and warnings."""
+        return self._get(f"/v3/jobs/{guid}", Job.from_api, "a job")
+
+    # -- plumbing for the calls -----------------------------------------------------------
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        params: Mapping[str, str | int] | None = None,
+    ) -> requests.Response:
+        return self._http.request(
+            method, self.api_url + path, bearer=self._auth, json_body=json_body, params=params
+        )
+
+    def _json(self, response: requests.Response, what: str) -> Any:
+        return self._http.json(response, what)
+
+    def _parse(
+        self, response: requests.Response, build: Callable[[Mapping[str, Any]], T], what: str
+    ) -> T:
+        return parse(build, self._json(response, what), what, status=response.status_code)
+
+    def _get(self, path: str, build: Callable[[Mapping[str, Any]], T], what: str) -> T:
+        return self._parse(self._call("GET", path), build, what)
+
+    def _list(
+        self, path: str, params: Mapping[str, str], build: Callable[[Mapping[str, Any]], T]
+    ) -> list[T]:
+        """Every resource of a list, all pages, each built by `build`."""
+        what = f"an item of {path}"
+        return [parse(build, item, what, status=200) for item in self._pages(path, params)]
+
+    def _pages(self, path: str, params: Mapping[str, str]) -> Iterator[Any]:
+        """Follow `pagination.next`, re-rooted on the API URL (the token goes nowhere else)."""
+        url: str | None = self.api_url + path
+        query: Mapping[str, str | int] | None = {**params, "per_page": _PER_PAGE}
+        for _ in range(_MAX_PAGES):
+            if url is None:
+                return
+            response = self._http.request("GET", url, bearer=self._auth, params=query)
+            resources, next_href = parse(
+                _page, self._json(response, "a list"), f"a list of {path}", status=200
+            )
+            yield from resources
+            url, query = (self._same_origin(next_href), None) if next_href else (None, None)
+        raise CfApiError(f"more than {_MAX_PAGES} pages listing {path}", status=200, path=path)
+
+    def _same_origin(self, href: str) -> str:
+        api, link = urlsplit(self.api_url), urlsplit(href)
+        return urlunsplit((api.scheme, api.netloc, link.path, link.query, ""))
+
+    def _find_one(
+        self,
+        path: str,
+        params: Mapping[str, str],
+        build: Callable[[Mapping[str, Any]], T],
+        name: str,
+        *,
+        exact_case: bool,
+    ) -> T | None:
+        """The listed resource called `name`; the exact spelling wins over a case fold."""
+        found = self._list(path, params, build)
+        for candidate in found:
+            if getattr(candidate, "name", None) == name:
+                return candidate
+        if exact_case:
+            return None
+        return next((c for c in found if str(getattr(c, "name", "")).lower() == name.lower()), None)
+
+    def _poll(
+        self,
+        fetch: Callable[[], T],
+        done: Callable[[T], bool],
+        *,
+        deadline: float,
+        what: str,
+        guid: str | None = None,
+    ) -> T:
+        return poll(fetch, done, deadline=deadline, cap_s=self._poll_cap_s, what=what, guid=guid)
+
+    @staticmethod
+    def _job_guid(response: requests.Response, path: str) -> str:
+        """The job a 202 names in `Location` (its last path segment)."""
+        location = response.headers.get("Location", "")
+        guid = location.rstrip("/").rsplit("/", 1)[-1] if "/v3/jobs/" in location else ""
+        if not guid:
+            raise CfApiError(
+                f"Cloud Controller accepted {response.request.method} {path} but named no job",
+                status=response.status_code,
+                request_id=response.headers.get("X-Vcap-Request-Id", ""),
+                path=path,
+            )
+        return guid
+
+    def _wait_job(self, job_guid: str, deadline: float, what: str) -> Job:
+        """Poll a job to COMPLETE; FAILED raises `CfJobFailed`. Job warnings are kept.
+
+        The resource link of a job disappears with its resource, so the guid seen while
+        polling is remembered for the error.
+        """
+        seen: dict[str, str] = {}
+
+        def fetch() -> Job:
+            job = self.get_job(job_guid)
+            for warning in job.warnings:
+                self._http.add_warning(warning)
+            if job.resource_guid:
+                seen["resource"] = job.resource_guid
+            return job
+
+        job = self._poll(fetch, lambda j: j.finished, deadline=deadline, what=what, guid=job_guid)
+        if job.state == "FAILED":
+            raise job_failure(job, what, binding_guid=seen.get("resource"))
+        return job

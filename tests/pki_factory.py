@@ -199,17 +199,10 @@ class CA:
     ) -> CA:
         """A self-signed root CA."""
         key = new_key(key_kind)
-        cert = _build(
-            subject=name(common_name),
-            issuer=name(common_name),
-            public_key=key.public_key(),
-            signing_key=key,
-            not_before=not_before,
-            days=days,
-            ca=True,
-            path_length=None,
+        cert = _self_signed_cert(
+            common_name, key, days=days, not_before=not_before, ca=True, eku=None,
             signature_hash=signature_hash,
-        )
+        )  # fmt: skip
         return cls(cert, key)
 
     def intermediate(
@@ -328,18 +321,32 @@ def self_signed(
 ) -> Issued:
     """A self-signed certificate that is not a CA (what `openssl req -x509` makes)."""
     key = pooled_key(key_kind, 7)
-    cert = _build(
+    cert = _self_signed_cert(common_name, key, days=days, ca=is_ca, eku=(CLIENT_AUTH,))
+    return Issued(cert, key)
+
+
+def _self_signed_cert(
+    common_name: str,
+    key: PrivateKey,
+    *,
+    days: float,
+    ca: bool,
+    eku: Sequence[x509.ObjectIdentifier] | None,
+    not_before: dt.datetime | None = None,
+    signature_hash: hashes.HashAlgorithm | None = None,
+) -> x509.Certificate:
+    return _build(
         subject=name(common_name),
         issuer=name(common_name),
         public_key=key.public_key(),
         signing_key=key,
-        not_before=None,
+        not_before=not_before,
         days=days,
-        ca=is_ca,
+        ca=ca,
         path_length=None,
-        eku=(CLIENT_AUTH,),
+        eku=eku,
+        signature_hash=signature_hash,
     )
-    return Issued(cert, key)
 
 
 def _build(

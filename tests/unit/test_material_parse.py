@@ -72,6 +72,8 @@ CHAIN_FORMS: dict[str, Callable[[Pki], bytes | str]] = {
     "pem-any-order": lambda p: pem(p.root.cert, p.leaf.cert, p.intermediate.cert),
     "pem-crlf": lambda p: pem(*p.chain).replace(b"\n", b"\r\n"),
     "pem-bom": lambda p: b"\xef\xbb\xbf" + pem(*p.chain),
+    "pem-utf16-powershell": lambda p: pem(*p.chain).decode().replace("\n", "\r\n").encode("utf-16"),
+    "base64-with-bom": lambda p: b"\xef\xbb\xbf" + base64.b64encode(pem(*p.chain)),
     "pem-text-around": lambda p: (
         b"notes from the CA portal\nsubject=CN = x\n"
         + pem(p.leaf.cert)

@@ -124,19 +124,20 @@ def build_csr(
     return builder.sign(key, hashes.SHA256())
 
 
+def unencrypted_bytes(
+    key: PrivateKey,
+    private_format: serialization.PrivateFormat,
+    encoding: serialization.Encoding = serialization.Encoding.PEM,
+) -> bytes:
+    """The key serialised without encryption; bytes in memory, never a file."""
+    return key.private_bytes(encoding, private_format, serialization.NoEncryption())
+
+
 def key_pkcs8_pem(key: PrivateKey) -> str:
     """The key as unencrypted PKCS#8 PEM, the form `CLI_KEY` holds; a string in memory."""
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode("ascii")
+    return unencrypted_bytes(key, serialization.PrivateFormat.PKCS8).decode("ascii")
 
 
 def key_traditional_pem(key: PrivateKey) -> str:
     """The key as unencrypted PKCS#1 (RSA) or SEC1 (EC) PEM, for masking and tools."""
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.TraditionalOpenSSL,
-        serialization.NoEncryption(),
-    ).decode("ascii")
+    return unencrypted_bytes(key, serialization.PrivateFormat.TraditionalOpenSSL).decode("ascii")

@@ -16,7 +16,7 @@ import textwrap
 from cryptography.hazmat.primitives import serialization
 
 from ..models import PrivateKey
-from .keys import key_pkcs8_pem, key_traditional_pem
+from .keys import key_pkcs8_pem, key_traditional_pem, unencrypted_bytes
 
 _ARMOUR = re.compile(r"-----(BEGIN|END) [A-Z0-9 ]+-----")
 _HEADER = re.compile(r"^(Proc-Type|DEK-Info):", re.IGNORECASE)
@@ -72,10 +72,7 @@ def secret_forms(key: PrivateKey, *raw_inputs: bytes | str) -> tuple[str, ...]:
         serialization.PrivateFormat.PKCS8,
         serialization.PrivateFormat.TraditionalOpenSSL,
     ):
-        der = key.private_bytes(
-            serialization.Encoding.DER, private_format, serialization.NoEncryption()
-        )
-        forms += _der_forms(der)
+        forms += _der_forms(unencrypted_bytes(key, private_format, serialization.Encoding.DER))
     return tuple(dict.fromkeys(form for form in forms if form.strip()))
 
 

@@ -148,18 +148,28 @@ def _pem_blocks(text: str, what: str) -> list[_Block]:
     return blocks
 
 
+def _without_bom(data: bytes) -> bytes:
+    """UTF-8 without BOM; UTF-16 (what Windows PowerShell 5's `>` writes) is re-encoded."""
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        try:
+            return data.decode("utf-16").encode("utf-8")
+        except UnicodeDecodeError:
+            return data
+    return data.removeprefix(b"\xef\xbb\xbf")
+
+
 def _decode(data: bytes, what: str) -> tuple[list[_Block], bytes | None]:
     """The PEM blocks `data` holds, or else the binary (DER) payload it stands for.
 
     Base64 layers are peeled first; text that is neither PEM nor base64 comes back as
     "DER" so the binary loaders can reject it with the right code.
     """
-    payload = data.strip()
+    payload = _without_bom(data).strip()
     if not payload:
         raise input_error("empty-input", f"The {what} input is empty.")
     for _ in range(_MAX_BASE64_LAYERS + 1):
         if b"-----BEGIN" in payload:
-            text = payload.decode("utf-8-sig", errors="replace")
+            text = payload.decode("utf-8", errors="replace")
             return _pem_blocks(text, what), None
         decoded = _strict_b64decode(payload.decode("latin-1"))
         if decoded is None:

@@ -25,12 +25,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from cryptography.x509.verification import (
     Criticality,
@@ -42,13 +39,17 @@ from cryptography.x509.verification import (
 
 from ..errors import InputError
 from ..models import PrivateKey
+from .certs import (
+    dn,
+    extension_value,
+    is_ca,
+    is_self_issued,
+    signed_by,
+    valid_at,
+    weak_signature_hash,
+)
 from .keys import MIN_RSA_BITS, describe_public_key, is_supported_key_type, key_matches
 from .problems import Problem, Severity, problem
-
-_Ext = TypeVar("_Ext", bound=x509.ExtensionType)
-
-_WEAK_HASHES = (hashes.SHA1, hashes.MD5)
-"""Signature hashes CPI's load balancer (and every current TLS stack) refuses."""
 
 
 @dataclass(frozen=True)
@@ -85,84 +86,8 @@ class Validation:
         return tuple(p.code for p in self.problems)
 
 
-def _dn(cert: x509.Certificate) -> str:
-    return cert.subject.rfc4514_string() or "(empty subject)"
-
-
 def _day(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC")
-
-
-def _signed_by(child: x509.Certificate, parent: x509.Certificate) -> bool:
-    """True when `parent`'s key made `child`'s signature (RFC 5280 section 6.1.3 (a)(1)).
-
-    cryptography refuses to verify SHA-1 signatures in certificates; those are checked
-    with the raw public key instead, so a SHA-1 chain reports `weak-key`, not
-    `bad-signature`.
-    """
-    if child.issuer != parent.subject:
-        return False
-    try:
-        child.verify_directly_issued_by(parent)
-    except InvalidSignature:
-        return False
-    except (ValueError, TypeError, UnsupportedAlgorithm):
-        return _verify_raw(child, parent)
-    return True
-
-
-def _verify_raw(child: x509.Certificate, parent: x509.Certificate) -> bool:
-    key = parent.public_key()
-    try:
-        algorithm = child.signature_hash_algorithm
-        params = child.signature_algorithm_parameters
-        if algorithm is None:
-            return False
-        if isinstance(key, rsa.RSAPublicKey):
-            pad = params if isinstance(params, padding.PSS) else padding.PKCS1v15()
-            key.verify(child.signature, child.tbs_certificate_bytes, pad, algorithm)
-        elif isinstance(key, ec.EllipticCurvePublicKey):
-            key.verify(child.signature, child.tbs_certificate_bytes, ec.ECDSA(algorithm))
-        else:
-            return False
-    except (InvalidSignature, ValueError, TypeError, UnsupportedAlgorithm):
-        return False
-    return True
-
-
-def _is_self_issued(cert: x509.Certificate) -> bool:
-    """RFC 5280 section 3.2: subject and issuer are the same name."""
-    return cert.issuer == cert.subject
-
-
-def _is_ca(cert: x509.Certificate) -> bool:
-    """basicConstraints cA (RFC 5280 section 4.2.1.9); absent means not a CA."""
-    try:
-        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
-    except (x509.ExtensionNotFound, ValueError):  # ValueError: malformed, refused at load
-        return False
-
-
-def _extension(cert: x509.Certificate, kind: type[_Ext]) -> _Ext | None:
-    """The extension's value, or None when absent (or unreadable: the path validator in
-    step (7) reports malformed extensions)."""
-    try:
-        return cert.extensions.get_extension_for_class(kind).value
-    except (x509.ExtensionNotFound, ValueError):
-        return None
-
-
-def _weak_hash(cert: x509.Certificate) -> str | None:
-    try:
-        algorithm = cert.signature_hash_algorithm
-    except UnsupportedAlgorithm:  # an unknown algorithm is not ours to judge here
-        return None
-    return algorithm.name.upper() if isinstance(algorithm, _WEAK_HASHES) else None
-
-
-def _valid_at(cert: x509.Certificate, now: datetime) -> bool:
-    """RFC 5280 section 4.1.2.5: notBefore <= now <= notAfter, both inclusive."""
-    return cert.not_valid_before_utc <= now <= cert.not_valid_after_utc
 
 
 def _dedupe(
@@ -180,7 +105,7 @@ def _dedupe(
     problems = [
         problem(
             "duplicate-certificate",
-            f"{_dn(cert)} appears {count} times in the chain input; the copies were dropped.",
+            f"{dn(cert)} appears {count} times in the chain input; the copies were dropped.",
         )
         for cert, count in copies.items()
         if count > 1
@@ -195,7 +120,7 @@ def _pick_leaf(certs: list[x509.Certificate]) -> x509.Certificate:
         for cert in certs
         if not any(other is not cert and other.issuer == cert.subject for other in certs)
     ] or certs
-    end_entities = [cert for cert in candidates if not _is_ca(cert)]
+    end_entities = [cert for cert in candidates if not is_ca(cert)]
     return (end_entities or candidates)[0]
 
 
@@ -206,27 +131,27 @@ def _build_path(
     path = [leaf]
     problems: list[Problem] = []
     current = leaf
-    while not _is_self_issued(current):
+    while not is_self_issued(current):
         named = [c for c in certs if c.subject == current.issuer and c not in path]
         if not named:
             break
-        signer = next((c for c in named if _signed_by(current, c)), None)
+        signer = next((c for c in named if signed_by(current, c)), None)
         if signer is None:
             problems.append(
                 problem(
                     "bad-signature",
-                    f"{_dn(current)} names {current.issuer.rfc4514_string()} as its issuer, "
+                    f"{dn(current)} names {current.issuer.rfc4514_string()} as its issuer, "
                     "but the certificate of that name in the chain did not sign it.",
                 )
             )
             signer = named[0]
         path.append(signer)
         current = signer
-    if _is_self_issued(current) and not _signed_by(current, current):
+    if is_self_issued(current) and not signed_by(current, current):
         problems.append(
             problem(
                 "bad-signature",
-                f"{_dn(current)} names itself as issuer, but its signature does not verify "
+                f"{dn(current)} names itself as issuer, but its signature does not verify "
                 "with its own key.",
             )
         )
@@ -240,21 +165,21 @@ def _leftovers(
     problems: list[Problem] = []
     top = path[-1]
     rest = [c for c in certs if c not in path]
-    if not _is_self_issued(top) and any(_is_ca(c) for c in rest):
-        given = ", ".join(_dn(c) for c in rest if _is_ca(c))
+    if not is_self_issued(top) and any(is_ca(c) for c in rest):
+        given = ", ".join(dn(c) for c in rest if is_ca(c))
         problems.append(
             problem(
                 "chain-broken",
-                f"The issuer of {_dn(top)} ({top.issuer.rfc4514_string()}) is missing; "
+                f"The issuer of {dn(top)} ({top.issuer.rfc4514_string()}) is missing; "
                 f"the CA certificate(s) given after it ({given}) do not issue it.",
             )
         )
-        rest = [c for c in rest if not _is_ca(c)]
+        rest = [c for c in rest if not is_ca(c)]
     problems += [
         problem(
             "unrelated-certificate",
-            f"{_dn(c)} (issued by {c.issuer.rfc4514_string()}) is not on the path of the "
-            f"leaf {_dn(leaf)}.",
+            f"{dn(c)} (issued by {c.issuer.rfc4514_string()}) is not on the path of the "
+            f"leaf {dn(leaf)}.",
         )
         for c in rest
     ]
@@ -274,7 +199,7 @@ def _leftovers(
 def _leaf_problems(leaf: x509.Certificate, now: datetime, warn_days: int) -> list[Problem]:
     # (4) the leaf's own profile.
     problems: list[Problem] = []
-    name, not_after = _dn(leaf), leaf.not_valid_after_utc
+    name, not_after = dn(leaf), leaf.not_valid_after_utc
     if now > not_after:
         problems.append(problem("leaf-expired", f"The leaf {name} expired on {_day(not_after)}."))
     elif now < leaf.not_valid_before_utc:
@@ -293,11 +218,11 @@ def _leaf_problems(leaf: x509.Certificate, now: datetime, warn_days: int) -> lis
                 f"(warning window: {warn_days} days).",
             )
         )
-    if _is_ca(leaf):
+    if is_ca(leaf):
         problems.append(problem("leaf-is-ca", f"The leaf {name} has basicConstraints cA=TRUE."))
-    if _is_self_issued(leaf) and _signed_by(leaf, leaf):
+    if is_self_issued(leaf) and signed_by(leaf, leaf):
         problems.append(problem("self-signed-leaf", f"The leaf {name} is self-signed."))
-    usage = _extension(leaf, x509.ExtendedKeyUsage)
+    usage = extension_value(leaf, x509.ExtendedKeyUsage)
     allowed = {ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE}
     if usage is not None and not allowed & set(usage):
         purposes = ", ".join(oid._name for oid in usage)
@@ -308,7 +233,7 @@ def _leaf_problems(leaf: x509.Certificate, now: datetime, warn_days: int) -> lis
                 "4.2.1.12); TLS client authentication needs clientAuth.",
             )
         )
-    key_usage = _extension(leaf, x509.KeyUsage)
+    key_usage = extension_value(leaf, x509.KeyUsage)
     if key_usage is not None and not key_usage.digital_signature:
         problems.append(
             problem(
@@ -326,20 +251,18 @@ def _key_strength(cert: x509.Certificate, role: str, *, is_leaf: bool) -> list[P
     public_key = cert.public_key()
     kind, size = describe_public_key(public_key)
     if is_leaf and not is_supported_key_type(public_key):
-        problems.append(
-            problem("unsupported-key-type", f"The {role} {_dn(cert)} has a {kind} key.")
-        )
+        problems.append(problem("unsupported-key-type", f"The {role} {dn(cert)} has a {kind} key."))
     elif isinstance(public_key, rsa.RSAPublicKey) and size < MIN_RSA_BITS:
         problems.append(
             problem(
                 "weak-key",
-                f"The {role} {_dn(cert)} has a {size}-bit RSA key; at least "
+                f"The {role} {dn(cert)} has a {size}-bit RSA key; at least "
                 f"{MIN_RSA_BITS} bits are required.",
             )
         )
-    weak = None if _is_self_issued(cert) and not is_leaf else _weak_hash(cert)
+    weak = None if is_self_issued(cert) and not is_leaf else weak_signature_hash(cert)
     if weak:
-        problems.append(problem("weak-key", f"The {role} {_dn(cert)} is signed with {weak}."))
+        problems.append(problem("weak-key", f"The {role} {dn(cert)} is signed with {weak}."))
     return problems
 
 
@@ -347,12 +270,12 @@ def _ca_problems(path: list[x509.Certificate], now: datetime) -> list[Problem]:
     # (5) every CA certificate on the path (intermediates and an included root).
     problems: list[Problem] = []
     for cert in path[1:]:
-        role = "root" if _is_self_issued(cert) else "intermediate"
-        if not _valid_at(cert, now):
+        role = "root" if is_self_issued(cert) else "intermediate"
+        if not valid_at(cert, now):
             problems.append(
                 problem(
                     "intermediate-expired",
-                    f"The {role} {_dn(cert)} is valid from {_day(cert.not_valid_before_utc)} "
+                    f"The {role} {dn(cert)} is valid from {_day(cert.not_valid_before_utc)} "
                     f"to {_day(cert.not_valid_after_utc)}, not now.",
                 )
             )
@@ -374,7 +297,7 @@ def _key_problems(key: PrivateKey, leaf: x509.Certificate) -> tuple[bool, list[P
         problems.append(
             problem(
                 "key-mismatch",
-                f"The private key ({kind} {size}) does not belong to the leaf {_dn(leaf)} "
+                f"The private key ({kind} {size}) does not belong to the leaf {dn(leaf)} "
                 f"(whose public key is {leaf_kind} {leaf_size}).",
             )
         )
@@ -406,14 +329,14 @@ def _trust_problems(
     if trusted_roots:
         anchored = any(
             cert in trusted_roots
-            or any(r.subject == cert.issuer and _signed_by(cert, r) for r in trusted_roots)
+            or any(r.subject == cert.issuer and signed_by(cert, r) for r in trusted_roots)
             for cert in path
         )
         if not anchored:
             ends = (
-                _dn(top)
-                if _is_self_issued(top)
-                else (f"{_dn(top)}, whose issuer {top.issuer.rfc4514_string()} is not given")
+                dn(top)
+                if is_self_issued(top)
+                else (f"{dn(top)}, whose issuer {top.issuer.rfc4514_string()} is not given")
             )
             problems.append(
                 problem(
@@ -444,7 +367,7 @@ def _trust_problems(
         problems.append(
             problem(
                 "root-included",
-                f"The chain includes its root {_dn(root)}; the env chain leaves it out.",
+                f"The chain includes its root {dn(root)}; the env chain leaves it out.",
             )
         )
     return problems
@@ -478,7 +401,7 @@ def validate(
         matches, key_problems = _key_problems(key, leaf)
         problems += key_problems
     top = path[-1]
-    root = top if len(path) > 1 and _is_self_issued(top) and _signed_by(top, top) else None
+    root = top if len(path) > 1 and is_self_issued(top) and signed_by(top, top) else None
     has_errors = any(p.severity is Severity.ERROR for p in problems)
     problems += _trust_problems(path, root, trusted_roots, moment, has_errors)
     return Validation(tuple(path), leaf, root, tuple(problems), matches)

@@ -16,6 +16,7 @@ from .paging import PAGING_PARAMS, csv
 from .state import App, Process
 from .validate import apply_metadata, env_var_changes
 from .web import (
+    ApiError,
     GUID,
     Request,
     Response,
@@ -171,6 +172,12 @@ class AppRoutes:
         """`POST .../actions/stop`: every instance stops now."""
         with self.ctx.store.lock:
             app = self.ctx.app_or_404(guid)
+            if self.ctx.store.active_deployment(app.guid) is not None:
+                raise ApiError(
+                    422, 390024, "CF-StopDisabledDuringDeployment",
+                    "Cannot stop the app while it is deploying, please cancel the deployment "
+                    "before stopping the app.",
+                )
             self.ctx.runtime.stop_app(app)
             return Response(200, present.app(app, req.base_url))
 

@@ -197,18 +197,22 @@ class CfBase:
         path: str,
         params: Mapping[str, str],
         build: Callable[[Mapping[str, Any]], T],
-        name: str,
+        missing: str,
         *,
-        exact_case: bool,
-    ) -> T | None:
-        """The listed resource called `name`; the exact spelling wins over a case fold."""
+        exact_case: bool = False,
+    ) -> T:
+        """The listed resource named `params["names"]`, or a 404 `CfApiError` saying `missing`.
+
+        The exact spelling wins; without `exact_case` a case-folded match is accepted, as
+        Cloud Controller's own filter for orgs, spaces and apps is case-insensitive.
+        """
+        name = params["names"]
         found = self._list(path, params, build)
-        for candidate in found:
-            if getattr(candidate, "name", None) == name:
-                return candidate
-        if exact_case:
-            return None
-        return next((c for c in found if str(getattr(c, "name", "")).lower() == name.lower()), None)
+        exact = [c for c in found if getattr(c, "name", None) == name]
+        folded = [c for c in found if str(getattr(c, "name", "")).lower() == name.lower()]
+        for candidate in exact or ([] if exact_case else folded):
+            return candidate
+        raise not_found(missing, path)
 
     def _poll(
         self,

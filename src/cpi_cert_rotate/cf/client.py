@@ -54,47 +54,36 @@ class CfClient(CfBase):
 
     def find_org(self, name: str) -> Org:
         """The org called `name` (case-insensitive), or a 404 `CfApiError`."""
-        path = "/v3/organizations"
-        org = self._find_one(path, {"names": name}, Org.from_api, name, exact_case=False)
-        if org is None:
-            raise not_found(f"Org {name!r} not found, or the user cannot see it", path)
+        missing = f"Org {name!r} not found, or the user cannot see it"
+        org = self._find_one("/v3/organizations", {"names": name}, Org.from_api, missing)
         self._where[org.guid] = f"org {org.name!r}"
         return org
 
     def find_space(self, org_guid: str, name: str) -> Space:
         """The space `name` of an org (case-insensitive), or a 404 `CfApiError`."""
-        path = "/v3/spaces"
-        params = {"names": name, "organization_guids": org_guid}
-        space = self._find_one(path, params, Space.from_api, name, exact_case=False)
         where = self._where.get(org_guid, f"org {org_guid}")
-        if space is None:
-            raise not_found(f"Space {name!r} not found in {where}, or the user cannot see it", path)
+        missing = f"Space {name!r} not found in {where}, or the user cannot see it"
+        params = {"names": name, "organization_guids": org_guid}
+        space = self._find_one("/v3/spaces", params, Space.from_api, missing)
         self._where[space.guid] = f"{where} / space {space.name!r}"
         return space
 
     def find_app(self, space_guid: str, name: str) -> App:
         """The app `name` in a space (case-insensitive), or a 404 `CfApiError`."""
-        path = "/v3/apps"
+        missing = f"App {name!r} not found in {self._where.get(space_guid, f'space {space_guid}')}"
         params = {"names": name, "space_guids": space_guid}
-        app = self._find_one(path, params, App.from_api, name, exact_case=False)
-        if app is None:
-            where = self._where.get(space_guid, f"space {space_guid}")
-            raise not_found(f"App {name!r} not found in {where}", path)
-        return app
+        return self._find_one("/v3/apps", params, App.from_api, missing)
 
     def find_service_instance(self, space_guid: str, name: str) -> ServiceInstance:
         """The service instance `name` in (or shared into) a space; names are case-sensitive."""
-        path = "/v3/service_instances"
+        where = self._where.get(space_guid, f"space {space_guid}")
+        missing = (
+            f"Service instance {name!r} not found in {where} (service instance names are "
+            "case-sensitive)"
+        )
         params = {"names": name, "space_guids": space_guid}
-        instance = self._find_one(path, params, ServiceInstance.from_api, name, exact_case=True)
-        if instance is None:
-            where = self._where.get(space_guid, f"space {space_guid}")
-            raise not_found(
-                f"Service instance {name!r} not found in {where} (service instance names "
-                "are case-sensitive)",
-                path,
-            )
-        return instance
+        build = ServiceInstance.from_api
+        return self._find_one("/v3/service_instances", params, build, missing, exact_case=True)
 
     def get_app(self, app_guid: str) -> App:
         """The app with its current state and metadata."""

@@ -88,7 +88,7 @@ def test_leaf_not_yet_valid(pki: Pki) -> None:
 def test_time_is_taken_from_now_argument(pki: Pki) -> None:
     later = pki.leaf.cert.not_valid_after_utc + timedelta(seconds=1)
     assert material.validate(pki.env_chain, now=later).codes[0] == "leaf-expired"
-    earlier = pki.leaf.cert.not_valid_before_utc - timedelta(seconds=1)
+    earlier = pki.intermediate.cert.not_valid_before_utc - timedelta(seconds=1)
     naive = earlier.replace(tzinfo=None)
     assert material.validate(pki.env_chain, now=naive).codes == (
         "leaf-not-yet-valid",
@@ -318,11 +318,19 @@ def test_raise_for_problems_names_every_error(pki: Pki) -> None:
     with pytest.raises(InputError) as error:
         material.raise_for_problems(result)
     assert error.value.code == "leaf-expired"
-    assert "2 error(s)" in str(error.value)
+    assert "has 2 errors:\n" in str(error.value)
     assert "- leaf-expired:" in str(error.value)
     assert "- key-mismatch:" in str(error.value)
     assert "Fix:" in str(error.value)
     assert error.value.exit_code == 2
+
+
+def test_raise_for_problems_with_one_error_is_one_line(pki: Pki) -> None:
+    result = material.validate(pki.env_chain, pooled_key("ec-p384"))
+    with pytest.raises(InputError) as error:
+        material.raise_for_problems(result)
+    assert "\n" not in str(error.value)
+    assert str(error.value).startswith("The certificate material has an error: key-mismatch: ")
 
 
 def test_raise_for_problems_ignores_warnings(pki: Pki) -> None:

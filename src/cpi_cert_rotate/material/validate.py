@@ -412,9 +412,13 @@ def raise_for_problems(validation: Validation) -> None:
     errors = validation.errors
     if not errors:
         return
-    lines = "\n".join(f"- {p.code}: {p.message}" for p in errors)
+    if len(errors) == 1:  # one line: fits an annotation or a log line as it is
+        text = f"The certificate material has an error: {errors[0].code}: {errors[0].message}"
+    else:
+        lines = "\n".join(f"- {p.code}: {p.message}" for p in errors)
+        text = f"The certificate material has {len(errors)} errors:\n{lines}"
     raise InputError(
-        f"The certificate material has {len(errors)} error(s):\n{lines}",
+        text,
         code=errors[0].code,
         fix="Nothing was changed. Fix the problems listed and run again.",
     )

@@ -260,6 +260,11 @@ def _csr(pki: Pki) -> bytes:
             "private-key-in-chain",
             "(DER)",
         ),
+        (
+            lambda p: pem(p.leaf.cert) + key_pem(p.leaf.key)[:-80] + b"\n-----END PRIVATE KEY-----",
+            "private-key-in-chain",
+            "PRIVATE KEY block",
+        ),
     ],
 )
 def test_chain_input_errors(

@@ -137,6 +137,8 @@ def _pem_blocks(text: str, what: str) -> list[_Block]:
         if label.endswith("PRIVATE KEY"):
             headers, body = _encryption_headers(body)
         der = _strict_b64decode(body)
+        if der is None and what != "key" and label.endswith("PRIVATE KEY"):
+            raise input_error("private-key-in-chain", f"The {what} input contains a {label} block.")
         if der is None:
             code = "unparseable-key" if what == "key" else "unparseable-chain"
             raise input_error(

@@ -171,7 +171,7 @@ def _leftovers(
             problem(
                 "chain-broken",
                 f"The issuer of {dn(top)} ({top.issuer.rfc4514_string()}) is missing; "
-                f"the CA certificate(s) given after it ({given}) do not issue it.",
+                f"the other CA certificate(s) given ({given}) do not issue it.",
             )
         )
         rest = [c for c in rest if not is_ca(c)]

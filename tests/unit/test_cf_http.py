@@ -277,7 +277,7 @@ def test_redactor_removes_known_values_keys_and_tokens() -> None:
     redact = Redactor()
     redact.add("s3cret value", None, "ab")
     text = redact(
-        "pw=s3cret+value and s3cret value; Authorization: Bearer abc.def-ghi "
+        "pw=s3cret+value and s3cret value; Authorization: Bearer abc.def-ghi-jkl-mno "
         "eyJhbGciOi.eyJleHAiOjF9.c2ln "
         "-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY----- ab"
     )
@@ -286,3 +286,4 @@ def test_redactor_removes_known_values_keys_and_tokens() -> None:
     assert "eyJ" not in text
     assert "AAAA" not in text
     assert text.endswith(" ab")  # values shorter than 4 characters are not treated as secrets
+    assert redact("Basic authentication failed") == "Basic authentication failed"

@@ -46,9 +46,11 @@ logger = logging.getLogger(__name__)
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"})
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
-# Attempts after the first for a status or a dropped connection: with the backoff below
-# that is 0 + 1 + 2 + 4 s (+ jitter), long enough to ride out a router restart.
+# Attempts after the first for a retryable status: with the backoff below that is
+# 0 + 1 + 2 + 4 s (+ jitter), long enough to ride out a router restart.
 _RETRIES = 4
+# A dropped connection or a read timeout: each may have cost a whole `timeout_s` already.
+_READ_RETRIES = 2
 # Nothing was sent yet; a wrong URL should fail in about a second, not in a minute.
 _CONNECT_RETRIES = 2
 _BACKOFF_FACTOR_S = 0.5
@@ -64,7 +66,8 @@ _ERROR_TEXT_MAX = 300
 _PEM_KEY = re.compile(
     r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(-----END [A-Z0-9 ]*PRIVATE KEY-----|$)", re.S
 )
-_AUTH_VALUE = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]+")
+# Credentials are long; "basic" followed by an ordinary word is left alone.
+_AUTH_VALUE = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{12,}")
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 _REDACTED = "[redacted]"
 _MIN_SECRET_LEN = 4  # shorter values would redact ordinary words
@@ -113,9 +116,9 @@ class _CfRetry(Retry):
 
 def _retry_policy(methods: frozenset[str]) -> Retry:
     return _CfRetry(
-        total=_RETRIES + _CONNECT_RETRIES,
+        total=_RETRIES + _CONNECT_RETRIES + _READ_RETRIES,
         connect=_CONNECT_RETRIES,
-        read=_RETRIES,
+        read=_READ_RETRIES,
         status=_RETRIES,
         other=0,
         allowed_methods=methods,

@@ -187,6 +187,8 @@ class UaaAuth:
         url = self._token_url()
         self._http.allow_post_retries(url)
         headers = {"Authorization": _basic(*client)} if client else {}
+        if client:
+            self._http.redact.add(headers["Authorization"].split(" ", 1)[1])
         started = self._clock()
         response = self._http.request("POST", url, form=form, headers=headers, service="UAA")
         body = self._http.json(response, "a UAA token")

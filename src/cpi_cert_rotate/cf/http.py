@@ -66,8 +66,10 @@ _ERROR_TEXT_MAX = 300
 _PEM_KEY = re.compile(
     r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(-----END [A-Z0-9 ]*PRIVATE KEY-----|$)", re.S
 )
-# Credentials are long; "basic" followed by an ordinary word is left alone.
-_AUTH_VALUE = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{12,}")
+# Credentials are long and hold a digit or a symbol; "Basic authentication" stays readable.
+_AUTH_VALUE = re.compile(
+    r"(?i)\b(bearer|basic)\s+(?=[A-Za-z0-9._~+/=-]*[0-9._~+/=-])[A-Za-z0-9._~+/=-]{12,}"
+)
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 _REDACTED = "[redacted]"
 _MIN_SECRET_LEN = 4  # shorter values would redact ordinary words

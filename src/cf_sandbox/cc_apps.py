@@ -16,8 +16,8 @@ from .paging import PAGING_PARAMS, csv
 from .state import App, Process
 from .validate import apply_metadata, env_var_changes
 from .web import (
-    ApiError,
     GUID,
+    ApiError,
     Request,
     Response,
     Router,
@@ -174,7 +174,9 @@ class AppRoutes:
             app = self.ctx.app_or_404(guid)
             if self.ctx.store.active_deployment(app.guid) is not None:
                 raise ApiError(
-                    422, 390024, "CF-StopDisabledDuringDeployment",
+                    422,
+                    390024,
+                    "CF-StopDisabledDuringDeployment",
                     "Cannot stop the app while it is deploying, please cancel the deployment "
                     "before stopping the app.",
                 )

@@ -144,8 +144,9 @@ def _log_result(report: Report, now: datetime) -> None:
             f"{iso(live.not_after)} ({live.days_remaining(now)} days), sha256 "
             f"{live.fingerprint_sha256}"
         )
-    for line in report.plan:
-        gha.info(f"plan: {line}")
+    if report.outcome is Outcome.DRY_RUN:
+        for line in report.plan:
+            gha.info(f"plan: {line}")
     if report.error:
         gha.info(f"error: {report.hint or report.error}")
     for line in report.state_left:

@@ -99,13 +99,11 @@ class ActionSettings:
     """The request for the engine plus what only the adapter acts on."""
 
     request: RotationRequest
+    warn_days: int = DEFAULT_WARN_DAYS
+    """Warn when the new certificate expires within this many days (the adapter warns
+    itself, naming the Action's inputs, so the request asks material for no such warning)."""
     fail_if_expires_within: int | None = None
     """Fail the run when the certificate in force afterwards expires within this many days."""
-
-    @property
-    def warn_days(self) -> int:
-        """The threshold for the "expires soon" warning on the new certificate."""
-        return self.request.warn_days
 
 
 def read_inputs(env: Mapping[str, str]) -> dict[str, str]:
@@ -196,12 +194,12 @@ def build_settings(
         verify_path=verify_path,
         verify_url=verify_url,
         keep_root=keep_root,
-        warn_days=warn_days,
+        warn_days=0,
         timeout_s=timeout,
         verify_timeout_s=min(VERIFY_TIMEOUT_S, timeout / 10),
         run_id=_run_id(env),
     )
-    return ActionSettings(request=request, fail_if_expires_within=fail_within)
+    return ActionSettings(request=request, warn_days=warn_days, fail_if_expires_within=fail_within)
 
 
 class _Problems:

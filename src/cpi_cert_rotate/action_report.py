@@ -11,6 +11,7 @@ scheduled check wants to see in `expires-at` and `days-remaining`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -175,11 +176,11 @@ def summary(report: Report, *, now: datetime, expiry_failed: bool = False) -> st
             )
         parts.append("")
     if report.plan:
-        title = (
-            "Plan (dry run: nothing was changed)" if report.outcome is Outcome.DRY_RUN else "Plan"
-        )
-        parts += [f"#### {title}", ""] + [f"{i}. {line}" for i, line in enumerate(report.plan, 1)]
-        parts.append("")
+        plan = [_numbered(i, line) for i, line in enumerate(report.plan, 1)]
+        if report.outcome is Outcome.DRY_RUN:
+            parts += ["#### Plan (dry run: nothing was changed)", "", *plan, ""]
+        else:
+            parts += ["<details><summary>Plan</summary>", "", *plan, "", "</details>", ""]
     if report.warnings:
         parts += ["#### Warnings", ""] + [f"- {w}" for w in report.warnings] + [""]
     if report.error:
@@ -193,6 +194,11 @@ def summary(report: Report, *, now: datetime, expiry_failed: bool = False) -> st
             "",
         ]
     return "\n".join(parts) + "\n"
+
+
+def _numbered(index: int, line: str) -> str:
+    """A Markdown list item; the engine may number its plan lines already."""
+    return line if re.match(r"^\d+\. ", line) else f"{index}. {line}"
 
 
 def _cert_table(report: Report, now: datetime) -> list[str]:

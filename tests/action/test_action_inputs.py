@@ -82,7 +82,8 @@ def test_a_complete_set_becomes_a_request(client_material: ClientMaterial) -> No
     assert request.dry_run is False
     assert (request.chain_env_var, request.key_env_var) == ("CLI_CHAIN", "CLI_KEY")
     assert request.timeout_s == 900
-    assert request.warn_days == 30
+    assert request.warn_days == 0  # the adapter warns itself
+    assert settings.warn_days == 30
     assert request.run_id == "gha:acme/ops/42/2"
     assert settings.fail_if_expires_within is None
     # every derived form of the key was handed to the masker before returning

@@ -170,7 +170,7 @@ def test_summary_of_a_split_state_lists_state_and_manual_steps() -> None:
 
 
 def test_summary_of_a_dry_run_shows_the_plan() -> None:
-    md = summary(_report(Outcome.DRY_RUN, plan=("create binding", "patch env")), now=NOW)
+    md = summary(_report(Outcome.DRY_RUN, plan=("create binding", "2. patch env")), now=NOW)
     assert "#### Plan (dry run: nothing was changed)\n\n1. create binding\n2. patch env" in md
     assert "| | live (unchanged) | supplied (not applied) |" in md
 

@@ -1,0 +1,144 @@
+"""The real container: build the Dockerfile with podman and run the image as a runner does.
+
+One test on purpose: the build is the expensive part (a debootstrapped base, pip with
+hashes) and pytest-xdist would build once per worker if the checks were split.
+
+When podman cannot run, the test skips with the reason, unless CPI_REQUIRE_CONTAINER=1
+(set by .ci/run), where it fails: CI must never pass without having run the image.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from material_kit import key_lines
+from podman_kit import Podman, unavailable_reason
+from runner_kit import RunnerDirs, audit
+
+pytestmark = [pytest.mark.container, pytest.mark.slow, pytest.mark.timeout(1800)]
+
+# What `podman diff` may list after a run: mount points and the files podman itself
+# bind-mounts into every container. Anything else means the action wrote to the image.
+ALLOWED_DIFF = {
+    "C /etc",
+    "A /etc/hostname",
+    "A /etc/hosts",
+    "A /etc/resolv.conf",
+    "C /etc/hostname",
+    "C /etc/hosts",
+    "C /etc/resolv.conf",
+    "A /github",
+    "A /github/workspace",
+    "A /github/home",
+    "A /github/workflow",
+    "A /github/file_commands",
+    "C /run",
+    "A /run/.containerenv",
+    "C /run/.containerenv",
+}
+
+
+@pytest.fixture(scope="module")
+def podman(tmp_path_factory: pytest.TempPathFactory) -> Podman:
+    reason = unavailable_reason()
+    if reason is not None:
+        if os.environ.get("CPI_REQUIRE_CONTAINER") == "1":
+            pytest.fail(f"CPI_REQUIRE_CONTAINER=1 but the container test cannot run: {reason}")
+        pytest.skip(f"container test not run: {reason} (CPI_REQUIRE_CONTAINER=1 makes this fail)")
+    return Podman(tmp_path_factory.mktemp("podman"))
+
+
+@pytest.fixture(scope="module")
+def image(podman: Podman) -> Iterator[str]:
+    base = podman.base_image()
+    tag = podman.build(base)
+    yield tag
+    podman("rmi", "--force", tag, check=False)
+    if os.environ.get("CI") == "true":
+        podman("rmi", "--force", base, check=False)
+
+
+def _shell(podman: Podman, image: str, script: str) -> str:
+    done = podman("run", "--rm", "--entrypoint", "/bin/sh", image, "-c", script, check=False)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def _inputs(ls: Any, minted: Any) -> dict[str, str]:
+    return {
+        "cf-api": ls.api_url,
+        "cf-username": ls.username,
+        "cf-password": ls.password,
+        "cf-origin": ls.origin or "",
+        "cf-ca-cert": ls.ca_pem,
+        "cf-org": ls.org,
+        "cf-space": ls.space,
+        "app": ls.app,
+        "service-instance": ls.service_instance,
+        "cert-chain": minted.chain_pem,
+        "private-key": minted.key_pem,
+        "verify-path": "/http/ping",
+        "timeout": "120",
+        "strategy": "auto",
+        "force": "false",
+        "dry-run": "false",
+        "keep-root": "false",
+        "chain-env-var": "CLI_CHAIN",
+        "key-env-var": "CLI_KEY",
+    }
+
+
+def test_image_builds_and_rotates_like_on_a_runner(
+    podman: Podman, image: str, tmp_path: Path, record_property: Any
+) -> None:
+    # (1) what the image holds: the package and the entrypoint, no sandbox, no pip
+    listing = _shell(
+        podman,
+        image,
+        "ls /action; /opt/venv/bin/python -c 'import sys; print(sys.version_info[:2])';"
+        " /opt/venv/bin/python -c 'import cf_sandbox' 2>/dev/null && echo SANDBOX;"
+        " test -e /opt/venv/bin/pip && echo PIP; true",
+    )
+    assert listing.split("\n")[:2] == ["cpi_cert_rotate", "entrypoint.py"]
+    assert "(3, 11)" in listing
+    assert "SANDBOX" not in listing
+    assert "PIP" not in listing
+    size = podman.size_mb(image)
+    record_property("image_size_mb", round(size, 1))
+    print(f"\nimage size: {size:.1f} MB; timings: {podman.timings}")
+    assert size < 400
+
+    # (2) bad input: exit 2 before any network, outputs and summary written
+    dirs = RunnerDirs(tmp_path / "bad", prefix="/github")
+    bad, diff = podman.run_action(image, {"cf-api": "https://127.0.0.1:9"}, dirs)
+    assert bad.code == 2, bad.stdout + bad.stderr
+    assert bad.outputs["reason"] == "invalid-input"
+    assert "Invalid input" in bad.summary
+    assert set(diff) <= ALLOWED_DIFF, diff
+
+    # (3) a real rotation against the sandbox on the host (--network host)
+    from cf_sandbox import Landscape
+
+    with Landscape(instances=2) as ls:
+        minted = ls.mint(cn="ntifext-client", days=90)
+        inputs = _inputs(ls, minted)
+        dirs = RunnerDirs(tmp_path / "rotate", prefix="/github")
+        result, diff = podman.run_action(image, inputs, dirs)
+        key = serialization.load_pem_private_key(minted.key_pem.encode(), None)
+        secrets = [*key_lines(key), ls.password]
+        audit(result, secrets, dirs)  # stdout, stderr, outputs, summary, every mounted file
+        assert result.code == 0, result.stdout + result.stderr
+        assert result.outputs["rotated"] == "true"
+        assert result.outputs["fingerprint-sha256"] == minted.leaf_sha256
+        assert "### ✅ Certificate rotated" in result.summary
+        assert set(diff) <= ALLOWED_DIFF, diff
+        command_line = " ".join(podman.last_command_line)
+        assert not any(secret in command_line for secret in secrets)
+        assert "INPUT_PRIVATE-KEY" in command_line  # passed by name only
+        for text in dirs.files().values():
+            assert b"PRIVATE KEY" not in text

@@ -1,5 +1,7 @@
 """Every write call of each strategy, each kind of failure: rotated or rolled back, never half-way.
 
+(Or failed before the first change, which leaves nothing to roll back.)
+
 "Half-way" means the app's env holds a chain and key that do not pair, or a leaf that no
 live binding registers, or instances left on a certificate CPI no longer accepts.
 """
@@ -9,12 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from rotation_kit import assert_consistent, instance_leaves, live_binding_leaves, request_for
 
 from cf_sandbox import Landscape
 from cpi_cert_rotate.models import Outcome, Strategy
 from cpi_cert_rotate.rotation import rotate
-
-from .conftest import assert_consistent, instance_leaves, live_binding_leaves, request_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -54,16 +55,20 @@ def test_fault_ends_rotated_or_rolled_back(
     minted = landscape.mint(cn="ntifext-client", days=90)
     landscape.add_fault(fault)
     report = rotate(request_for(landscape, minted.chain_pem, minted.key_pem, strategy=strategy))
+    assert [rule["fired"] for rule in landscape.faults()] == [1], "the fault never fired"
     landscape.clear_faults()
 
-    assert report.outcome in (Outcome.ROTATED, Outcome.ROLLED_BACK), (
+    assert report.outcome in (Outcome.ROTATED, Outcome.ROLLED_BACK, Outcome.FAILED), (
         f"{fault_name}: {report.outcome}: {report.error} {report.state_left}"
     )
     live_leaf = assert_consistent(landscape)
     expected = minted.leaf_sha256 if report.outcome is Outcome.ROTATED else old_leaf
     assert live_leaf == expected
     assert set(instance_leaves(landscape)) == {expected}
-    if report.outcome is Outcome.ROLLED_BACK:
+    if report.outcome is Outcome.FAILED:
+        # Failed before the first change (e.g. the lock could not be written).
+        assert not any(step.name == "set" for step in report.steps)
+    if report.outcome in (Outcome.ROLLED_BACK, Outcome.FAILED):
         assert minted.leaf_sha256 not in live_binding_leaves(landscape)
         assert report.exit_code == 1
     else:

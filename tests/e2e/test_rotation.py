@@ -5,14 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-
-from cf_sandbox import Landscape
-from cpi_cert_rotate.errors import ExitCode
-from cpi_cert_rotate.models import Outcome, RenewBefore, Strategy
-from cpi_cert_rotate.rotation import rotate
-from cpi_cert_rotate.rotation.observe import FINGERPRINT_KEY, NOT_AFTER_KEY, RUN_ID_KEY
-
-from .conftest import (
+from rotation_kit import (
     assert_consistent,
     env_leaf_sha256,
     instance_leaves,
@@ -21,6 +14,12 @@ from .conftest import (
     the_app,
     write_calls,
 )
+
+from cf_sandbox import Landscape
+from cpi_cert_rotate.errors import ExitCode
+from cpi_cert_rotate.models import Outcome, RenewBefore, Strategy
+from cpi_cert_rotate.rotation import rotate
+from cpi_cert_rotate.rotation.observe import FINGERPRINT_KEY, NOT_AFTER_KEY, RUN_ID_KEY
 
 pytestmark = pytest.mark.e2e
 

@@ -264,13 +264,14 @@ class _Run:
         )
 
     def _delete_old(self, ctx: RunContext, guid: str) -> bool:
-        for attempt in range(1, CLEANUP_ATTEMPTS + 1):
-            try:
-                delete_binding_when_settled(ctx, guid, ctx.rollback_deadline())
-                return True
-            except RotationError as error:
-                log.warning("deleting old binding %s, attempt %d: %s", guid, attempt, error)
-        return False
+        try:
+            delete_binding_when_settled(
+                ctx, guid, ctx.rollback_deadline(), attempts=CLEANUP_ATTEMPTS
+            )
+        except RotationError as error:
+            log.error("old binding %s could not be deleted: %s", guid, error)
+            return False
+        return True
 
     def _failure(
         self,

@@ -10,6 +10,7 @@ one only until then.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -78,6 +79,6 @@ def acquire(
         )
 
 
-def release(client: CfClient, app_guid: str, extra: dict[str, str | None] | None = None) -> None:
+def release(client: CfClient, app_guid: str, extra: Mapping[str, str | None] | None = None) -> None:
     """Remove the lock (and write `extra` annotations in the same call)."""
     client.patch_app_annotations(app_guid, {**(extra or {}), LOCK_KEY: None})

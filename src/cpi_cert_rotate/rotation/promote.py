@@ -57,10 +57,14 @@ def set_env_like_the_seed(ctx: RunContext) -> None:
     request, obs = ctx.request, ctx.obs
     names = (request.chain_env_var, request.key_env_var)
     previous: dict[str, str | None] = {name: obs.env.get(name) for name in names}
+
+    def restore() -> None:
+        ctx.client.patch_env_vars(obs.app.guid, previous)
+
     ctx.journal.push(
         Compensation(
             description=f"restore {' and '.join(names)} of {obs.app.name}",
-            undo=lambda: ctx.client.patch_env_vars(obs.app.guid, previous),
+            undo=restore,
             state_if_failed=f"{obs.app.name}'s env holds the new chain and/or key",
             manual_action=f"set {names[0]} and {names[1]} back with `cf set-env`",
         )

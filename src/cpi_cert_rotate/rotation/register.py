@@ -69,21 +69,31 @@ def register_new_leaf(ctx: RunContext, strategy: Strategy) -> tuple[Binding, Str
     raise AssertionError(f"unhandled strategy {strategy}")
 
 
-def delete_binding_when_settled(ctx: RunContext, guid: str, deadline: float) -> None:
+def delete_binding_when_settled(
+    ctx: RunContext, guid: str, deadline: float, *, attempts: int = 1
+) -> None:
     """Delete a binding, first waiting out an operation still in flight on it.
 
     CC refuses to delete a binding whose create is in progress (422), and a lost answer
     can leave exactly that; so wait for it to settle, then delete. A binding already
-    gone counts as deleted.
+    gone counts as deleted. A failed broker job is often transient: `attempts` > 1
+    tries the delete again before giving up.
     """
-    while True:
-        binding = ctx.client.get_binding(guid)
-        if binding is None:
+    for attempt in range(1, attempts + 1):
+        while True:
+            binding = ctx.client.get_binding(guid)
+            if binding is None:
+                return
+            if binding.state not in ("initial", "in progress") or time.monotonic() >= deadline:
+                break
+            time.sleep(SETTLE_POLL_S)
+        try:
+            ctx.client.delete_binding(guid, deadline=deadline)
             return
-        if binding.state not in ("initial", "in progress") or time.monotonic() >= deadline:
-            break
-        time.sleep(SETTLE_POLL_S)
-    ctx.client.delete_binding(guid, deadline=deadline)
+        except (CfJobFailed, CfApiError, CfUnreachable) as error:
+            if attempt == attempts:
+                raise
+            log.warning("deleting binding %s, attempt %d failed: %s", guid, attempt, error)
 
 
 def _overlap(ctx: RunContext) -> Binding:
@@ -206,6 +216,12 @@ def _delete_old(ctx: RunContext, old: Binding) -> None:
     old_leaf = (registered or ctx.obs.env_leaf) if is_live else None
 
     def rebind_old() -> None:
+        current = ctx.client.get_binding(old.guid)
+        if current is not None and current.operation == "create" and current.state == "succeeded":
+            return  # the delete never happened: the old binding still registers the old leaf
+        if current is not None:
+            # A delete that failed or still runs blocks a new binding (422): finish it first.
+            delete_binding_when_settled(ctx, old.guid, ctx.rollback_deadline(), attempts=2)
         if old_leaf is None:
             raise RotationError(f"the certificate of the deleted binding {old.guid} is unknown")
         ctx.client.create_app_binding(
@@ -220,7 +236,7 @@ def _delete_old(ctx: RunContext, old: Binding) -> None:
     if old.state == "failed" or not is_live:
         # Leftovers (failed or superseded bindings) are removed without a way back:
         # they authorise nothing the app relies on.
-        ctx.client.delete_binding(old.guid, deadline=ctx.deadline)
+        delete_binding_when_settled(ctx, old.guid, ctx.deadline, attempts=2)
         return
     app, si = ctx.obs.app.name, ctx.obs.instance.name
     ctx.journal.push(
@@ -237,4 +253,4 @@ def _delete_old(ctx: RunContext, old: Binding) -> None:
             ),
         )
     )
-    ctx.client.delete_binding(old.guid, deadline=ctx.deadline)
+    delete_binding_when_settled(ctx, old.guid, ctx.deadline, attempts=2)

@@ -103,13 +103,36 @@ class ActionRun:
     output_text: str
 
     def commands(self, name: str) -> list[str]:
-        """Messages of every `::name::` workflow command in stdout, unescaped."""
-        found = []
-        for line in self.stdout.splitlines():
-            match = _COMMAND.match(line)
-            if match and match.group(1) == name:
-                found.append(_unescape(match.group(2)))
-        return found
+        """Messages of every `::name::` command the runner would act on, unescaped."""
+        return [message for kind, message in effective_commands(self.stdout) if kind == name]
+
+
+def _walk(stdout: str) -> list[tuple[str, tuple[str, str] | None]]:
+    """Each stdout line with the command a runner would act on (None for text).
+
+    `::stop-commands::TOKEN` makes every line up to `::TOKEN::` plain text.
+    """
+    walked: list[tuple[str, tuple[str, str] | None]] = []
+    stopped_by: str | None = None
+    for line in stdout.splitlines():
+        match = _COMMAND.match(line.strip())
+        if stopped_by is not None:
+            if line.strip() == f"::{stopped_by}::":
+                stopped_by = None
+            walked.append((line, None))
+            continue
+        if match and match.group(1) == "stop-commands":
+            stopped_by = match.group(2)
+            walked.append((line, None))
+            continue
+        command = (match.group(1), _unescape(match.group(2))) if match else None
+        walked.append((line, command))
+    return walked
+
+
+def effective_commands(stdout: str) -> list[tuple[str, str]]:
+    """The workflow commands a runner would act on, in order."""
+    return [command for _, command in _walk(stdout) if command is not None]
 
 
 def parse_outputs(text: str) -> dict[str, str]:
@@ -171,12 +194,12 @@ def audit(run: ActionRun, secrets: Iterable[str], dirs: RunnerDirs | None = None
     `secrets` are the lines to look for (PEM body lines, base64 DER, passwords). Every
     `::add-mask::` command must also come before the first line of any other kind.
     """
-    lines = run.stdout.splitlines()
-    first_other = next((i for i, ln in enumerate(lines) if not ln.startswith("::add-mask::")), None)
-    if first_other is not None:
-        late = [ln for ln in lines[first_other:] if ln.startswith("::add-mask::")]
-        assert not late, f"{len(late)} mask command(s) after other output: {lines[first_other]!r}"
-    clear_stdout = "\n".join(ln for ln in lines if not ln.startswith("::add-mask::"))
+    walked = _walk(run.stdout)
+    is_mask = [command is not None and command[0] == "add-mask" for _, command in walked]
+    first_other = next((i for i, mask in enumerate(is_mask) if not mask), len(walked))
+    late = sum(is_mask[first_other:])
+    assert not late, f"{late} mask command(s) after other output: {walked[first_other][0]!r}"
+    clear_stdout = "\n".join(ln for (ln, _), mask in zip(walked, is_mask, strict=True) if not mask)
     places = {
         "stdout": clear_stdout,
         "stderr": run.stderr,

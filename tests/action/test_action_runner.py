@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from runner_kit import (
     RunnerDirs,
     audit,
     base_env,
+    effective_commands,
     finish,
     input_env,
     run_entrypoint,
@@ -39,11 +41,21 @@ PASSPHRASE = "rotation-key-passphrase-1"
 
 
 @pytest.fixture
-def landscape() -> Iterator[Any]:
+def landscape_factory() -> Iterator[Callable[..., Any]]:
     from cf_sandbox import Landscape
 
-    with Landscape(instances=2) as ls:
-        yield ls
+    with ExitStack() as stack:
+
+        def start(**options: Any) -> Any:
+            options.setdefault("instances", 2)
+            return stack.enter_context(Landscape(**options))
+
+        yield start
+
+
+@pytest.fixture
+def landscape(landscape_factory: Callable[..., Any]) -> Any:
+    return landscape_factory()
 
 
 def _key(pem: str) -> Any:
@@ -337,3 +349,87 @@ def test_secrets_are_masked_before_the_first_other_line(tmp_path: Path) -> None:
     assert lines[0] == "::add-mask::pw-123456789"
     masked = set(result.commands("add-mask"))
     assert set(key_lines(material.key)) <= masked
+
+
+ENV_PATH = r"^/v3/apps/[^/]+/environment_variables$"
+FAULTS = {
+    "bind-job-fails": [{"job": "service_bindings.create", "fail": True, "times": 1}],
+    "env-patch-500": [{"method": "PATCH", "path": ENV_PATH, "status": 500, "times": 1}],
+    "deployment-canceled": [{"deployment": "cancel", "times": 1}],
+    "deployment-dropped": [
+        {"method": "POST", "path": "^/v3/deployments$", "drop_connection": True, "times": 1}
+    ],
+}
+
+
+@pytest.mark.parametrize("name", list(FAULTS))
+def test_failures_end_rotated_or_rolled_back_and_say_so(
+    landscape: Any, run: Run, name: str
+) -> None:
+    minted = landscape.mint(cn="ntifext-client", days=90)
+    live_before = _live_key_pem(landscape)
+    for rule in FAULTS[name]:
+        landscape.add_fault(rule)
+    inputs = _inputs(landscape, minted)
+    result = run(inputs, _secrets(landscape, minted, inputs=inputs))
+    assert result.outputs["reason"] in ("rotated", "rolled-back", "failed"), result.stdout
+    if result.outputs["reason"] == "rotated":
+        assert result.code == 0
+        return
+    assert result.code == 1
+    assert _live_key_pem(landscape) == live_before
+    (error,) = result.commands("error")
+    assert error.startswith(result.outputs["reason"])
+    assert "#### What went wrong" in result.summary
+    assert "❌" in result.summary
+
+
+def test_split_state_is_reported_with_manual_steps(landscape: Any, run: Run) -> None:
+    """The rollout is canceled and restoring the env fails: exit 3 and what to do."""
+    minted = landscape.mint(cn="ntifext-client", days=90)
+    landscape.add_fault({"deployment": "cancel", "times": 1})
+    landscape.add_fault({"method": "PATCH", "path": ENV_PATH, "status": 403, "after": 1})
+    inputs = _inputs(landscape, minted)
+    result = run(inputs, _secrets(landscape, minted, inputs=inputs))
+    assert result.code == 3, result.stdout
+    assert result.outputs["reason"] == "rollback-incomplete"
+    assert result.outputs["expires-at"] == ""  # nothing claimed about a split state
+    assert "🚨" in result.summary
+    assert "**State left behind**" in result.summary
+    assert "**What to do by hand**" in result.summary
+
+
+def test_swap_when_the_landscape_allows_one_binding(
+    landscape_factory: Callable[..., Any], run: Run
+) -> None:
+    ls = landscape_factory(bindings_limit=1)
+    minted = ls.mint(cn="ntifext-client", days=90)
+    inputs = _inputs(ls, minted)
+    result = run(inputs, _secrets(ls, minted, inputs=inputs))
+    assert result.code == 0, result.stdout
+    assert result.outputs["strategy"] == "swap"
+    assert result.commands("warning")  # the auth gap of swap is said
+
+
+def test_cf_error_text_cannot_inject_workflow_commands(landscape: Any, run: Run) -> None:
+    injected = "x\n::add-mask::Certificate\n::error::forged\n::set-output name=rotated::true"
+    landscape.add_fault(
+        {
+            "method": "POST",
+            "path": "^/v3/service_credential_bindings$",
+            "status": 422,
+            "body": {
+                "errors": [{"code": 10008, "title": "CF-UnprocessableEntity", "detail": injected}]
+            },
+            "times": 1,
+        }
+    )
+    minted = landscape.mint(cn="ntifext-client", days=90)
+    inputs = _inputs(landscape, minted, strategy="overlap")
+    result = run(inputs, _secrets(landscape, minted, inputs=inputs))
+    assert result.code in (1, 2)
+    commands = effective_commands(result.stdout)
+    assert not [c for c in commands if c == ("error", "forged")]
+    assert not [c for c in commands if c[0] == "add-mask" and c[1] == "Certificate"]
+    assert not [c for c in commands if c[0] == "set-output"]
+    assert "::error::forged" in result.stdout  # it was printed, as plain text

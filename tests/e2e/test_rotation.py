@@ -209,3 +209,42 @@ def test_lock_held_by_another_run_blocks_without_change(landscape: Landscape) ->
     assert env_leaf_sha256(landscape) == before
     client.patch_app_annotations(app.guid, {LOCK_KEY: "someone-else until 2000-01-01T00:00:00Z"})
     assert rotate(request).outcome is Outcome.ROTATED
+
+
+def test_in_place_with_pinning_off_keeps_the_binding(
+    landscape_factory: Callable[..., Landscape],
+) -> None:
+    ls = landscape_factory(pinning=False)
+    old_bindings = {b["guid"] for b in ls.state()["bindings"]}
+    minted = ls.mint(cn="ntifext-client", days=90)
+    report = rotate(request_for(ls, minted.chain_pem, minted.key_pem, strategy=Strategy.IN_PLACE))
+    assert report.outcome is Outcome.ROTATED, report.error
+    assert {b["guid"] for b in ls.state()["bindings"]} == old_bindings
+    assert env_leaf_sha256(ls) == minted.leaf_sha256
+    assert set(instance_leaves(ls)) == {minted.leaf_sha256}
+    assert any("unpinned" in w for w in report.warnings)
+
+
+def test_in_place_with_pinning_on_is_refused_without_change(landscape: Landscape) -> None:
+    before = env_leaf_sha256(landscape)
+    minted = landscape.mint(cn="ntifext-client", days=90)
+    report = rotate(
+        request_for(landscape, minted.chain_pem, minted.key_pem, strategy=Strategy.IN_PLACE)
+    )
+    assert report.outcome is Outcome.INVALID_INPUT
+    assert "pinning" in (report.error or "")
+    assert write_calls(landscape) == []
+    assert env_leaf_sha256(landscape) == before
+
+
+def test_restage_baseline_rotates_with_an_outage(
+    landscape_factory: Callable[..., Landscape],
+) -> None:
+    ls = landscape_factory(staging_s=0.5, start_s=0.2)
+    minted = ls.mint(cn="ntifext-client", days=90)
+    ls.probe_start(rps=20)
+    report = rotate(request_for(ls, minted.chain_pem, minted.key_pem, strategy=Strategy.RESTAGE))
+    ls.probe_stop()
+    assert report.outcome is Outcome.ROTATED, report.error
+    assert assert_consistent(ls) == minted.leaf_sha256
+    assert ls.probe()["failures"] > 0, "the seed's restage should cost an outage"

@@ -39,7 +39,11 @@ from .observe import (
     observe,
 )
 from .promote import roll_out, set_env, set_env_like_the_seed
-from .register import delete_binding_when_settled, register_new_leaf
+from .register import (
+    delete_binding_when_settled,
+    register_new_leaf,
+    require_in_place_possible,
+)
 from .verify import verification_url, verify_new_certificate
 
 log = logging.getLogger(__name__)
@@ -91,47 +95,25 @@ class _Run:
         self.leaf_pem: str | None = None
 
     def execute(self) -> Report:
-        started = time.monotonic()
-        deadline = started + self.request.timeout_s
+        deadline = time.monotonic() + self.request.timeout_s
         try:
-            with self.journal.step("material"):
-                validation = material.validate(
-                    self.request.chain,
-                    self.request.key,
-                    now=self.now,
-                    trusted_roots=self.request.trusted_roots,
-                    warn_days=self.request.warn_days,
-                )
-                material.raise_for_problems(validation)
-        except InputError as error:
-            return self._failure(Outcome.INVALID_INPUT, error)
-        self.warnings += [p.message for p in validation.warnings]
-        self.new = material.facts(validation.leaf)
-        self.leaf_pem = material.leaf_pem(validation.leaf)
-        try:
+            validation = self._validate()
             client = self.client_factory(self.request)
-            with self.journal.step("observe") as notes:
-                obs = observe(
-                    client,
-                    self.request.target,
-                    chain_env_var=self.request.chain_env_var,
-                    now=self.now,
-                )
-                notes.append(
-                    f"CC API {'.'.join(map(str, obs.api_version))}, {len(obs.bindings)} binding(s)"
-                )
-            self.warnings += obs.warnings
-            decision = decide(self.request, obs, self.new, self.now)
+            obs, decision = self._observe(client)
         except InputError as error:
             return self._failure(Outcome.INVALID_INPUT, error)
         except RotationError as error:
             return self._failure(Outcome.FAILED, error)
-        self.warnings += decision.warnings
-        self.before = decision.live.facts if decision.live else None
         if decision.outcome is not None:
             self.journal.skip("decide", decision.why)
             return self._report(decision.outcome)
         self.strategy = initial_strategy(self.request, obs)
+        if self.strategy is Strategy.IN_PLACE:
+            try:
+                require_in_place_possible(obs, validation.leaf)
+            except InputError as error:
+                return self._failure(Outcome.INVALID_INPUT, error)
+        assert self.new is not None
         self.plan = plan_lines(self.request, obs, self.strategy, self.new)
         if self.request.dry_run:
             self.journal.skip("decide", f"dry run: would rotate ({decision.why})")
@@ -149,6 +131,36 @@ class _Run:
             cancel=self.cancel,
         )
         return self._change(ctx, decision)
+
+    def _validate(self) -> material.Validation:
+        """Step (1): the new material, completely, before any call to Cloud Foundry."""
+        with self.journal.step("material"):
+            validation = material.validate(
+                self.request.chain,
+                self.request.key,
+                now=self.now,
+                trusted_roots=self.request.trusted_roots,
+                warn_days=self.request.warn_days,
+            )
+            material.raise_for_problems(validation)
+        self.warnings += [p.message for p in validation.warnings]
+        self.new = material.facts(validation.leaf)
+        self.leaf_pem = material.leaf_pem(validation.leaf)
+        return validation
+
+    def _observe(self, client: CfClient) -> tuple[Observation, Decision]:
+        """Steps (2) and (3): read the landscape, then decide; no write."""
+        assert self.new is not None
+        with self.journal.step("observe") as notes:
+            obs = observe(
+                client, self.request.target, chain_env_var=self.request.chain_env_var, now=self.now
+            )
+            version = ".".join(map(str, obs.api_version))
+            notes.append(f"CC API {version}, {len(obs.bindings)} binding(s)")
+        decision = decide(self.request, obs, self.new, self.now)
+        self.warnings += [*obs.warnings, *decision.warnings]
+        self.before = decision.live.facts if decision.live else None
+        return obs, decision
 
     def _change(self, ctx: RunContext, decision: Decision) -> Report:
         """Steps (4)-(7) under the lock; any failure in (4)-(6) is undone."""

@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 import time
 
+from cryptography import x509
+
 from .. import material
 from ..cf import Binding
 from ..errors import CfApiError, CfJobFailed, CfUnreachable, InputError, RotationError
@@ -17,6 +19,7 @@ from ..models import Strategy
 from .context import RunContext
 from .decide import in_place_blockers
 from .journal import Compensation
+from .observe import Observation
 
 log = logging.getLogger(__name__)
 
@@ -112,8 +115,9 @@ def _swap(ctx: RunContext) -> Binding:
     return _create(ctx, strategy=None)
 
 
-def _in_place(ctx: RunContext) -> Binding:
-    blockers = in_place_blockers(ctx.obs, ctx.new_leaf)
+def require_in_place_possible(obs: Observation, new_leaf: x509.Certificate) -> None:
+    """Raise `InputError` (nothing changed yet) when in-place cannot work here."""
+    blockers = in_place_blockers(obs, new_leaf)
     if blockers:
         raise InputError(
             "strategy in-place is not possible: " + "; ".join(blockers),
@@ -121,6 +125,10 @@ def _in_place(ctx: RunContext) -> Binding:
             fix="Use `strategy: auto`. In-place needs certificate pinning off on the binding and "
             "a renewal with the same subject and issuer DN, issued later.",
         )
+
+
+def _in_place(ctx: RunContext) -> Binding:
+    require_in_place_possible(ctx.obs, ctx.new_leaf)
     ctx.warnings.append(
         "in-place relies on CPI's unpinned mode: once the new certificate is used, CPI refuses "
         "the older one, so instances not yet replaced fail until the rolling deployment ends"

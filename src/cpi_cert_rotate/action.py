@@ -49,7 +49,11 @@ def main() -> int:
 
 
 def run(env: Mapping[str, str], rotate: Rotate | None = None) -> int:
-    """One Action run against `env` (the runner's environment); returns the exit code."""
+    """One Action run; returns the exit code.
+
+    Inputs come from `env`; outputs and the summary go to the files that the process
+    environment names (`GITHUB_OUTPUT`, `GITHUB_STEP_SUMMARY`), as the runner set them.
+    """
     inputs = read_inputs(env)
     for name in SECRET_INPUTS:
         if inputs[name]:
@@ -68,6 +72,8 @@ def _run(inputs: Mapping[str, str], env: Mapping[str, str], rotate: Rotate | Non
         settings = build_settings(inputs, env, gha.mask)
     except InputError as error:
         return _render(_invalid(target_of(inputs), error), settings=None)
+    except Exception as error:  # a bug: still one error line, outputs and a summary
+        return _render(_internal(target_of(inputs), error), settings=None)
     request = settings.request
     _announce(request)
     if rotate is None:
@@ -80,6 +86,8 @@ def _run(inputs: Mapping[str, str], env: Mapping[str, str], rotate: Rotate | Non
             report = rotate(request, cancel=cancel)
         except InputError as error:
             report = _invalid(request.target, error)
+        except Exception as error:  # the engine reports failures; this is a bug
+            report = _internal(request.target, error)
     if received:
         gha.info(f"Received {', '.join(received)}: the run stopped at a safe point.")
     return _render(report, settings=settings)
@@ -93,6 +101,21 @@ def _invalid(target: CfTarget, error: InputError) -> Report:
         error=str(error),
         error_code=error.code,
         hint=error.hint(),
+        finished_at=datetime.now(UTC),
+    )
+
+
+def _internal(target: CfTarget, error: Exception) -> Report:
+    """The report of an unexpected exception; the traceback goes to the log only."""
+    gha.info("".join(traceback.format_exception(error)).rstrip())
+    return Report(
+        outcome=Outcome.FAILED,
+        target=target,
+        error=f"internal error ({type(error).__name__}): {error}",
+        error_code="internal-error",
+        hint="This is a bug in cpi-cert-rotate; the traceback is in the log. Check the app "
+        "(`cf env`, `cf curl /v3/service_credential_bindings?app_guids=...`) before running "
+        "again, and report the issue with the log.",
         finished_at=datetime.now(UTC),
     )
 

@@ -1,0 +1,96 @@
+"""`cpi-cert-rotate rotate` as a user runs it: flags, env-held secrets, JSON, signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from rotation_kit import assert_consistent, instance_leaves, live_binding_leaves
+
+from cf_sandbox import Landscape
+
+pytestmark = pytest.mark.e2e
+
+
+def _command(ls: Landscape, ca_file: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable, "-m", "cpi_cert_rotate", "rotate",
+        "--cf-api", ls.api_url,
+        "--cf-username", ls.username,
+        "--cf-password-env", "TEST_CF_PASSWORD",
+        "--cf-origin", ls.origin,
+        "--cf-ca-cert", str(ca_file),
+        "--cf-org", ls.org, "--cf-space", ls.space,
+        "--app", ls.app, "--service-instance", ls.service_instance,
+        "--chain-env", "TEST_CHAIN", "--key-env", "TEST_KEY",
+        "--verify-path", "/http/ping",
+        *extra,
+    ]  # fmt: skip
+
+
+def _env(ls: Landscape, chain_pem: str, key_pem: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "TEST_CF_PASSWORD": ls.password,
+        "TEST_CHAIN": chain_pem,
+        "TEST_KEY": key_pem,
+    }
+
+
+def test_rotate_json_report_and_exit_zero(landscape: Landscape, tmp_path: Path) -> None:
+    ca = tmp_path / "cf-ca.pem"
+    ca.write_text(landscape.ca_pem)
+    minted = landscape.mint(cn="ntifext-client", days=90)
+    result = subprocess.run(
+        _command(landscape, ca, "--json"),
+        env=_env(landscape, minted.chain_pem, minted.key_pem),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["outcome"] == "rotated"
+    assert report["new"]["fingerprint_sha256"] == minted.leaf_sha256
+    assert assert_consistent(landscape) == minted.leaf_sha256
+    secret_lines = [line for line in minted.key_pem.splitlines() if "PRIVATE KEY" not in line]
+    assert not any(line in result.stdout + result.stderr for line in secret_lines)
+
+
+def test_sigterm_during_deployment_rolls_back(
+    landscape_factory: Callable[..., Landscape], tmp_path: Path
+) -> None:
+    ls = landscape_factory(start_s=1.5)
+    old_leaf = assert_consistent(ls)
+    ca = tmp_path / "cf-ca.pem"
+    ca.write_text(ls.ca_pem)
+    minted = ls.mint(cn="ntifext-client", days=90)
+    process = subprocess.Popen(
+        _command(ls, ca, "--json"),
+        env=_env(ls, minted.chain_pem, minted.key_pem),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not any(c["path"] == "/v3/deployments" for c in ls.calls()):
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "no deployment started"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 1, err
+    report = json.loads(out)
+    assert report["outcome"] == "rolled-back"
+    assert "interrupted" in report["error"]
+    assert assert_consistent(ls) == old_leaf
+    assert minted.leaf_sha256 not in live_binding_leaves(ls)
+    assert set(instance_leaves(ls)) == {old_leaf}

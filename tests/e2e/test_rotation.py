@@ -248,3 +248,15 @@ def test_restage_baseline_rotates_with_an_outage(
     assert report.outcome is Outcome.ROTATED, report.error
     assert assert_consistent(ls) == minted.leaf_sha256
     assert ls.probe()["failures"] > 0, "the seed's restage should cost an outage"
+
+
+def test_survives_rate_limiting_with_retry_after(
+    landscape_factory: Callable[..., Landscape],
+) -> None:
+    ls = landscape_factory(rate_limit=8)
+    ls.set_options(rate_limit_window_s=2.0)
+    minted = ls.mint(cn="ntifext-client", days=90)
+    report = rotate(request_for(ls, minted.chain_pem, minted.key_pem))
+    assert report.outcome is Outcome.ROTATED, report.error
+    assert assert_consistent(ls) == minted.leaf_sha256
+    assert any(c["status"] == 429 for c in ls.calls()), "the rate limit never bit"

@@ -12,6 +12,7 @@ import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any, NoReturn
 
 from .. import __version__
 from ..errors import ExitCode, RotationError
@@ -28,15 +29,32 @@ _COMMANDS: dict[str, tuple[str, str]] = {
 log = logging.getLogger("cpi_cert_rotate")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse that never echoes unknown arguments (one may be a mistyped secret) and
+    takes no abbreviations (`--passphrase X` must not pass for `--passphrase-env`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        if message.startswith("unrecognized arguments:"):
+            count = len(message.split(":", 1)[1].split())
+            message = f"{count} unrecognized argument(s) (not shown: one may hold a secret)"
+        super().error(message)
+
+
 def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="cpi-cert-rotate",
         description="Rotate the client certificate a Cloud Foundry app uses to call an SAP "
         "Cloud Integration iFlow over mTLS.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+    )
     for name, (module_name, help_text) in _COMMANDS.items():
         sub_parser = sub.add_parser(name, help=help_text, description=help_text)
         sub_parser.set_defaults(_module=module_name)

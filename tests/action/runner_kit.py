@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 MOUNTS = ("workspace", "home", "workflow", "file_commands")
@@ -159,6 +160,37 @@ def parse_outputs(text: str) -> dict[str, str]:
 def input_env(inputs: Mapping[str, str]) -> dict[str, str]:
     """Inputs as the runner names them: `cf-api` -> `INPUT_CF-API`."""
     return {"INPUT_" + name.replace(" ", "_").upper(): value for name, value in inputs.items()}
+
+
+def landscape_inputs(ls: Any, minted: Any, **changes: str) -> dict[str, str]:
+    """Every input of a rotation against a sandbox landscape, as a workflow would pass it.
+
+    `changes` use `_` for `-` (`dry_run="true"`); the runner also passes the defaults
+    of action.yml, so they are here too.
+    """
+    inputs = {
+        "cf-api": ls.api_url,
+        "cf-username": ls.username,
+        "cf-password": ls.password,
+        "cf-origin": ls.origin or "",
+        "cf-ca-cert": ls.ca_pem,
+        "cf-org": ls.org,
+        "cf-space": ls.space,
+        "app": ls.app,
+        "service-instance": ls.service_instance,
+        "cert-chain": minted.chain_pem,
+        "private-key": minted.key_pem,
+        "verify-path": "/http/ping",
+        "timeout": "120",
+        "strategy": "auto",
+        "chain-env-var": "CLI_CHAIN",
+        "key-env-var": "CLI_KEY",
+        "force": "false",
+        "dry-run": "false",
+        "keep-root": "false",
+    }
+    inputs.update({k.replace("_", "-"): v for k, v in changes.items()})
+    return inputs
 
 
 def base_env() -> dict[str, str]:

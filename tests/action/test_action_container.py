@@ -18,7 +18,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from material_kit import key_lines
 from podman_kit import Podman, unavailable_reason
-from runner_kit import RunnerDirs, audit
+from runner_kit import RunnerDirs, audit, landscape_inputs
 
 pytestmark = [pytest.mark.container, pytest.mark.slow, pytest.mark.timeout(1800)]
 
@@ -69,30 +69,6 @@ def _shell(podman: Podman, image: str, script: str) -> str:
     return done.stdout
 
 
-def _inputs(ls: Any, minted: Any) -> dict[str, str]:
-    return {
-        "cf-api": ls.api_url,
-        "cf-username": ls.username,
-        "cf-password": ls.password,
-        "cf-origin": ls.origin or "",
-        "cf-ca-cert": ls.ca_pem,
-        "cf-org": ls.org,
-        "cf-space": ls.space,
-        "app": ls.app,
-        "service-instance": ls.service_instance,
-        "cert-chain": minted.chain_pem,
-        "private-key": minted.key_pem,
-        "verify-path": "/http/ping",
-        "timeout": "120",
-        "strategy": "auto",
-        "force": "false",
-        "dry-run": "false",
-        "keep-root": "false",
-        "chain-env-var": "CLI_CHAIN",
-        "key-env-var": "CLI_KEY",
-    }
-
-
 def test_image_builds_and_rotates_like_on_a_runner(
     podman: Podman, image: str, tmp_path: Path, record_property: Any
 ) -> None:
@@ -126,7 +102,7 @@ def test_image_builds_and_rotates_like_on_a_runner(
 
     with Landscape(instances=2) as ls:
         minted = ls.mint(cn="ntifext-client", days=90)
-        inputs = _inputs(ls, minted)
+        inputs = landscape_inputs(ls, minted)
         dirs = RunnerDirs(tmp_path / "rotate", prefix="/github")
         result, diff = podman.run_action(image, inputs, dirs)
         key = serialization.load_pem_private_key(minted.key_pem.encode(), None)

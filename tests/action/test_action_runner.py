@@ -32,6 +32,7 @@ from runner_kit import (
     effective_commands,
     finish,
     input_env,
+    landscape_inputs,
     run_entrypoint,
 )
 
@@ -75,30 +76,9 @@ def _encrypted(pem: str) -> str:
 
 
 def _inputs(ls: Any, minted: Any, **changes: str) -> dict[str, str]:
-    inputs = {
-        "cf-api": ls.api_url,
-        "cf-username": ls.username,
-        "cf-password": ls.password,
-        "cf-origin": ls.origin or "",
-        "cf-ca-cert": ls.ca_pem,
-        "cf-org": ls.org,
-        "cf-space": ls.space,
-        "app": ls.app,
-        "service-instance": ls.service_instance,
-        "cert-chain": minted.chain_pem,
-        "private-key": _encrypted(minted.key_pem),
-        "private-key-passphrase": PASSPHRASE,
-        "verify-path": "/http/ping",
-        "timeout": "120",
-        "strategy": "auto",
-        "chain-env-var": "CLI_CHAIN",
-        "key-env-var": "CLI_KEY",
-        "force": "false",
-        "dry-run": "false",
-        "keep-root": "false",
-    }
-    inputs.update({k.replace("_", "-"): v for k, v in changes.items()})
-    return inputs
+    """The landscape's inputs with the key encrypted, as the seed's openssl makes it."""
+    key = {"private_key": _encrypted(minted.key_pem), "private_key_passphrase": PASSPHRASE}
+    return landscape_inputs(ls, minted, **{**key, **changes})
 
 
 def _live_key_pem(ls: Any) -> str:

@@ -304,17 +304,21 @@ class AppRoutes:
 
     def process(self, req: Request, guid: str) -> Response:
         """`GET /v3/processes/:guid`."""
-        check_query(req, ["embed"])
-        with self.ctx.store.lock:
-            found = self.ctx.store.processes.get(guid)
-            if found is None:
-                raise not_found("Process")
-            return Response(200, self._show_process(found, req.base_url))
+        return self.ctx.show(
+            req,
+            self.ctx.store.processes,
+            guid,
+            "Process",
+            lambda found: self._show_process(found, req.base_url),
+            query=["embed"],
+        )
 
     def process_stats(self, req: Request, guid: str) -> Response:
         """`GET /v3/processes/:guid/stats`."""
-        with self.ctx.store.lock:
-            found = self.ctx.store.processes.get(guid)
-            if found is None:
-                raise not_found("Process")
-            return Response(200, {"resources": self.ctx.runtime.stats(found)})
+        return self.ctx.show(
+            req,
+            self.ctx.store.processes,
+            guid,
+            "Process",
+            lambda found: {"resources": self.ctx.runtime.stats(found)},
+        )

@@ -8,9 +8,9 @@ not touch running instances; the stop does.
 from __future__ import annotations
 
 from . import present
-from .cc_lookups import list_response
+from .cc_lookups import app_scoped_list, list_response
 from .context import Ctx
-from .paging import PAGING_PARAMS, csv
+from .paging import PAGING_PARAMS
 from .state import Build, Droplet, Package
 from .validate import apply_metadata
 from .web import (
@@ -19,8 +19,6 @@ from .web import (
     Response,
     Router,
     check_fields,
-    check_query,
-    not_found,
     unprocessable,
 )
 
@@ -54,24 +52,14 @@ class BuildRoutes:
     # -- packages -----------------------------------------------------------------
 
     def _package_list(self, req: Request, app_guids: list[str] | None) -> Response:
-        states = csv(req, "states")
-        types = csv(req, "types")
-        allowed = [*_COMMON, "states", "types", "space_guids", "organization_guids"]
-        if app_guids is None:
-            allowed.append("app_guids")
-            app_guids = csv(req, "app_guids")
         with self.ctx.store.lock:
-            return list_response(
+            return app_scoped_list(
                 req,
-                allowed,
                 self.ctx.store.packages.values(),
-                lambda p: (
-                    (app_guids is None or p.app_guid in app_guids)
-                    and (states is None or p.state in states)
-                    and (types is None or p.type in types)
-                ),
+                {"states": "state", "types": "type"},
                 lambda p: present.package(p, req.base_url),
-                orders=("created_at", "updated_at"),
+                app_guids=app_guids,
+                extra=("space_guids", "organization_guids"),
             )
 
     def packages(self, req: Request) -> Response:
@@ -86,12 +74,13 @@ class BuildRoutes:
 
     def package(self, req: Request, guid: str) -> Response:
         """`GET /v3/packages/:guid`."""
-        check_query(req, [])
-        with self.ctx.store.lock:
-            found = self.ctx.store.packages.get(guid)
-            if found is None:
-                raise not_found("Package")
-            return Response(200, present.package(found, req.base_url))
+        return self.ctx.show(
+            req,
+            self.ctx.store.packages,
+            guid,
+            "Package",
+            lambda found: present.package(found, req.base_url),
+        )
 
     # -- builds -------------------------------------------------------------------
 
@@ -136,24 +125,13 @@ class BuildRoutes:
             build.touch()
 
     def _build_list(self, req: Request, app_guids: list[str] | None) -> Response:
-        states = csv(req, "states")
-        package_guids = csv(req, "package_guids")
-        allowed = [*_COMMON, "states", "package_guids"]
-        if app_guids is None:
-            allowed.append("app_guids")
-            app_guids = csv(req, "app_guids")
         with self.ctx.store.lock:
-            return list_response(
+            return app_scoped_list(
                 req,
-                allowed,
                 self.ctx.store.builds.values(),
-                lambda b: (
-                    (app_guids is None or b.app_guid in app_guids)
-                    and (states is None or b.state in states)
-                    and (package_guids is None or b.package_guid in package_guids)
-                ),
+                {"states": "state", "package_guids": "package_guid"},
                 lambda b: present.build(b, req.base_url),
-                orders=("created_at", "updated_at"),
+                app_guids=app_guids,
             )
 
     def builds(self, req: Request) -> Response:
@@ -168,32 +146,25 @@ class BuildRoutes:
 
     def build(self, req: Request, guid: str) -> Response:
         """`GET /v3/builds/:guid`."""
-        check_query(req, [])
-        with self.ctx.store.lock:
-            found = self.ctx.store.builds.get(guid)
-            if found is None:
-                raise not_found("Build")
-            return Response(200, present.build(found, req.base_url))
+        return self.ctx.show(
+            req,
+            self.ctx.store.builds,
+            guid,
+            "Build",
+            lambda found: present.build(found, req.base_url),
+        )
 
     # -- droplets -----------------------------------------------------------------
 
     def _droplet_list(self, req: Request, app_guids: list[str] | None) -> Response:
-        states = csv(req, "states")
-        allowed = [*_COMMON, "states", "space_guids", "organization_guids", "current"]
-        if app_guids is None:
-            allowed.append("app_guids")
-            app_guids = csv(req, "app_guids")
         with self.ctx.store.lock:
-            return list_response(
+            return app_scoped_list(
                 req,
-                allowed,
                 self.ctx.store.droplets.values(),
-                lambda d: (
-                    (app_guids is None or d.app_guid in app_guids)
-                    and (states is None or d.state in states)
-                ),
+                {"states": "state"},
                 lambda d: present.droplet(d, req.base_url),
-                orders=("created_at", "updated_at"),
+                app_guids=app_guids,
+                extra=("space_guids", "organization_guids", "current"),
             )
 
     def droplets(self, req: Request) -> Response:
@@ -208,12 +179,13 @@ class BuildRoutes:
 
     def droplet(self, req: Request, guid: str) -> Response:
         """`GET /v3/droplets/:guid`."""
-        check_query(req, [])
-        with self.ctx.store.lock:
-            found = self.ctx.store.droplets.get(guid)
-            if found is None:
-                raise not_found("Droplet")
-            return Response(200, present.droplet(found, req.base_url))
+        return self.ctx.show(
+            req,
+            self.ctx.store.droplets,
+            guid,
+            "Droplet",
+            lambda found: present.droplet(found, req.base_url),
+        )
 
     # -- revisions ----------------------------------------------------------------
 
@@ -250,18 +222,18 @@ class BuildRoutes:
 
     def revision(self, req: Request, guid: str) -> Response:
         """`GET /v3/revisions/:guid`."""
-        with self.ctx.store.lock:
-            found = self.ctx.store.revisions.get(guid)
-            if found is None:
-                raise not_found("Revision")
-            return Response(200, present.revision(found, req.base_url))
+        return self.ctx.show(
+            req,
+            self.ctx.store.revisions,
+            guid,
+            "Revision",
+            lambda found: present.revision(found, req.base_url),
+        )
 
     def revision_env(self, req: Request, guid: str) -> Response:
         """`GET /v3/revisions/:guid/environment_variables`."""
         with self.ctx.store.lock:
-            found = self.ctx.store.revisions.get(guid)
-            if found is None:
-                raise not_found("Revision")
+            found = self.ctx.get_or_404(self.ctx.store.revisions, guid, "Revision")
             base = f"{req.base_url}/v3/revisions/{guid}"
             return Response(
                 200,

@@ -10,9 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from . import present
-from .cc_lookups import list_response
+from .cc_lookups import app_scoped_list
 from .context import Ctx
-from .paging import PAGING_PARAMS, csv
 from .state import Deployment
 from .validate import apply_metadata
 from .web import (
@@ -21,23 +20,10 @@ from .web import (
     Response,
     Router,
     check_fields,
-    check_query,
-    not_found,
     unprocessable,
 )
 
 _QUOTA_TEXT = "memory quota_exceeded"
-_LIST_PARAMS = [
-    *PAGING_PARAMS,
-    "guids",
-    "label_selector",
-    "created_ats",
-    "updated_ats",
-    "app_guids",
-    "states",
-    "status_reasons",
-    "status_values",
-]
 
 
 def _guid_of(body: dict[str, Any], field: str) -> str | None:
@@ -138,34 +124,27 @@ class DeploymentRoutes:
 
     def list(self, req: Request) -> Response:
         """`GET /v3/deployments`."""
-        app_guids = csv(req, "app_guids")
-        values = csv(req, "status_values")
-        reasons = csv(req, "status_reasons")
         with self.ctx.store.lock:
-            return list_response(
+            return app_scoped_list(
                 req,
-                _LIST_PARAMS,
                 self.ctx.store.deployments.values(),
-                lambda d: (
-                    (app_guids is None or d.app_guid in app_guids)
-                    and (values is None or d.value in values)
-                    and (reasons is None or d.reason in reasons)
-                ),
+                {"status_values": "value", "status_reasons": "reason"},
                 lambda d: present.deployment(d, req.base_url),
-                orders=("created_at", "updated_at"),
+                extra=("states",),
             )
 
     def _get(self, guid: str) -> Deployment:
-        found = self.ctx.store.deployments.get(guid)
-        if found is None:
-            raise not_found("Deployment")
-        return found
+        return self.ctx.get_or_404(self.ctx.store.deployments, guid, "Deployment")
 
     def show(self, req: Request, guid: str) -> Response:
         """`GET /v3/deployments/:guid`."""
-        check_query(req, [])
-        with self.ctx.store.lock:
-            return Response(200, present.deployment(self._get(guid), req.base_url))
+        return self.ctx.show(
+            req,
+            self.ctx.store.deployments,
+            guid,
+            "Deployment",
+            lambda d: present.deployment(d, req.base_url),
+        )
 
     def update(self, req: Request, guid: str) -> Response:
         """`PATCH /v3/deployments/:guid`: metadata."""

@@ -13,7 +13,7 @@ from . import present
 from .context import Ctx
 from .paging import PAGING_PARAMS, common_filters, csv, paginate, parse_page
 from .state import Resource, ServiceInstance, iso
-from .web import GUID, Request, Response, Router, check_query, not_found
+from .web import GUID, Request, Response, Router
 
 _COMMON = [*PAGING_PARAMS, "guids", "label_selector", "created_ats", "updated_ats"]
 _NAMED = ("created_at", "updated_at", "name")
@@ -52,6 +52,33 @@ def list_response(
     return paginate(req, page, found, show)
 
 
+def app_scoped_list(
+    req: Request,
+    items: Iterable[Any],
+    filters: dict[str, str],
+    show: Callable[[Any], dict[str, Any]],
+    *,
+    app_guids: list[str] | None = None,
+    extra: tuple[str, ...] = (),
+) -> Response:
+    """A list of app-owned resources filtered by `param -> attribute` value lists.
+
+    `app_guids` given: the `/v3/apps/:guid/<things>` form (no `app_guids` parameter).
+    """
+    wanted = {attr: csv(req, param) for param, attr in filters.items()}
+    allowed = [*_COMMON, *filters, *extra]
+    if app_guids is None:
+        allowed.append("app_guids")
+        app_guids = csv(req, "app_guids")
+
+    def keep(item: Any) -> bool:
+        return (app_guids is None or item.app_guid in app_guids) and all(
+            values is None or getattr(item, attr) in values for attr, values in wanted.items()
+        )
+
+    return list_response(req, allowed, items, keep, show, orders=("created_at", "updated_at"))
+
+
 class LookupRoutes:
     """Read-only lookups the rotation needs before it changes anything."""
 
@@ -85,12 +112,13 @@ class LookupRoutes:
 
     def org(self, req: Request, guid: str) -> Response:
         """`GET /v3/organizations/:guid`."""
-        check_query(req, [])
-        with self.ctx.store.lock:
-            found = self.ctx.store.orgs.get(guid)
-            if found is None:
-                raise not_found("Organization")
-            return Response(200, present.org(found, req.base_url))
+        return self.ctx.show(
+            req,
+            self.ctx.store.orgs,
+            guid,
+            "Organization",
+            lambda found: present.org(found, req.base_url),
+        )
 
     def spaces(self, req: Request) -> Response:
         """`GET /v3/spaces`."""
@@ -110,12 +138,14 @@ class LookupRoutes:
 
     def space(self, req: Request, guid: str) -> Response:
         """`GET /v3/spaces/:guid`."""
-        check_query(req, ["include"])
-        with self.ctx.store.lock:
-            found = self.ctx.store.spaces.get(guid)
-            if found is None:
-                raise not_found("Space")
-            return Response(200, present.space(found, req.base_url))
+        return self.ctx.show(
+            req,
+            self.ctx.store.spaces,
+            guid,
+            "Space",
+            lambda found: present.space(found, req.base_url),
+            query=["include"],
+        )
 
     def instances(self, req: Request) -> Response:
         """`GET /v3/service_instances` (names are case-sensitive here)."""
@@ -160,12 +190,14 @@ class LookupRoutes:
 
     def instance(self, req: Request, guid: str) -> Response:
         """`GET /v3/service_instances/:guid`."""
-        check_query(req, ["fields"])
-        with self.ctx.store.lock:
-            found = self.ctx.store.instances.get(guid)
-            if found is None:
-                raise not_found("Service instance")
-            return Response(200, present.service_instance(found, req.base_url))
+        return self.ctx.show(
+            req,
+            self.ctx.store.instances,
+            guid,
+            "Service instance",
+            lambda found: present.service_instance(found, req.base_url),
+            query=["fields"],
+        )
 
     def plans(self, req: Request) -> Response:
         """`GET /v3/service_plans`."""
@@ -205,12 +237,14 @@ class LookupRoutes:
 
     def plan(self, req: Request, guid: str) -> Response:
         """`GET /v3/service_plans/:guid`."""
-        check_query(req, ["include"])
-        with self.ctx.store.lock:
-            found = self.ctx.store.plans.get(guid)
-            if found is None:
-                raise not_found("Service plan")
-            return Response(200, present.plan(found, req.base_url))
+        return self.ctx.show(
+            req,
+            self.ctx.store.plans,
+            guid,
+            "Service plan",
+            lambda found: present.plan(found, req.base_url),
+            query=["include"],
+        )
 
     def offerings(self, req: Request) -> Response:
         """`GET /v3/service_offerings`."""
@@ -235,9 +269,11 @@ class LookupRoutes:
 
     def offering(self, req: Request, guid: str) -> Response:
         """`GET /v3/service_offerings/:guid`."""
-        check_query(req, ["fields"])
-        with self.ctx.store.lock:
-            found = self.ctx.store.offerings.get(guid)
-            if found is None:
-                raise not_found("Service offering")
-            return Response(200, present.offering(found, req.base_url))
+        return self.ctx.show(
+            req,
+            self.ctx.store.offerings,
+            guid,
+            "Service offering",
+            lambda found: present.offering(found, req.base_url),
+            query=["fields"],
+        )

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from .faults import Faults
 from .instances import Runtime
 from .jobs import JobRunner, Scheduler
 from .rollout import Rollouts
 from .state import App, Store
-from .web import Request, bad_query, not_found
+from .web import Request, Response, bad_query, check_query, not_found
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -32,6 +36,28 @@ class Ctx:
         if app is None:
             raise not_found("App")
         return app
+
+    def get_or_404(self, table: Mapping[str, T], guid: str, kind: str) -> T:
+        """`table[guid]` (caller holds the lock) or CC's 404 `<kind> not found`."""
+        found = table.get(guid)
+        if found is None:
+            raise not_found(kind)
+        return found
+
+    def show(
+        self,
+        req: Request,
+        table: Mapping[str, T],
+        guid: str,
+        kind: str,
+        render: Callable[[T], dict[str, Any]],
+        *,
+        query: list[str] | None = None,
+    ) -> Response:
+        """`GET /v3/<things>/:guid`: check the query, find it or 404, render it."""
+        check_query(req, query or [])
+        with self.store.lock:
+            return Response(200, render(self.get_or_404(table, guid, kind)))
 
 
 def include_values(req: Request, allowed: tuple[str, ...]) -> list[str]:

@@ -45,6 +45,7 @@ def state_json(store: Store, runtime: Runtime) -> dict[str, Any]:
                     "started_at": inst.started_at,
                     "state": inst.state,
                     "process_guid": inst.process_guid,
+                    "guid": inst.guid,
                 }
                 for inst in runtime.app_instances(app.guid)
             ]

@@ -115,7 +115,7 @@ class Authority:
             .not_valid_before(now - _ONE_DAY)
             .not_valid_after(now + 3650 * _ONE_DAY)
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(_ca_usage(), critical=True)
+            .add_extension(_usage(ca=True), critical=True)
             .add_extension(
                 x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
             )
@@ -130,7 +130,7 @@ class Authority:
         cert = (
             self._builder(_name(cn), key, now - _ONE_DAY, now + 3000 * _ONE_DAY)
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(_ca_usage(), critical=True)
+            .add_extension(_usage(ca=True), critical=True)
             .sign(self.key, hashes.SHA256())
         )
         return Authority(cert, key)
@@ -146,11 +146,11 @@ class Authority:
         """A clientAuth leaf valid `days` from `not_before` (default: now)."""
         key = _new_key(key_type)
         start = (not_before or _now()).astimezone(datetime.UTC).replace(microsecond=0)
-        digital = isinstance(key, rsa.RSAPrivateKey)
+        rsa_key = isinstance(key, rsa.RSAPrivateKey)
         cert = (
             self._builder(_name(cn, "Sandbox Clients"), key, start, start + days * _ONE_DAY)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(_leaf_usage(key_encipherment=digital), critical=True)
+            .add_extension(_usage(key_encipherment=rsa_key), critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
             .sign(self.key, hashes.SHA256())
         )
@@ -167,7 +167,7 @@ class Authority:
         cert = (
             self._builder(_name(host, "Sandbox Servers"), key, now - _ONE_DAY, now + 30 * _ONE_DAY)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(_leaf_usage(key_encipherment=False), critical=True)
+            .add_extension(_usage(), critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
             .add_extension(x509.SubjectAlternativeName([san]), critical=False)
             .sign(self.key, hashes.SHA256())
@@ -199,29 +199,16 @@ class Authority:
         )
 
 
-def _ca_usage() -> x509.KeyUsage:
-    return x509.KeyUsage(
-        digital_signature=True,
-        content_commitment=False,
-        key_encipherment=False,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=True,
-        crl_sign=True,
-        encipher_only=False,
-        decipher_only=False,
-    )
-
-
-def _leaf_usage(*, key_encipherment: bool) -> x509.KeyUsage:
+def _usage(*, ca: bool = False, key_encipherment: bool = False) -> x509.KeyUsage:
+    """Key usage: CAs sign certificates and CRLs; leaves sign (RSA leaves also encipher)."""
     return x509.KeyUsage(
         digital_signature=True,
         content_commitment=False,
         key_encipherment=key_encipherment,
         data_encipherment=False,
         key_agreement=False,
-        key_cert_sign=False,
-        crl_sign=False,
+        key_cert_sign=ca,
+        crl_sign=ca,
         encipher_only=False,
         decipher_only=False,
     )

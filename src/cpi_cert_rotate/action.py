@@ -7,7 +7,7 @@ The order of one run is the point of this module:
       the moment it exists (`action_inputs.build_settings`);
   (4) only then print: the target, and the engine's log live, one `::group::` per
       engine step, with workflow commands stopped around text we do not control;
-  (5) render the report: outputs, job summary, annotations_for, and the exit code.
+  (5) render the report: outputs, job summary, annotations, and the exit code.
 SIGINT and SIGTERM (how the runner cancels a job) set the engine's cancel event: it
 stops at the next safe point and undoes what it changed.
 """

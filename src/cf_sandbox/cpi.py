@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +30,9 @@ from .faults import Faults
 from .pki import sha256_hex
 from .state import Binding, Store, iso, now
 from .web import DROP, Request, Response
+
+# A long-running sandbox under a probe must not grow without bound (20 rps = 72k/hour).
+_MAX_CALLS = 100_000
 
 
 @dataclass(frozen=True)
@@ -57,7 +61,7 @@ class Cpi:
         self._stopping = stopping
         self._lock = threading.Lock()
         self._newest_used: dict[tuple[str, str], Any] = {}
-        self._calls: list[dict[str, Any]] = []
+        self._calls: deque[dict[str, Any]] = deque(maxlen=_MAX_CALLS)
         self._t0 = time.monotonic()
 
     def authorize(self, der: bytes) -> Verdict:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import requests
+from cryptography.exceptions import UnsupportedAlgorithm
 
 from . import memtls
 from .envs import vcap_services
@@ -99,7 +100,13 @@ class Instance:
                         self.snapshot.env_vars["CLI_CHAIN"],
                         self.snapshot.env_vars["CLI_KEY"],
                     )
-                except (KeyError, ValueError, ssl.SSLError) as error:
+                except (
+                    KeyError,
+                    ValueError,
+                    TypeError,
+                    UnsupportedAlgorithm,
+                    ssl.SSLError,
+                ) as error:
                     return CallResult(False, None, f"bad CLI_CHAIN/CLI_KEY: {type(error).__name__}")
                 self._session = memtls.session(ctx)
             session = self._session

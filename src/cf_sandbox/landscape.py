@@ -281,6 +281,8 @@ class Landscape:
     def probe_start(self, rps: float = 20) -> None:
         """Start (or restart, resetting counters) the probe against the seeded app."""
         if self._probe is None:
+            if "app_guid" not in self.seed_ids:
+                raise ValueError("the probe calls through the seeded app; start with seed=True")
             self._probe = Probe(self.runtime, self.app_guid, self.ca_pem)
         self._probe.start(rps)
 

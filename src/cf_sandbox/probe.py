@@ -13,7 +13,7 @@ import threading
 import time
 from typing import Any
 
-from .instances import Runtime
+from .instances import CallResult, Runtime
 
 
 class Probe:
@@ -77,7 +77,10 @@ class Probe:
         if inst is None:
             entry.update(instance=None, ok=False, status=None, error="no running instance")
         else:
-            result = inst.call(self._ca_pem)
+            try:
+                result = inst.call(self._ca_pem)
+            except Exception as error:  # the probe must outlive any one broken call
+                result = CallResult(False, None, f"probe error: {type(error).__name__}")
             entry.update(
                 instance=inst.index,
                 instance_guid=inst.guid,

@@ -266,3 +266,22 @@ def test_no_file_is_written_while_keys_are_loaded() -> None:
     finally:
         active.clear()
     assert writes == []
+
+
+def test_instance_with_chain_and_key_out_of_sync_fails_its_calls(cf: Cf) -> None:
+    ls = cf.ls
+    new = ls.mint("half-rotated")
+    cf.ok(
+        cf.patch(
+            f"/v3/apps/{ls.app_guid}/environment_variables", {"var": {"CLI_CHAIN": new.chain_pem}}
+        )
+    )  # the key stays the old one
+    cf.ok(cf.post(f"/v3/apps/{ls.app_guid}/actions/restart"))
+    time.sleep(0.2)  # instances healthy again
+    ls.probe_start(rps=40)
+    time.sleep(0.2)
+    ls.probe_stop()
+    probe = ls.probe()
+    assert probe["calls"] > 0
+    assert probe["failures"] == probe["calls"]
+    assert {e["error"] for e in probe["timeline"]} == {"bad CLI_CHAIN/CLI_KEY: SSLError"}

@@ -83,7 +83,7 @@ def _run(inputs: Mapping[str, str], env: Mapping[str, str], rotate: Rotate | Non
     cancel = threading.Event()
     with _cancel_on_signals(cancel) as received:
         try:
-            report = rotate(request, cancel=cancel)
+            report = rotate(request, cancel=cancel, on_secret=gha.mask)
         except InputError as error:
             report = _invalid(request.target, error)
         except Exception as error:  # the engine reports failures; this is a bug

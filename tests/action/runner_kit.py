@@ -224,13 +224,20 @@ def audit(run: ActionRun, secrets: Iterable[str], dirs: RunnerDirs | None = None
     """No secret line may appear in any stream or file, except inside `::add-mask::`.
 
     `secrets` are the lines to look for (PEM body lines, base64 DER, passwords). Every
-    `::add-mask::` command must also come before the first line of any other kind.
+    `::add-mask::` command must come before any line that uses its value. (A secret the
+    engine learns late, the app's previous key read from Cloud Foundry, is masked the
+    moment it is read, so masks may follow other lines, never a line that holds them.)
     """
     walked = _walk(run.stdout)
     is_mask = [command is not None and command[0] == "add-mask" for _, command in walked]
-    first_other = next((i for i, mask in enumerate(is_mask) if not mask), len(walked))
-    late = sum(is_mask[first_other:])
-    assert not late, f"{late} mask command(s) after other output: {walked[first_other][0]!r}"
+    for i, (_, command) in enumerate(walked):
+        if command is not None and command[0] == "add-mask":
+            used = [
+                line
+                for (line, _), mask in zip(walked[:i], is_mask[:i], strict=True)
+                if not mask and command[1] in line
+            ]
+            assert not used, f"a secret was printed before its mask: {used[0][:40]!r}..."
     clear_stdout = "\n".join(ln for (ln, _), mask in zip(walked, is_mask, strict=True) if not mask)
     places = {
         "stdout": clear_stdout,

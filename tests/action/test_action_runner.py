@@ -120,7 +120,11 @@ def _fp(cert: x509.Certificate) -> str:
 def test_rotation_sets_outputs_summary_groups_and_exit_zero(landscape: Any, run: Run) -> None:
     minted = landscape.mint(cn="ntifext-client", days=90)
     inputs = _inputs(landscape, minted)
+    previous_key = _live_key_pem(landscape)
     result = run(inputs, _secrets(landscape, minted, inputs=inputs))
+    masked = set(result.commands("add-mask"))
+    previous_body = [ln for ln in previous_key.splitlines() if not ln.startswith("-----")]
+    assert set(previous_body) <= masked, "the app's previous key (read from CF) was not masked"
 
     assert result.code == 0, result.stdout + result.stderr
     out = result.outputs

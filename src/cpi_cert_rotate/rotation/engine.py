@@ -64,13 +64,19 @@ def rotate(
     cancel: threading.Event | None = None,
     client_factory: ClientFactory = _default_client,
     now: datetime | None = None,
+    on_secret: Callable[[str], None] | None = None,
 ) -> Report:
     """Run one rotation and report; never raises for a failure it can describe.
 
     `cancel` is set by the adapter on SIGINT/SIGTERM: the engine stops at the next safe
     point and undoes what it changed. `now` pins the clock for validity checks.
+    `on_secret` is called with every secret the engine learns from Cloud Foundry (the
+    app's *previous* key, read for rollback) before anything else can see it, so the
+    Action can mask it too.
     """
-    return _Run(request, cancel or threading.Event(), client_factory, now).execute()
+    run = _Run(request, cancel or threading.Event(), client_factory, now)
+    run.on_secret = on_secret or (lambda _secret: None)
+    return run.execute()
 
 
 class _Run:
@@ -93,6 +99,7 @@ class _Run:
         self.before: CertFacts | None = None
         self.strategy: Strategy | None = None
         self.leaf_pem: str | None = None
+        self.on_secret: Callable[[str], None] = lambda _secret: None
 
     def execute(self) -> Report:
         deadline = time.monotonic() + self.request.timeout_s
@@ -155,6 +162,9 @@ class _Run:
             obs = observe(
                 client, self.request.target, chain_env_var=self.request.chain_env_var, now=self.now
             )
+            previous_key = obs.env.get(self.request.key_env_var)
+            if previous_key:
+                self.on_secret(previous_key)
             version = ".".join(map(str, obs.api_version))
             notes.append(f"CC API {version}, {len(obs.bindings)} binding(s)")
         decision = decide(self.request, obs, self.new, self.now)

@@ -7,7 +7,8 @@ A rule is a JSON object (`POST /_sandbox/faults`). Three kinds:
   `"after_apply": true` the server first applies the change, so the client cannot know
   whether its write happened);
 - job rules: `{"job": "service_bindings.create", "fail": true, "detail": "..."}` fails the
-  broker step; `"delay_s"` holds the job in POLLING that much longer;
+  broker step; `"timeout": true` fails it as CC's poll timeout does; `"delay_s"` holds the
+  job in POLLING that much longer;
 - deployment rules: `{"deployment": "quota"}` (POST /v3/deployments answers the quota 422),
   `"cancel"` (the platform cancels the rollout after its first batch) or `"stall"` (new
   instances never become healthy, so the deployment stays DEPLOYING).
@@ -36,7 +37,7 @@ _HTTP_KEYS = {
     "after_apply",
 }
 _COMMON_KEYS = {"after", "times", "name"}
-_JOB_KEYS = {"job", "fail", "detail", "delay_s"}
+_JOB_KEYS = {"job", "fail", "timeout", "detail", "delay_s"}
 _DEPLOYMENT_KEYS = {"deployment"}
 _DEPLOYMENT_FAULTS = ("quota", "cancel", "stall")
 

@@ -126,8 +126,11 @@ class JobRunner:
         rule = self._faults.job(job.operation)
         delay = self._store.options.job_steps_s + float((rule or {}).get("delay_s", 0))
         failure = None
-        if rule and rule.get("fail"):
-            failure = str(rule.get("detail") or "injected failure")
+        verb = "bind" if job.operation.endswith(".create") else "unbind"
+        if rule and rule.get("timeout"):
+            failure = f"Service Broker failed to {verb} within the required time."
+        elif rule and rule.get("fail"):
+            failure = f"Service broker error: {rule.get('detail') or 'injected failure'}"
         self._scheduler.call_later(delay, lambda: self._finish(job, binding, failure, finish))
 
     def _finish(
@@ -155,7 +158,7 @@ class JobRunner:
             try:
                 self._broker.bind(binding)
             except BrokerError as error:
-                failure = str(error)
+                failure = f"Service broker error: {error}"
         op = binding.last_operation
         op.updated_at = now()
         binding.touch()
@@ -164,10 +167,10 @@ class JobRunner:
             binding.registered_at = time.monotonic()
             job.state = "COMPLETE"
             return
-        op.state, op.description = "failed", f"Service broker error: {failure}"
+        op.state, op.description = "failed", failure
         binding.leaf_der = None
         job.state = "FAILED"
-        job.errors = [_unable("bind", f"Service broker error: {failure}")]
+        job.errors = [_unable("bind", failure)]
 
     def _finish_delete(self, job: Job, binding: Binding, failure: str | None) -> None:
         if failure is None:
@@ -175,10 +178,10 @@ class JobRunner:
             job.state = "COMPLETE"
             return
         binding.last_operation.state = "failed"
-        binding.last_operation.description = f"Service broker error: {failure}"
+        binding.last_operation.description = failure
         binding.last_operation.updated_at = now()
         job.state = "FAILED"
-        job.errors = [_unable("unbind", f"Service broker error: {failure}")]
+        job.errors = [_unable("unbind", failure)]
 
 
 def _unable(verb: str, detail: str) -> dict[str, object]:

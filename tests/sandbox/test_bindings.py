@@ -376,3 +376,19 @@ def test_binding_metadata_patch(ls: Landscape, cf: Cf) -> None:
         cf.patch(f"{URL}/{old['guid']}", {"metadata": {"annotations": {"rotated-by": "test"}}})
     )
     assert patched["metadata"]["annotations"] == {"rotated-by": "test"}
+
+
+def test_broker_poll_timeout_fault(ls: Landscape, cf: Cf) -> None:
+    ls.add_fault({"job": "service_bindings.create", "timeout": True, "times": 1})
+    job = cf.wait_job(_create(cf, bind_body(ls, _new_leaf(ls), strategy="multiple")))
+    assert job["errors"][0]["detail"] == (
+        "bind could not be completed: Service Broker failed to bind within the required time."
+    )
+
+
+def test_slow_broker_holds_the_job_in_polling(ls: Landscape, cf: Cf) -> None:
+    ls.add_fault({"job": "service_bindings.create", "delay_s": 0.5})
+    location = _create(cf, bind_body(ls, _new_leaf(ls), strategy="multiple"))
+    time.sleep(0.3)
+    assert cf.ok(cf.get(location))["state"] == "POLLING"
+    assert cf.wait_job(location)["state"] == "COMPLETE"

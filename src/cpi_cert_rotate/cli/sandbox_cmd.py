@@ -73,6 +73,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="S",
         help="seconds per async job stage (default %(default)s)",
     )
+    parser.add_argument(
+        "--rate-limit",
+        type=int,
+        default=None,
+        metavar="N",
+        help="CC calls per user and minute before 429 (default: no limit)",
+    )
     parser.add_argument("--cc-port", type=int, default=0, help="CC port (default: random)")
     parser.add_argument("--uaa-port", type=int, default=0, help="UAA port (default: random)")
     parser.add_argument("--cpi-port", type=int, default=0, help="CPI port (default: random)")
@@ -101,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
             start_s=args.start_s,
             staging_s=args.staging_s,
             job_steps_s=args.job_steps_s,
+            rate_limit=args.rate_limit,
             cc_port=args.cc_port,
             uaa_port=args.uaa_port,
             cpi_port=args.cpi_port,

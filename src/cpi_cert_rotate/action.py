@@ -272,3 +272,7 @@ def _step_event(record: logging.LogRecord) -> tuple[str | None, str | None]:
     if record.msg == "step %s: started":
         return name, None
     return None, name
+
+
+if __name__ == "__main__":  # `python -m cpi_cert_rotate.action`, as entrypoint.py does
+    raise SystemExit(main())

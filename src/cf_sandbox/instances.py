@@ -227,8 +227,11 @@ class Runtime:
 
     # -- app lifecycle (callers hold store.lock) ----------------------------------
 
-    def start_app(self, app: App) -> None:
-        """`actions/start`: desire the web process anew and start its instances."""
+    def start_app(self, app: App, *, start_s: float | None = None) -> None:
+        """`actions/start`: desire the web process anew and start its instances.
+
+        `start_s` overrides the option (the seed starts its instances healthy at once).
+        """
         app.state = "STARTED"
         app.touch()
         process = self.web_process(app)
@@ -239,7 +242,8 @@ class Runtime:
         for inst in self.live(process.guid):
             self.stop(inst)
         for index in range(app.instances):
-            self.spawn(process, index, healthy_after=self.store.options.start_s)
+            healthy_after = self.store.options.start_s if start_s is None else start_s
+            self.spawn(process, index, healthy_after=healthy_after)
 
     def stop_app(self, app: App) -> None:
         """`actions/stop`: every instance goes at once (downtime)."""

@@ -113,12 +113,7 @@ class Seeder:
     def start(self, app: App) -> None:
         """Start the app with its instances RUNNING at once (no health-check wait)."""
         with self.store.lock:
-            start_s = self.store.options.start_s
-            self.store.options.start_s = 0.0
-            try:
-                self.runtime.start_app(app)
-            finally:
-                self.store.options.start_s = start_s
+            self.runtime.start_app(app, start_s=0.0)
 
     def registered_binding(
         self, app: App, si: ServiceInstance, minted: Minted, name: str | None = None

@@ -14,6 +14,23 @@ import requests
 from cf_sandbox import Landscape
 from cf_sandbox.memtls import client_context, session
 
+# The state file's keys that issue 3 requires ("more may follow").
+STATE_FILE_KEYS = frozenset(
+    {
+        "api_url",
+        "ca_pem",
+        "username",
+        "password",
+        "origin",
+        "org",
+        "space",
+        "app",
+        "service_instance",
+        "cpi_url",
+        "trusted_root_pem",
+    }
+)
+
 
 class Cf:
     """A raw HTTP client for one landscape, logged in as the sandbox user."""

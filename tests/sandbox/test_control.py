@@ -14,7 +14,7 @@ import pytest
 import requests
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from sandbox_client import Cf, bind_body, leaf_of
+from sandbox_client import STATE_FILE_KEYS, Cf, bind_body, leaf_of
 
 from cf_sandbox import Landscape
 
@@ -178,19 +178,7 @@ def test_options_endpoint(cf: Cf) -> None:
 
 def test_state_file_keys(cf: Cf) -> None:
     data = _control(cf, "GET", "state_file").json()
-    assert {
-        "api_url",
-        "ca_pem",
-        "username",
-        "password",
-        "origin",
-        "org",
-        "space",
-        "app",
-        "service_instance",
-        "cpi_url",
-        "trusted_root_pem",
-    } <= set(data)
+    assert set(data) >= STATE_FILE_KEYS
     assert "PRIVATE KEY" not in str(data)
     assert (data["org"], data["space"], data["app"], data["service_instance"]) == (
         "demo-org",

@@ -11,24 +11,11 @@ import time
 from pathlib import Path
 
 import pytest
+from sandbox_client import STATE_FILE_KEYS
 
 from cf_sandbox.memtls import client_context, session
 from cpi_cert_rotate.cli import main, sandbox_cmd
 from cpi_cert_rotate.errors import InputError
-
-STATE_KEYS = {
-    "api_url",
-    "ca_pem",
-    "username",
-    "password",
-    "origin",
-    "org",
-    "space",
-    "app",
-    "service_instance",
-    "cpi_url",
-    "trusted_root_pem",
-}
 
 
 def test_command_writes_state_file_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
@@ -60,7 +47,7 @@ def test_command_writes_state_file_serves_and_stops_on_sigterm(tmp_path: Path) -
             time.sleep(0.05)
         time.sleep(0.1)
         data = json.loads(state_file.read_text())
-        assert set(data) >= STATE_KEYS
+        assert set(data) >= STATE_FILE_KEYS
         assert "PRIVATE KEY" not in state_file.read_text()
         assert state_file.stat().st_mode & 0o777 == 0o600
         with session(client_context(data["ca_pem"])) as http:

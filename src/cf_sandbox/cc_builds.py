@@ -35,18 +35,19 @@ class BuildRoutes:
         """Add the routes."""
         r = router.add
         r("GET", "/v3/packages", self.packages)
-        r("GET", f"/v3/packages/{GUID}", self.package)
         r("GET", f"/v3/apps/{GUID}/packages", self.app_packages)
         r("POST", "/v3/builds", self.create_build)
         r("GET", "/v3/builds", self.builds)
-        r("GET", f"/v3/builds/{GUID}", self.build)
         r("GET", f"/v3/apps/{GUID}/builds", self.app_builds)
         r("GET", "/v3/droplets", self.droplets)
-        r("GET", f"/v3/droplets/{GUID}", self.droplet)
         r("GET", f"/v3/apps/{GUID}/droplets", self.app_droplets)
         r("GET", f"/v3/apps/{GUID}/revisions", self.app_revisions)
         r("GET", f"/v3/apps/{GUID}/revisions/deployed", self.deployed_revisions)
-        r("GET", f"/v3/revisions/{GUID}", self.revision)
+        store, show = self.ctx.store, self.ctx.add_show
+        show(router, "/v3/packages", store.packages, "Package", present.package)
+        show(router, "/v3/builds", store.builds, "Build", present.build)
+        show(router, "/v3/droplets", store.droplets, "Droplet", present.droplet)
+        show(router, "/v3/revisions", store.revisions, "Revision", present.revision)
         r("GET", f"/v3/revisions/{GUID}/environment_variables", self.revision_env)
 
     # -- packages -----------------------------------------------------------------
@@ -71,16 +72,6 @@ class BuildRoutes:
         with self.ctx.store.lock:
             self.ctx.app_or_404(guid)
         return self._package_list(req, [guid])
-
-    def package(self, req: Request, guid: str) -> Response:
-        """`GET /v3/packages/:guid`."""
-        return self.ctx.show(
-            req,
-            self.ctx.store.packages,
-            guid,
-            "Package",
-            lambda found: present.package(found, req.base_url),
-        )
 
     # -- builds -------------------------------------------------------------------
 
@@ -144,16 +135,6 @@ class BuildRoutes:
             self.ctx.app_or_404(guid)
         return self._build_list(req, [guid])
 
-    def build(self, req: Request, guid: str) -> Response:
-        """`GET /v3/builds/:guid`."""
-        return self.ctx.show(
-            req,
-            self.ctx.store.builds,
-            guid,
-            "Build",
-            lambda found: present.build(found, req.base_url),
-        )
-
     # -- droplets -----------------------------------------------------------------
 
     def _droplet_list(self, req: Request, app_guids: list[str] | None) -> Response:
@@ -176,16 +157,6 @@ class BuildRoutes:
         with self.ctx.store.lock:
             self.ctx.app_or_404(guid)
         return self._droplet_list(req, [guid])
-
-    def droplet(self, req: Request, guid: str) -> Response:
-        """`GET /v3/droplets/:guid`."""
-        return self.ctx.show(
-            req,
-            self.ctx.store.droplets,
-            guid,
-            "Droplet",
-            lambda found: present.droplet(found, req.base_url),
-        )
 
     # -- revisions ----------------------------------------------------------------
 
@@ -219,16 +190,6 @@ class BuildRoutes:
                 lambda r: present.revision(r, req.base_url),
                 orders=("created_at", "updated_at"),
             )
-
-    def revision(self, req: Request, guid: str) -> Response:
-        """`GET /v3/revisions/:guid`."""
-        return self.ctx.show(
-            req,
-            self.ctx.store.revisions,
-            guid,
-            "Revision",
-            lambda found: present.revision(found, req.base_url),
-        )
 
     def revision_env(self, req: Request, guid: str) -> Response:
         """`GET /v3/revisions/:guid/environment_variables`."""

@@ -42,7 +42,9 @@ class DeploymentRoutes:
         """Add the routes."""
         router.add("POST", "/v3/deployments", self.create)
         router.add("GET", "/v3/deployments", self.list)
-        router.add("GET", f"/v3/deployments/{GUID}", self.show)
+        self.ctx.add_show(
+            router, "/v3/deployments", self.ctx.store.deployments, "Deployment", present.deployment
+        )
         router.add("PATCH", f"/v3/deployments/{GUID}", self.update)
         router.add("POST", f"/v3/deployments/{GUID}/actions/cancel", self.cancel)
         router.add("POST", f"/v3/deployments/{GUID}/actions/continue", self.resume)
@@ -135,16 +137,6 @@ class DeploymentRoutes:
 
     def _get(self, guid: str) -> Deployment:
         return self.ctx.get_or_404(self.ctx.store.deployments, guid, "Deployment")
-
-    def show(self, req: Request, guid: str) -> Response:
-        """`GET /v3/deployments/:guid`."""
-        return self.ctx.show(
-            req,
-            self.ctx.store.deployments,
-            guid,
-            "Deployment",
-            lambda d: present.deployment(d, req.base_url),
-        )
 
     def update(self, req: Request, guid: str) -> Response:
         """`PATCH /v3/deployments/:guid`: metadata."""

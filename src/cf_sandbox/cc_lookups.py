@@ -13,7 +13,7 @@ from . import present
 from .context import Ctx
 from .paging import PAGING_PARAMS, common_filters, csv, paginate, parse_page
 from .state import Resource, ServiceInstance, iso
-from .web import GUID, Request, Response, Router
+from .web import Request, Response, Router
 
 _COMMON = [*PAGING_PARAMS, "guids", "label_selector", "created_ats", "updated_ats"]
 _NAMED = ("created_at", "updated_at", "name")
@@ -87,16 +87,38 @@ class LookupRoutes:
 
     def register(self, router: Router) -> None:
         """Add the routes."""
+        store, show = self.ctx.store, self.ctx.add_show
         router.add("GET", "/v3/organizations", self.orgs)
-        router.add("GET", f"/v3/organizations/{GUID}", self.org)
         router.add("GET", "/v3/spaces", self.spaces)
-        router.add("GET", f"/v3/spaces/{GUID}", self.space)
         router.add("GET", "/v3/service_instances", self.instances)
-        router.add("GET", f"/v3/service_instances/{GUID}", self.instance)
         router.add("GET", "/v3/service_plans", self.plans)
-        router.add("GET", f"/v3/service_plans/{GUID}", self.plan)
         router.add("GET", "/v3/service_offerings", self.offerings)
-        router.add("GET", f"/v3/service_offerings/{GUID}", self.offering)
+        show(router, "/v3/organizations", store.orgs, "Organization", present.org)
+        show(router, "/v3/spaces", store.spaces, "Space", present.space, query=["include"])
+        show(
+            router,
+            "/v3/service_instances",
+            store.instances,
+            "Service instance",
+            present.service_instance,
+            query=["fields"],
+        )
+        show(
+            router,
+            "/v3/service_plans",
+            store.plans,
+            "Service plan",
+            present.plan,
+            query=["include"],
+        )
+        show(
+            router,
+            "/v3/service_offerings",
+            store.offerings,
+            "Service offering",
+            present.offering,
+            query=["fields"],
+        )
 
     def orgs(self, req: Request) -> Response:
         """`GET /v3/organizations`."""
@@ -109,16 +131,6 @@ class LookupRoutes:
                 lambda o: names_match(names, o.name, case_sensitive=False),
                 lambda o: present.org(o, req.base_url),
             )
-
-    def org(self, req: Request, guid: str) -> Response:
-        """`GET /v3/organizations/:guid`."""
-        return self.ctx.show(
-            req,
-            self.ctx.store.orgs,
-            guid,
-            "Organization",
-            lambda found: present.org(found, req.base_url),
-        )
 
     def spaces(self, req: Request) -> Response:
         """`GET /v3/spaces`."""
@@ -135,17 +147,6 @@ class LookupRoutes:
                 ),
                 lambda s: present.space(s, req.base_url),
             )
-
-    def space(self, req: Request, guid: str) -> Response:
-        """`GET /v3/spaces/:guid`."""
-        return self.ctx.show(
-            req,
-            self.ctx.store.spaces,
-            guid,
-            "Space",
-            lambda found: present.space(found, req.base_url),
-            query=["include"],
-        )
 
     def instances(self, req: Request) -> Response:
         """`GET /v3/service_instances` (names are case-sensitive here)."""
@@ -188,17 +189,6 @@ class LookupRoutes:
                 lambda si: present.service_instance(si, req.base_url),
             )
 
-    def instance(self, req: Request, guid: str) -> Response:
-        """`GET /v3/service_instances/:guid`."""
-        return self.ctx.show(
-            req,
-            self.ctx.store.instances,
-            guid,
-            "Service instance",
-            lambda found: present.service_instance(found, req.base_url),
-            query=["fields"],
-        )
-
     def plans(self, req: Request) -> Response:
         """`GET /v3/service_plans`."""
         store = self.ctx.store
@@ -235,17 +225,6 @@ class LookupRoutes:
                 lambda p: present.plan(p, req.base_url),
             )
 
-    def plan(self, req: Request, guid: str) -> Response:
-        """`GET /v3/service_plans/:guid`."""
-        return self.ctx.show(
-            req,
-            self.ctx.store.plans,
-            guid,
-            "Service plan",
-            lambda found: present.plan(found, req.base_url),
-            query=["include"],
-        )
-
     def offerings(self, req: Request) -> Response:
         """`GET /v3/service_offerings`."""
         names = csv(req, "names")
@@ -266,14 +245,3 @@ class LookupRoutes:
                 lambda o: names_match(names, o.label, case_sensitive=True),
                 lambda o: present.offering(o, req.base_url),
             )
-
-    def offering(self, req: Request, guid: str) -> Response:
-        """`GET /v3/service_offerings/:guid`."""
-        return self.ctx.show(
-            req,
-            self.ctx.store.offerings,
-            guid,
-            "Service offering",
-            lambda found: present.offering(found, req.base_url),
-            query=["fields"],
-        )

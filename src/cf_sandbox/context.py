@@ -11,7 +11,7 @@ from .instances import Runtime
 from .jobs import JobRunner, Scheduler
 from .rollout import Rollouts
 from .state import App, Store
-from .web import Request, Response, bad_query, check_query, not_found
+from .web import GUID, Request, Response, Router, bad_query, check_query, not_found
 
 T = TypeVar("T")
 
@@ -58,6 +58,23 @@ class Ctx:
         check_query(req, query or [])
         with self.store.lock:
             return Response(200, render(self.get_or_404(table, guid, kind)))
+
+    def add_show(
+        self,
+        router: Router,
+        collection: str,
+        table: Mapping[str, T],
+        kind: str,
+        render: Callable[[T, str], dict[str, Any]],
+        *,
+        query: list[str] | None = None,
+    ) -> None:
+        """Register `GET <collection>/:guid` rendered by `render(resource, base_url)`."""
+
+        def handler(req: Request, guid: str) -> Response:
+            return self.show(req, table, guid, kind, lambda r: render(r, req.base_url), query=query)
+
+        router.add("GET", f"{collection}/{GUID}", handler)
 
 
 def include_values(req: Request, allowed: tuple[str, ...]) -> list[str]:

@@ -310,7 +310,11 @@ class Landscape:
             return dataclasses.asdict(self.store.options)
 
     def set_options(self, **changes: Any) -> None:
-        """Change options live (bindings_limit, api_version, pinning, durations, ...)."""
+        """Change options live (bindings_limit, api_version, pinning, durations, ...).
+
+        `pinning` applies to bindings created afterwards: the broker records it per
+        binding, as SAP records it per service key.
+        """
         with self.store.lock:
             self.store.options = self.store.options.update(changes)
 

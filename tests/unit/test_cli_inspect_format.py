@@ -188,7 +188,8 @@ def test_inspect_has_no_passphrase_argument(
         main(["inspect", "--chain", chain, "--passphrase", PASSPHRASE])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
-    assert "unrecognized arguments: --passphrase" in err  # not taken as --passphrase-env
+    assert "2 unrecognized argument(s)" in err  # not taken as --passphrase-env
+    assert PASSPHRASE not in err  # and the mistyped secret is not echoed
     code = main(["inspect", "--chain", chain, "--passphrase-env", PASSPHRASE])
     assert code == 2
     assert PASSPHRASE not in capsys.readouterr().err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import pytest
@@ -260,3 +261,29 @@ def test_survives_rate_limiting_with_retry_after(
     assert report.outcome is Outcome.ROTATED, report.error
     assert assert_consistent(ls) == minted.leaf_sha256
     assert any(c["status"] == 429 for c in ls.calls()), "the rate limit never bit"
+
+
+def test_resumes_a_run_that_stopped_after_registering_the_new_leaf(landscape: Landscape) -> None:
+    from cpi_cert_rotate import material
+    from cpi_cert_rotate.cf import CfClient
+
+    minted = landscape.mint(cn="ntifext-client", days=90)
+    request = request_for(landscape, minted.chain_pem, minted.key_pem)
+    with CfClient(landscape.api_url, request.auth) as client:
+        # What a run killed (SIGKILL) right after step (4) leaves: a second binding with
+        # the new leaf, env and instances still on the old certificate.
+        client.create_app_binding(
+            landscape.app_guid,
+            landscape.service_instance_guid,
+            name=None,
+            parameters=material.binding_parameters(request.chain[0]),
+            strategy="multiple",
+            deadline=time.monotonic() + 30,
+        )
+    assert minted.leaf_sha256 in live_binding_leaves(landscape)
+    report = rotate(request)
+    assert report.outcome is Outcome.ROTATED, report.error
+    assert any("reused" in w for w in report.warnings)
+    assert assert_consistent(landscape) == minted.leaf_sha256
+    assert live_binding_leaves(landscape) == {minted.leaf_sha256}
+    assert len(landscape.state()["bindings"]) == 1

@@ -43,6 +43,14 @@ def register_new_leaf(ctx: RunContext, strategy: Strategy) -> tuple[Binding, Str
     `auto` tries overlap and falls back to swap on the documented refusals; the
     strategy actually used is returned so the report can say which one ran.
     """
+    resumed = _binding_already_holding_new_leaf(ctx)
+    if resumed is not None and strategy is not Strategy.IN_PLACE:
+        ctx.warnings.append(
+            f"binding {resumed.guid} already registers the new certificate (an earlier run "
+            "stopped after registering it); it is reused and the older bindings are removed last"
+        )
+        ctx.new_binding = resumed
+        return resumed, Strategy.OVERLAP
     if strategy is Strategy.OVERLAP:
         try:
             return _overlap(ctx), Strategy.OVERLAP
@@ -70,6 +78,20 @@ def register_new_leaf(ctx: RunContext, strategy: Strategy) -> tuple[Binding, Str
     if strategy is Strategy.RESTAGE:
         return _swap(ctx), Strategy.RESTAGE
     raise AssertionError(f"unhandled strategy {strategy}")
+
+
+def _binding_already_holding_new_leaf(ctx: RunContext) -> Binding | None:
+    """The live binding, if it already registers the new leaf (resume, don't register twice).
+
+    CPI accepts a certificate in one binding or service key only, so registering it
+    again would fail; a run that stopped after step (4) is finished instead.
+    """
+    live, registered = ctx.obs.live_binding, ctx.obs.registered.leaf
+    if live is None or registered is None:
+        return None
+    if material.fingerprint(registered) != ctx.new_facts.fingerprint_sha256:
+        return None
+    return live
 
 
 def delete_binding_when_settled(

@@ -287,3 +287,16 @@ def test_resumes_a_run_that_stopped_after_registering_the_new_leaf(landscape: La
     assert assert_consistent(landscape) == minted.leaf_sha256
     assert live_binding_leaves(landscape) == {minted.leaf_sha256}
     assert len(landscape.state()["bindings"]) == 1
+
+
+def test_auto_with_pinning_off_renews_in_place(
+    landscape_factory: Callable[..., Landscape],
+) -> None:
+    # Overlap would register a clone (same subject and issuer DN), which CPI refuses
+    # when pinning is off; the renewal is accepted without a binding change.
+    ls = landscape_factory(pinning=False)
+    minted = ls.mint(cn="ntifext-client", days=90)
+    report = rotate(request_for(ls, minted.chain_pem, minted.key_pem))
+    assert report.outcome is Outcome.ROTATED, report.error
+    assert report.strategy is Strategy.IN_PLACE
+    assert env_leaf_sha256(ls) == minted.leaf_sha256

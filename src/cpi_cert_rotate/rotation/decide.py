@@ -111,10 +111,20 @@ def decide(request: RotationRequest, obs: Observation, new: CertFacts, now: date
     return Decision(None, why, live, warnings)
 
 
-def initial_strategy(request: RotationRequest, obs: Observation) -> Strategy:
-    """The strategy to try first; `auto` tries overlap where the API version allows it."""
+def initial_strategy(
+    request: RotationRequest, obs: Observation, new_leaf: x509.Certificate
+) -> Strategy:
+    """The strategy to try first for `auto`.
+
+    With certificate pinning off, CPI compares only subject and issuer DN: two live
+    bindings with the same DNs are refused as clones (SAP KBA 3364579), so overlap
+    cannot work, and a later-issued renewal needs no binding change at all. Otherwise
+    overlap where the API version allows it, else swap.
+    """
     if request.strategy is not Strategy.AUTO:
         return request.strategy
+    if obs.registered.pinning is False and not in_place_blockers(obs, new_leaf):
+        return Strategy.IN_PLACE
     if obs.supports_strategy:
         return Strategy.OVERLAP
     return Strategy.SWAP

@@ -114,7 +114,7 @@ class _Run:
         if decision.outcome is not None:
             self.journal.skip("decide", decision.why)
             return self._report(decision.outcome)
-        self.strategy = initial_strategy(self.request, obs)
+        self.strategy = initial_strategy(self.request, obs, validation.leaf)
         if self.strategy is Strategy.IN_PLACE:
             try:
                 require_in_place_possible(obs, validation.leaf)

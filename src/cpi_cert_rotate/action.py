@@ -16,13 +16,11 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import threading
 import traceback
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from types import FrameType
 
 from . import gha
 from .action_inputs import (
@@ -37,6 +35,7 @@ from .action_inputs import (
 from .action_report import annotations_for, in_force, iso, outputs, summary
 from .errors import ExitCode, InputError
 from .models import CfTarget, Outcome, Report, RotationRequest
+from .signals import stop_requested_on_signals
 
 Rotate = Callable[..., Report]
 
@@ -81,7 +80,7 @@ def _run(inputs: Mapping[str, str], env: Mapping[str, str], rotate: Rotate | Non
 
         rotate = engine_rotate
     cancel = threading.Event()
-    with _cancel_on_signals(cancel) as received:
+    with stop_requested_on_signals(cancel) as received:
         try:
             report = rotate(request, cancel=cancel, on_secret=gha.mask)
         except InputError as error:
@@ -176,31 +175,6 @@ def _log_result(report: Report, now: datetime) -> None:
         gha.info(f"state left: {line}")
     for i, line in enumerate(report.manual_actions, 1):
         gha.info(f"to do by hand {i}: {line}")
-
-
-@contextmanager
-def _cancel_on_signals(cancel: threading.Event) -> Iterator[list[str]]:
-    """Turn SIGINT/SIGTERM into `cancel.set()` for the duration of the run.
-
-    The handler only sets the event and records the signal: printing from a signal
-    handler can re-enter a half-written line. A second signal changes nothing: the
-    rollback that is running must finish.
-    """
-    received: list[str] = []
-
-    def handler(signum: int, _frame: FrameType | None) -> None:
-        received.append(signal.Signals(signum).name)
-        cancel.set()
-
-    if threading.current_thread() is not threading.main_thread():
-        yield received
-        return
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield received
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
 
 
 class _LogRelay(logging.Handler):

@@ -10,17 +10,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sys
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 from .. import material
 from ..errors import InputError
 from ..models import CfAuth, CfTarget, RenewBefore, RotationRequest, Strategy
 from ..rotation import rotate
+from ..signals import stop_requested_on_signals
 from .render import render_report
 
 
@@ -83,8 +81,10 @@ def run(args: argparse.Namespace) -> int:
     """Build the request, rotate (SIGINT/SIGTERM undo and stop), print the report."""
     request = build_request(args)
     cancel = threading.Event()
-    with _signals_set(cancel):
+    with stop_requested_on_signals(cancel) as received:
         report = rotate(request, cancel=cancel)
+    if received:
+        print(f"received {', '.join(received)}: stopped at a safe point", file=sys.stderr)
     if args.json:
         json.dump(report.to_json(), sys.stdout, indent=2)
         print()
@@ -171,21 +171,3 @@ def _env(flag: str, name: str) -> str:
             f"{flag} {name}: that environment variable is empty or unset", code="empty-input"
         )
     return value
-
-
-@contextmanager
-def _signals_set(cancel: threading.Event) -> Iterator[None]:
-    """SIGINT and SIGTERM ask the engine to stop at a safe point and undo its changes."""
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-
-    def handler(signum: int, _frame: object) -> None:
-        print(f"received {signal.Signals(signum).name}: undoing and stopping", file=sys.stderr)
-        cancel.set()
-
-    for sig in previous:
-        signal.signal(sig, handler)
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)

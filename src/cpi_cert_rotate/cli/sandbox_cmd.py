@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import signal
 import sys
 import threading
 from pathlib import Path
-from types import FrameType
 
 from ..errors import InputError
+from ..signals import stop_requested_on_signals
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -116,12 +115,7 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as error:
         raise InputError(f"cannot start the sandbox: {error}") from error
     done = threading.Event()
-
-    def _stop(signum: int, frame: FrameType | None) -> None:
-        done.set()
-
-    previous = signal.signal(signal.SIGTERM, _stop)
-    with landscape:
+    with landscape, stop_requested_on_signals(done):
         if args.state_file:
             landscape.write_state_file(args.state_file)
         print(
@@ -142,10 +136,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             while not done.wait(0.5):
                 pass
-        except KeyboardInterrupt:
-            pass
         finally:
-            signal.signal(signal.SIGTERM, previous)
             if args.state_file:
                 with contextlib.suppress(OSError):
                     args.state_file.unlink()

@@ -1,0 +1,42 @@
+"""SIGINT and SIGTERM as a request to stop at a safe point, not an abort.
+
+A runner cancels a job with SIGINT, then SIGTERM 7.5 s later, then a kill; a shell user
+presses Ctrl-C. Either way a rotation must undo what it changed rather than die between
+two Cloud Foundry calls, so both signals only set an event the engine checks. A second
+signal changes nothing: the rollback that is running must finish.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextmanager
+def stop_requested_on_signals(event: threading.Event) -> Iterator[list[str]]:
+    """While the block runs, SIGINT/SIGTERM set `event`; yields the names received.
+
+    The handler only records and sets: printing from a signal handler can re-enter a
+    half-written line. Outside the main thread (where handlers cannot be installed)
+    the block runs unchanged.
+    """
+    received: list[str] = []
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        received.append(signal.Signals(signum).name)
+        event.set()
+
+    if threading.current_thread() is not threading.main_thread():
+        yield received
+        return
+    previous = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
+    try:
+        yield received
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)

@@ -1,0 +1,156 @@
+"""The engine's pure parts: the undo journal, the lock value, the decision."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import replace
+
+import pytest
+
+from cpi_cert_rotate import material
+from cpi_cert_rotate.cf import App, Binding, ServiceInstance
+from cpi_cert_rotate.errors import CfApiError
+from cpi_cert_rotate.models import CfAuth, CfTarget, Outcome, RenewBefore, RotationRequest, Strategy
+from cpi_cert_rotate.rotation.decide import decide, in_place_blockers, initial_strategy
+from cpi_cert_rotate.rotation.journal import Compensation, Journal
+from cpi_cert_rotate.rotation.lock import LockValue
+from cpi_cert_rotate.rotation.observe import FINGERPRINT_KEY, Observation, RegisteredCert
+from pki_factory import CA, client_pki, utcnow
+
+NOW = utcnow()
+
+
+class TestJournal:
+    def test_rollback_runs_in_reverse_and_reports_what_failed(self) -> None:
+        done: list[str] = []
+        journal = Journal()
+
+        def fail() -> None:
+            raise CfApiError("boom", status=500)
+
+        journal.push(Compensation("first", lambda: done.append("first"), "s1", "m1"))
+        journal.push(Compensation("second", fail, "binding X remains", "delete X"))
+        journal.push(Compensation("third", lambda: done.append("third"), "s3", "m3"))
+        outcome = journal.rollback()
+        assert done == ["third", "first"], "a failed undo must not stop the others"
+        assert not outcome.complete
+        assert outcome.undone == ("third", "first")
+        assert outcome.state_left == ("binding X remains (undo failed: boom)",)
+        assert outcome.manual_actions == ("delete X",)
+        assert journal.steps[-1].name == "rollback"
+        assert journal.steps[-1].status == "failed"
+
+    def test_failed_step_is_recorded_and_reraised(self) -> None:
+        journal = Journal()
+        with pytest.raises(ValueError, match="nope"), journal.step("set"):
+            raise ValueError("nope")
+        assert [(s.name, s.status) for s in journal.steps] == [("set", "failed")]
+        assert not journal.changed
+
+
+class TestLockValue:
+    def test_round_trip(self) -> None:
+        value = LockValue("run-1", dt.datetime(2026, 11, 27, 1, 2, 3, tzinfo=dt.UTC))
+        assert value.render() == "run-1 until 2026-11-27T01:02:03Z"
+        assert LockValue.parse(value.render()) == value
+
+    @pytest.mark.parametrize("text", ["", "run-1", "run-1 until soon"])
+    def test_garbage_is_no_lock(self, text: str) -> None:
+        assert LockValue.parse(text) is None
+
+
+def _observation(
+    *,
+    env_leaf: object = None,
+    registered: object = None,
+    pinning: bool | None = True,
+    annotations: dict[str, str] | None = None,
+    supports_strategy: bool = True,
+) -> Observation:
+    binding = Binding("b-1", None, "succeeded", "create", NOW)
+    return Observation(
+        api_version=(3, 228, 0),
+        supports_strategy=supports_strategy,
+        org_guid="o",
+        space_guid="s",
+        app=App("a", "ntifext", "STARTED", annotations=annotations or {}),
+        instance=ServiceInstance("si", "iflowext", "managed"),
+        bindings=(binding,),
+        live_binding=binding,
+        registered=RegisteredCert(registered, "https://cpi", pinning),  # type: ignore[arg-type]
+        env={},
+        env_leaf=env_leaf,  # type: ignore[arg-type]
+    )
+
+
+def _request(leaf_pki: object, **changes: object) -> RotationRequest:
+    pki = leaf_pki
+    request = RotationRequest(
+        target=CfTarget("https://api", "o", "s", "ntifext", "iflowext"),
+        auth=CfAuth(username="u", password="p"),
+        chain=pki.env_chain,  # type: ignore[attr-defined]
+        key=pki.leaf.key,  # type: ignore[attr-defined]
+    )
+    return replace(request, **changes)  # type: ignore[arg-type]
+
+
+class TestDecide:
+    def test_same_certificate_is_already_current(self) -> None:
+        pki = client_pki()
+        new = material.facts(pki.leaf.cert)
+        obs = _observation(env_leaf=pki.leaf.cert, registered=pki.leaf.cert)
+        assert decide(_request(pki), obs, new, NOW).outcome is Outcome.ALREADY_CURRENT
+
+    def test_env_wins_over_a_stale_annotation(self) -> None:
+        old, new_pki = client_pki(), client_pki()
+        new = material.facts(new_pki.leaf.cert)
+        obs = _observation(
+            env_leaf=old.leaf.cert,
+            annotations={FINGERPRINT_KEY: new.fingerprint_sha256},
+        )
+        decision = decide(_request(new_pki), obs, new, NOW)
+        assert decision.outcome is None
+        assert any("changed by hand" in w for w in decision.warnings)
+
+    def test_not_due_unless_forced(self) -> None:
+        live = client_pki().intermediate.issue(days=200)
+        new_pki = client_pki()
+        new = material.facts(new_pki.leaf.cert)
+        obs = _observation(env_leaf=live.cert, registered=live.cert)
+        rule = RenewBefore.parse("30d")
+        assert decide(_request(new_pki, renew_before=rule), obs, new, NOW).outcome is (
+            Outcome.NOT_DUE
+        )
+        forced = decide(_request(new_pki, renew_before=rule, force=True), obs, new, NOW)
+        assert forced.outcome is None
+
+    def test_annotation_alone_decides_when_env_is_unreadable(self) -> None:
+        pki = client_pki()
+        new = material.facts(pki.leaf.cert)
+        obs = _observation(annotations={FINGERPRINT_KEY: new.fingerprint_sha256})
+        assert decide(_request(pki), obs, new, NOW).outcome is Outcome.ALREADY_CURRENT
+
+
+class TestStrategyChoice:
+    def test_auto_prefers_overlap_then_swap(self) -> None:
+        pki = client_pki()
+        assert initial_strategy(_request(pki), _observation(), pki.leaf.cert) is Strategy.OVERLAP
+        old_cc = _observation(supports_strategy=False)
+        assert initial_strategy(_request(pki), old_cc, pki.leaf.cert) is Strategy.SWAP
+
+    def test_auto_renews_in_place_when_pinning_is_off(self) -> None:
+        ca = CA.root().intermediate()
+        old = ca.issue("client", not_before=NOW - dt.timedelta(days=60), slot=1)
+        new = ca.issue("client", not_before=NOW - dt.timedelta(minutes=5), slot=2)
+        obs = _observation(env_leaf=old.cert, registered=old.cert, pinning=False)
+        pki = client_pki()
+        assert in_place_blockers(obs, new.cert) == []
+        assert initial_strategy(_request(pki), obs, new.cert) is Strategy.IN_PLACE
+
+    def test_in_place_blockers_name_each_reason(self) -> None:
+        old = client_pki().leaf.cert
+        other = client_pki("someone-else", intermediate_name="Other Issuing CA").leaf.cert
+        reasons = in_place_blockers(_observation(registered=old, pinning=True), other)
+        assert any("pinning on" in r for r in reasons)
+        assert any("subject DN" in r for r in reasons)
+        assert any("issuer DN" in r for r in reasons)

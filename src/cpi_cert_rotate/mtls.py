@@ -132,7 +132,7 @@ def ssl_context_with_client_cert(
 class SSLContextAdapter(HTTPAdapter):
     """Hands one `ssl.SSLContext` to every urllib3 pool, direct or through a proxy.
 
-    The context is the only source of trust and client identity: `verify=False`, CA
+    The context is the only source of trust and client identity: turning `verify` off, CA
     bundle paths (also from `REQUESTS_CA_BUNDLE`) and `cert=` file paths have no effect.
     """
 

@@ -300,3 +300,18 @@ def test_auto_with_pinning_off_renews_in_place(
     assert report.outcome is Outcome.ROTATED, report.error
     assert report.strategy is Strategy.IN_PLACE
     assert env_leaf_sha256(ls) == minted.leaf_sha256
+
+
+def test_lock_written_but_answer_lost_is_taken_back(landscape: Landscape) -> None:
+    from cpi_cert_rotate.rotation.observe import LOCK_KEY
+
+    minted = landscape.mint(cn="ntifext-client", days=90)
+    landscape.add_fault(
+        {"method": "PATCH", "path": r"^/v3/apps/[^/]+$", "drop_connection": True,
+         "after_apply": True, "times": 3}
+    )  # fmt: skip
+    report = rotate(request_for(landscape, minted.chain_pem, minted.key_pem))
+    landscape.clear_faults()
+    assert report.outcome is Outcome.FAILED
+    assert LOCK_KEY not in the_app(landscape)["annotations"]
+    assert rotate(request_for(landscape, minted.chain_pem, minted.key_pem)).rotated

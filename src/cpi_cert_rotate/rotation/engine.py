@@ -184,7 +184,12 @@ class _Run:
                     now=self.now,
                     timeout_s=self.request.timeout_s,
                 )
+        except lock.Locked as error:
+            return self._failure(Outcome.FAILED, error)
         except RotationError as error:
+            # The write may have landed although its answer was lost: take our lock back
+            # so that the next run is not blocked until it expires.
+            self._release_lock_quietly(ctx)
             return self._failure(Outcome.FAILED, error)
         try:
             self._forward(ctx)
@@ -228,10 +233,7 @@ class _Run:
         changed = self.journal.changed
         log.error("rotation failed: %s", error)
         outcome_of_rollback = self.journal.rollback()
-        try:
-            lock.release(ctx.client, ctx.obs.app.guid)
-        except RotationError as release_error:
-            self.warnings.append(f"the lock annotation could not be removed: {release_error}")
+        self._release_lock_quietly(ctx)
         if not changed:
             nothing = Outcome.INVALID_INPUT if isinstance(error, InputError) else Outcome.FAILED
             return self._failure(nothing, error)
@@ -243,6 +245,14 @@ class _Run:
             state_left=outcome_of_rollback.state_left,
             manual_actions=outcome_of_rollback.manual_actions,
         )
+
+    def _release_lock_quietly(self, ctx: RunContext) -> None:
+        try:
+            lock.release(ctx.client, ctx.obs.app.guid)
+        except RotationError as error:
+            self.warnings.append(
+                f"the lock annotation could not be removed ({error}); it expires by itself"
+            )
 
     def _finish(self, ctx: RunContext) -> Report:
         """Step (7): the new certificate is live; remove the old bindings, annotate."""

@@ -315,3 +315,23 @@ def test_lock_written_but_answer_lost_is_taken_back(landscape: Landscape) -> Non
     assert report.outcome is Outcome.FAILED
     assert LOCK_KEY not in the_app(landscape)["annotations"]
     assert rotate(request_for(landscape, minted.chain_pem, minted.key_pem)).rotated
+
+
+def test_restage_that_fails_after_stopping_the_app_is_undone(
+    landscape_factory: Callable[..., Landscape],
+) -> None:
+    ls = landscape_factory(staging_s=0.2, start_s=0.1)
+    old_leaf = env_leaf_sha256(ls)
+    minted = ls.mint(cn="ntifext-client", days=90)
+    ls.add_fault(
+        {"method": "POST", "path": r"^/v3/apps/[^/]+/actions/start$", "status": 500, "times": 1}
+    )
+    report = rotate(request_for(ls, minted.chain_pem, minted.key_pem, strategy=Strategy.RESTAGE))
+    ls.clear_faults()
+    assert report.outcome is Outcome.ROLLED_BACK, report.state_left
+    assert assert_consistent(ls) == old_leaf
+    deadline = time.monotonic() + 10
+    while not instance_leaves(ls) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert instance_leaves(ls), "the app was left stopped"
+    assert set(instance_leaves(ls)) == {old_leaf}

@@ -28,7 +28,7 @@ from ..models import CertFacts, Outcome, Report, RotationRequest, Strategy
 from . import lock
 from .context import RunContext
 from .decide import Decision, decide, initial_strategy, plan_lines
-from .journal import Journal
+from .journal import Compensation, Journal
 from .observe import (
     FINGERPRINT_KEY,
     NOT_AFTER_KEY,
@@ -220,8 +220,18 @@ class _Run:
         ctx.check_cancel()
         if self.strategy is Strategy.RESTAGE:
             with self.journal.step("promote", "two env calls and a restage, as the seed"):
+                app_guid = ctx.obs.app.guid
+                # Pushed first so that it runs last: instances start with the restored env.
+                self.journal.push(
+                    Compensation(
+                        description=f"restart {ctx.obs.app.name} (a failed restage may stop it)",
+                        undo=lambda: _restart(ctx.client, app_guid),
+                        state_if_failed=f"{ctx.obs.app.name} may be stopped",
+                        manual_action=f"cf restart {ctx.obs.app.name}",
+                    )
+                )
                 set_env_like_the_seed(ctx)
-                ctx.client.restage(ctx.obs.app.guid, deadline=ctx.deadline)
+                ctx.client.restage(app_guid, deadline=ctx.deadline)
             return
         with self.journal.step("promote", "chain and key in one call"):
             set_env(ctx)
@@ -372,6 +382,12 @@ def _old_bindings(
     if strategy is not Strategy.OVERLAP:
         return []
     return [b for b in obs.bindings if b.guid != new_guid]
+
+
+def _restart(client: CfClient, app_guid: str) -> None:
+    """Stop and start: every instance takes the app's current env (the seed's downtime)."""
+    client.stop_app(app_guid)
+    client.start_app(app_guid)
 
 
 def _iso(moment: datetime) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Iterator
 from urllib.parse import parse_qs
 
 import pytest
@@ -14,18 +13,6 @@ from cf_fake import CLIENT_ID, CLIENT_SECRET, ORIGIN, PASSWORD, USERNAME, FakeCf
 from cpi_cert_rotate.cf import CfApiError, CfClient
 from cpi_cert_rotate.cf.auth import _jwt_claims, _lifetime_s
 from cpi_cert_rotate.errors import InputError
-
-
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture
-def fake(ca: trustme.CA) -> Iterator[FakeCf]:
-    server = FakeCf(ca)
-    yield server
-    server.close()
 
 
 def _token_calls(fake: FakeCf) -> list[dict[str, str]]:

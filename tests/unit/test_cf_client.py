@@ -25,18 +25,6 @@ from cpi_cert_rotate.cf import base as base_module
 LEAF = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 
 
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture
-def fake(ca: trustme.CA) -> Iterator[FakeCf]:
-    server = FakeCf(ca)
-    yield server
-    server.close()
-
-
 @pytest.fixture
 def client(fake: FakeCf, ca: trustme.CA) -> Iterator[CfClient]:
     with CfClient(fake.url, user_auth(ca), timeout_s=5, poll_cap_s=0.2) as cf:

@@ -23,18 +23,6 @@ from cpi_cert_rotate.cf import CfApiError, CfClient, CfUnreachable
 from cpi_cert_rotate.cf.http import Redactor, decode_warnings
 
 
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture
-def fake(ca: trustme.CA) -> Iterator[FakeCf]:
-    server = FakeCf(ca)
-    yield server
-    server.close()
-
-
 @pytest.fixture
 def client(fake: FakeCf, ca: trustme.CA) -> Iterator[CfClient]:
     with CfClient(fake.url, user_auth(ca), timeout_s=5) as cf:

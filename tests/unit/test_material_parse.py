@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 
@@ -448,3 +448,51 @@ def test_certificate_with_malformed_extension_is_refused_at_load(pki: Pki) -> No
     assert "Certificate 1 (O=Example Corp,CN=broken-eku) has a malformed extension" in str(
         error.value
     )
+
+
+_WHITESPACE_BYTES = b" \t\n\r\x0b\x0c"
+
+
+def _until_ends_in_whitespace(make: Callable[[], bytes]) -> bytes:
+    """Repeat a randomised encoding until its last byte is one `bytes.strip` would drop."""
+    for _ in range(5000):
+        data = make()
+        if data[-1] in _WHITESPACE_BYTES:
+            return data
+    raise AssertionError("no encoding ending in a whitespace byte in 5000 tries")
+
+
+def test_der_inputs_ending_in_a_whitespace_byte_are_not_trimmed(pki: Pki) -> None:
+    """About 1 DER key or certificate in 40 ends in 0x0a, 0x20 or the like.
+
+    Trimming those bytes off broke the file (a PKCS#12 always ends in its fixed MAC
+    iteration count, so it was never hit).
+    """
+    ec_key = new_key("ec-p256")
+    key_der = _until_ends_in_whitespace(
+        lambda: new_key("ec-p256").private_bytes(
+            serialization.Encoding.DER,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    assert material.load_key(key_der).private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ) == key_der
+
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(pki.leaf.cert.subject)
+        .issuer_name(pki.leaf.cert.subject)
+        .public_key(ec_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(pki.leaf.cert.not_valid_before_utc)
+        .not_valid_after(pki.leaf.cert.not_valid_after_utc)
+    )
+    cert_der = _until_ends_in_whitespace(
+        lambda: der(builder.sign(ec_key, hashes.SHA256()))  # ECDSA: a new signature each time
+    )
+    assert [der(cert) for cert in material.load_chain(cert_der)] == [cert_der]
+    with pytest.raises(InputError) as error:
+        material.load_chain(key_der)
+    assert error.value.code == "private-key-in-chain"

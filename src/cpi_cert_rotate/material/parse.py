@@ -164,21 +164,25 @@ def _decode(data: bytes, what: str) -> tuple[list[_Block], bytes | None]:
     """The PEM blocks `data` holds, or else the binary (DER) payload it stands for.
 
     Base64 layers are peeled first; text that is neither PEM nor base64 comes back as
-    "DER" so the binary loaders can reject it with the right code.
+    "DER" so the binary loaders can reject it with the right code. Whitespace is trimmed
+    from text only: a DER file may well end in a byte that happens to be 0x0a or 0x20.
     """
-    payload = _without_bom(data).strip()
+    raw = _without_bom(data)
+    payload = raw.strip()
     if not payload:
         raise input_error("empty-input", f"The {what} input is empty.")
+    binary = raw
     for _ in range(_MAX_BASE64_LAYERS + 1):
         if b"-----BEGIN" in payload:
             text = payload.decode("utf-8", errors="replace")
             return _pem_blocks(text, what), None
         decoded = _strict_b64decode(payload.decode("latin-1"))
         if decoded is None:
-            return [], payload
+            return [], binary
         log.debug("the %s input is base64; decoded %d bytes", what, len(decoded))
         payload = decoded.strip() if b"-----BEGIN" in decoded else decoded
-    return [], payload
+        binary = decoded
+    return [], binary
 
 
 def _der_length_end(der: bytes, offset: int = 0) -> tuple[int, int] | None:

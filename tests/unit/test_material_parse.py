@@ -476,9 +476,14 @@ def test_der_inputs_ending_in_a_whitespace_byte_are_not_trimmed(pki: Pki) -> Non
             serialization.NoEncryption(),
         )
     )
-    assert material.load_key(key_der).private_bytes(
-        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ) == key_der
+    assert (
+        material.load_key(key_der).private_bytes(
+            serialization.Encoding.DER,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        == key_der
+    )
 
     builder = (
         x509.CertificateBuilder()

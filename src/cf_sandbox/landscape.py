@@ -24,6 +24,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from cryptography import x509
+
 from . import memtls
 from .broker import ItRtBroker
 from .cc_apps import AppRoutes
@@ -39,7 +41,7 @@ from .faults import Faults
 from .gateway import CallLog, Gateway, RateLimiter
 from .instances import Runtime
 from .jobs import JobRunner, Scheduler
-from .pki import Minted, Pki
+from .pki import Minted, Pki, cert_pem
 from .probe import Probe
 from .rollout import Rollouts
 from .seed import SEED_APP, SEED_INSTANCE, SEED_ORG, SEED_SPACE, Seeder
@@ -249,6 +251,14 @@ class Landscape:
     ) -> Minted:
         """A new client chain (leaf + intermediate) and PKCS#8 key, trusted by CPI or not."""
         return self.pki.mint(cn, days=days, trusted=trusted, key=key, not_before=not_before)
+
+    def sign_intermediate(self, csr_pem: str) -> str:
+        """Sign an external issuing CA's CSR (PEM) with the trusted root; the CA's PEM.
+
+        Leaves that CA issues are then accepted by the broker and by CPI, like minted ones.
+        """
+        csr = x509.load_pem_x509_csr(csr_pem.encode("ascii"))
+        return cert_pem(self.pki.sign_intermediate(csr))
 
     def state(self) -> dict[str, Any]:
         """The `/_sandbox/state` document."""

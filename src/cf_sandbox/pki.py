@@ -223,6 +223,8 @@ class Pki:
         self.trusted_issuer = self.trusted_root.intermediate("Sandbox Trusted Issuing CA")
         self.untrusted_root = Authority.root("Sandbox Untrusted Root CA")
         self.untrusted_issuer = self.untrusted_root.intermediate("Sandbox Untrusted Issuing CA")
+        self.external_issuers: list[x509.Certificate] = []
+        """Issuing CAs run elsewhere (a Vault PKI) whose CSR the trusted root signed."""
 
     def mint(
         self,
@@ -242,6 +244,36 @@ class Pki:
             leaf_sha256=sha256_hex(cert),
         )
 
+    def sign_intermediate(self, csr: x509.CertificateSigningRequest) -> x509.Certificate:
+        """Sign an issuing CA's CSR with the trusted root, as a CA operator would for a
+        Vault or OpenBao intermediate; its leaves are then trusted like the sandbox's own."""
+        if not csr.is_signature_valid:
+            raise ValueError("the CSR's signature does not verify")
+        root = self.trusted_root
+        now = _now()
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(csr.subject)
+            .issuer_name(root.cert.subject)
+            .public_key(csr.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - _ONE_DAY)
+            .not_valid_after(now + 3000 * _ONE_DAY)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(_usage(ca=True), critical=True)
+            .add_extension(
+                x509.SubjectKeyIdentifier.from_public_key(csr.public_key()),
+                critical=False,
+            )
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(root.key.public_key()),
+                critical=False,
+            )
+            .sign(root.key, hashes.SHA256())
+        )
+        self.external_issuers.append(cert)
+        return cert
+
     def server_credentials(self) -> tuple[str, str]:
         """(chain PEM, key PEM) of a fresh server certificate for 127.0.0.1."""
         cert, key = self.server_ca.issue_server()
@@ -253,11 +285,12 @@ class Pki:
         Not a full path validation: the broker only needs to know which hierarchy issued
         the certificate; CPI's TLS layer does the real verification at call time.
         """
-        issuer = self.trusted_issuer.cert
-        if leaf.issuer != issuer.subject:
-            return False
-        try:
-            leaf.verify_directly_issued_by(issuer)
-        except (InvalidSignature, ValueError, TypeError):
-            return False
-        return True
+        for issuer in (self.trusted_issuer.cert, *self.external_issuers):
+            if leaf.issuer != issuer.subject:
+                continue
+            try:
+                leaf.verify_directly_issued_by(issuer)
+            except (InvalidSignature, ValueError, TypeError):
+                continue
+            return True
+        return False

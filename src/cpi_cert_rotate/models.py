@@ -12,12 +12,15 @@ import re
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, NewType
+from typing import TYPE_CHECKING, Any, NewType
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 
 from .errors import ExitCode, InputError
+
+if TYPE_CHECKING:
+    from .issuers import Issuer
 
 Guid = NewType("Guid", str)
 """A Cloud Foundry resource GUID."""
@@ -176,12 +179,17 @@ class CertFacts:
 
 @dataclass(frozen=True)
 class RotationRequest:
-    """Everything one rotation needs, already parsed; the key is held in memory only."""
+    """Everything one rotation needs, already parsed; the key is held in memory only.
+
+    The new certificate is either given (`chain` and `key`) or comes from `issuer`, which
+    the engine asks only once it has decided that a rotation is due.
+    """
 
     target: CfTarget
     auth: CfAuth
-    chain: tuple[x509.Certificate, ...]
-    key: PrivateKey = field(repr=False)
+    chain: tuple[x509.Certificate, ...] = ()
+    key: PrivateKey | None = field(default=None, repr=False)
+    issuer: Issuer | None = None
     chain_env_var: str = "CLI_CHAIN"
     key_env_var: str = "CLI_KEY"
     strategy: Strategy = Strategy.AUTO
@@ -198,6 +206,20 @@ class RotationRequest:
     """How long test-before-promote keeps retrying while CPI picks up a new binding."""
     max_in_flight: int = 1
     run_id: str = ""
+
+    def __post_init__(self) -> None:
+        given = bool(self.chain) or self.key is not None
+        if given == (self.issuer is not None):
+            raise InputError(
+                "a rotation needs the new certificate either given (chain and key) or "
+                "from an issuer, not both and not neither",
+                code="missing-material" if not given else "ambiguous-material",
+            )
+        if given and (not self.chain or self.key is None):
+            raise InputError(
+                "the new chain and its key go together; one of them is missing",
+                code="missing-material",
+            )
 
 
 @dataclass(frozen=True)

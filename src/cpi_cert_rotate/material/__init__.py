@@ -31,6 +31,7 @@ from .keys import (
     describe_public_key,
     generate_key,
     is_supported_key_type,
+    key_kind_of,
     key_matches,
     key_pkcs8_pem,
 )
@@ -57,6 +58,7 @@ __all__ = [
     "fingerprint",
     "generate_key",
     "is_supported_key_type",
+    "key_kind_of",
     "key_matches",
     "key_pkcs8_pem",
     "leaf_pem",

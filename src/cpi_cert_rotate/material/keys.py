@@ -62,6 +62,17 @@ def is_supported_key_type(public_key: PublicKeyTypes) -> bool:
     )
 
 
+def key_kind_of(public_key: PublicKeyTypes) -> str | None:
+    """The `KEY_KINDS` name of `public_key` (`rsa-3072`, `ec-p256`), or None if not one."""
+    if isinstance(public_key, rsa.RSAPublicKey):
+        kind = f"rsa-{public_key.key_size}"
+    elif isinstance(public_key, ec.EllipticCurvePublicKey):
+        kind = "ec-" + _CURVES.get(public_key.curve.name, "").lower().replace("-", "")
+    else:
+        return None
+    return kind if kind in KEY_KINDS else None
+
+
 def public_key_der(public_key: PublicKeyTypes) -> bytes:
     """SubjectPublicKeyInfo DER: equal bytes mean the same public key."""
     return public_key.public_bytes(

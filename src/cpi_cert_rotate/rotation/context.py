@@ -10,7 +10,7 @@ from cryptography import x509
 
 from ..cf import Binding, CfClient
 from ..errors import Cancelled
-from ..models import CertFacts, RotationRequest
+from ..models import CertFacts, PrivateKey, RotationRequest
 from .journal import Journal
 from .observe import Observation
 
@@ -31,6 +31,7 @@ class RunContext:
     new_leaf: x509.Certificate
     new_facts: CertFacts
     env_chain: str
+    new_key: PrivateKey = field(repr=False)
     key_pem: str = field(repr=False)
     cancel: threading.Event = field(default_factory=threading.Event)
     new_binding: Binding | None = None

@@ -13,8 +13,12 @@ from datetime import datetime
 from cryptography import x509
 
 from .. import material
-from ..models import CertFacts, Outcome, RotationRequest, Strategy
+from ..models import CertFacts, Outcome, RenewBefore, RotationRequest, Strategy
 from .observe import FINGERPRINT_KEY, NOT_AFTER_KEY, NOT_BEFORE_KEY, Observation
+
+ISSUER_RENEW_BEFORE = RenewBefore.parse("33%")
+"""With an issuer and no `renew-before`, renew in the last third of the lifetime
+(cert-manager's default): otherwise every scheduled run would issue a new certificate."""
 
 MIN_STRATEGY_VERSION = (3, 205, 0)
 """CC API version that accepts `"strategy":"multiple"` (capi-release 1.220.0, RFC-0040)."""
@@ -75,8 +79,13 @@ def live_certificate(obs: Observation) -> tuple[LiveCert | None, tuple[str, ...]
     return None, ()
 
 
-def decide(request: RotationRequest, obs: Observation, new: CertFacts, now: datetime) -> Decision:
-    """Decide whether to rotate: same certificate -> no-op; not due -> no-op; else rotate."""
+def decide(
+    request: RotationRequest, obs: Observation, new: CertFacts | None, now: datetime
+) -> Decision:
+    """Decide whether to rotate: same certificate -> no-op; not due -> no-op; else rotate.
+
+    `new` is None when an issuer will make the certificate: then only "due" is decided.
+    """
     live, warnings = live_certificate(obs)
     if live is None:
         return Decision(
@@ -84,9 +93,14 @@ def decide(request: RotationRequest, obs: Observation, new: CertFacts, now: date
         )
     registered = obs.registered.leaf
     registered_fp = material.fingerprint(registered) if registered is not None else None
-    if live.fingerprint == new.fingerprint_sha256 and registered_fp in (
-        None,
-        new.fingerprint_sha256,
+    if (
+        new is not None
+        and live.fingerprint == new.fingerprint_sha256
+        and registered_fp
+        in (
+            None,
+            new.fingerprint_sha256,
+        )
     ):
         return Decision(
             Outcome.ALREADY_CURRENT,
@@ -94,16 +108,19 @@ def decide(request: RotationRequest, obs: Observation, new: CertFacts, now: date
             live,
             warnings,
         )
-    if request.renew_before is not None and not request.force:
+    renew_before = request.renew_before
+    if renew_before is None and request.issuer is not None:
+        renew_before = ISSUER_RENEW_BEFORE
+    if renew_before is not None and not request.force:
         if live.not_after is None:
             warnings += ("the live certificate's expiry is unknown; rotating",)
         else:
             not_before = live.not_before or live.not_after
-            if not request.renew_before.is_due(not_before, live.not_after, now):
+            if not renew_before.is_due(not_before, live.not_after, now):
                 days = int((live.not_after - now).total_seconds() // 86400)
                 return Decision(
                     Outcome.NOT_DUE,
-                    f"{days} days remain, renew-before is {request.renew_before}",
+                    f"{days} days remain, renew-before is {renew_before}",
                     live,
                     warnings,
                 )
@@ -112,9 +129,9 @@ def decide(request: RotationRequest, obs: Observation, new: CertFacts, now: date
 
 
 def initial_strategy(
-    request: RotationRequest, obs: Observation, new_leaf: x509.Certificate
+    request: RotationRequest, obs: Observation, new_leaf: x509.Certificate | None
 ) -> Strategy:
-    """The strategy to try first for `auto`.
+    """The strategy to try first for `auto` (`new_leaf` None: not issued yet, a dry run).
 
     With certificate pinning off, CPI compares only subject and issuer DN: two live
     bindings with the same DNs are refused as clones (SAP KBA 3364579), so overlap
@@ -123,7 +140,9 @@ def initial_strategy(
     """
     if request.strategy is not Strategy.AUTO:
         return request.strategy
-    if obs.registered.pinning is False and not in_place_blockers(obs, new_leaf):
+    if obs.registered.pinning is False and (
+        new_leaf is None or not in_place_blockers(obs, new_leaf)
+    ):
         return Strategy.IN_PLACE
     if obs.supports_strategy:
         return Strategy.OVERLAP
@@ -155,7 +174,7 @@ def in_place_blockers(obs: Observation, new_leaf: x509.Certificate) -> list[str]
 
 
 def plan_lines(
-    request: RotationRequest, obs: Observation, strategy: Strategy, new: CertFacts
+    request: RotationRequest, obs: Observation, strategy: Strategy, new: CertFacts | None
 ) -> tuple[str, ...]:
     """The steps a rotation would take, in words, for dry runs and the report."""
     app, si = obs.app.name, obs.instance.name
@@ -194,8 +213,18 @@ def plan_lines(
         if strategy in (Strategy.OVERLAP, Strategy.AUTO)
         else []
     )
+    if new is not None:
+        obtain = (
+            f"new certificate {new.fingerprint_sha256[:16]}... (expires {new.not_after:%Y-%m-%d})"
+        )
+    else:
+        source = request.issuer.describe() if request.issuer else "the issuer"
+        obtain = (
+            f"generate a key here and have {source} sign a CSR for it "
+            "(subject copied from the live certificate)"
+        )
     lines = [
-        f"new certificate {new.fingerprint_sha256[:16]}... (expires {new.not_after:%Y-%m-%d})",
+        obtain,
         *set_steps,
         verify,
         *promote,

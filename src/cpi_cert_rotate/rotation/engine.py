@@ -4,6 +4,8 @@ The steps (DESIGN.md):
   (1) material: validate the new chain and key completely; nothing is called before.
   (2) observe: resolve org, space, app, instance, bindings, env vars; no change.
   (3) decide: already current or not due -> stop here with zero writes; dry run -> plan.
+      With an issuer instead of given material, (1) runs here: only a rotation that is
+      due (and not a dry run) asks the issuer for a certificate.
   (4) set: register the new leaf through a binding, by strategy (overlap, swap, ...).
   (5) test: call the iFlow with the new chain and key over in-memory mTLS.
   (6) promote: one PATCH of chain and key, then a rolling deployment to DEPLOYED.
@@ -21,10 +23,12 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from cryptography import x509
+
 from .. import material
 from ..cf import Binding, CfClient
 from ..errors import InputError, RotationError
-from ..models import CertFacts, Outcome, Report, RotationRequest, Strategy
+from ..models import CertFacts, Outcome, PrivateKey, Report, RotationRequest, Strategy
 from . import lock
 from .context import RunContext
 from .decide import Decision, decide, initial_strategy, plan_lines
@@ -99,14 +103,13 @@ class _Run:
         self.before: CertFacts | None = None
         self.strategy: Strategy | None = None
         self.leaf_pem: str | None = None
+        self.key: PrivateKey | None = request.key
         self.on_secret: Callable[[str], None] = lambda _secret: None
 
     def execute(self) -> Report:
         deadline = time.monotonic() + self.request.timeout_s
         try:
-            validation = self._validate()
-            client = self.client_factory(self.request)
-            obs, decision = self._observe(client)
+            client, obs, decision, validation = self._prepare()
         except InputError as error:
             return self._failure(Outcome.INVALID_INPUT, error)
         except RotationError as error:
@@ -114,17 +117,19 @@ class _Run:
         if decision.outcome is not None:
             self.journal.skip("decide", decision.why)
             return self._report(decision.outcome)
-        self.strategy = initial_strategy(self.request, obs, validation.leaf)
-        if self.strategy is Strategy.IN_PLACE:
+        leaf = validation.leaf if validation is not None else None
+        self.strategy = initial_strategy(self.request, obs, leaf)
+        if self.strategy is Strategy.IN_PLACE and leaf is not None:
             try:
-                require_in_place_possible(obs, validation.leaf)
+                require_in_place_possible(obs, leaf)
             except InputError as error:
                 return self._failure(Outcome.INVALID_INPUT, error)
-        assert self.new is not None
         self.plan = plan_lines(self.request, obs, self.strategy, self.new)
-        if self.request.dry_run:
+        if self.request.dry_run or validation is None:
             self.journal.skip("decide", f"dry run: would rotate ({decision.why})")
             return self._report(Outcome.DRY_RUN)
+        assert self.key is not None
+        assert self.new is not None
         ctx = RunContext(
             client=client,
             request=self.request,
@@ -134,17 +139,52 @@ class _Run:
             new_leaf=validation.leaf,
             new_facts=self.new,
             env_chain=material.env_chain_pem(validation, keep_root=self.request.keep_root),
-            key_pem=material.key_pkcs8_pem(self.request.key),
+            new_key=self.key,
+            key_pem=material.key_pkcs8_pem(self.key),
             cancel=self.cancel,
         )
         return self._change(ctx, decision)
 
-    def _validate(self) -> material.Validation:
-        """Step (1): the new material, completely, before any call to Cloud Foundry."""
+    def _prepare(self) -> tuple[CfClient, Observation, Decision, material.Validation | None]:
+        """Steps (1)-(3). Validation is None only for a dry run with an issuer."""
+        issuer = self.request.issuer
+        validation = self._validate(self.request.chain) if issuer is None else None
+        client = self.client_factory(self.request)
+        obs, decision = self._observe(client)
+        if decision.outcome is None and issuer is not None and not self.request.dry_run:
+            validation = self._issue(obs)
+        return client, obs, decision, validation
+
+    def _issue(self, obs: Observation) -> material.Validation:
+        """Step (1) for an issuer: a certificate for a key made here, then validated.
+
+        The CSR copies the subject of the certificate instances present now, so that a
+        renewal keeps the DN that CPI and an iFlow's subject check compare.
+        """
+        issuer = self.request.issuer
+        assert issuer is not None
+        live = obs.env_leaf or obs.registered.leaf
+        with self.journal.step("issue", issuer.describe()) as notes:
+            issued = issuer.issue(copy_subject_from=live, on_secret=self.on_secret)
+            for form in material.secret_forms(issued.key):
+                self.on_secret(form)
+            notes.append(f"serial {issued.chain[0].serial_number:x}")
+        if live is not None and issued.chain[0].subject != live.subject:
+            self.warnings.append(
+                f"the issued certificate's subject ({issued.chain[0].subject.rfc4514_string()}) "
+                f"differs from the live one ({live.subject.rfc4514_string()}); an iFlow that "
+                "authorises by subject DN must be updated (the issuer's role sets O, OU, C)"
+            )
+        self.key = issued.key
+        return self._validate(issued.chain)
+
+    def _validate(self, chain: tuple[x509.Certificate, ...]) -> material.Validation:
+        """Step (1): the new material, completely, before any change in Cloud Foundry."""
+        assert self.key is not None
         with self.journal.step("material"):
             validation = material.validate(
-                self.request.chain,
-                self.request.key,
+                chain,
+                self.key,
                 now=self.now,
                 trusted_roots=self.request.trusted_roots,
                 warn_days=self.request.warn_days,
@@ -157,7 +197,6 @@ class _Run:
 
     def _observe(self, client: CfClient) -> tuple[Observation, Decision]:
         """Steps (2) and (3): read the landscape, then decide; no write."""
-        assert self.new is not None
         with self.journal.step("observe") as notes:
             obs = observe(
                 client, self.request.target, chain_env_var=self.request.chain_env_var, now=self.now

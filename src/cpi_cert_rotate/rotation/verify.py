@@ -57,7 +57,7 @@ def verify_new_certificate(ctx: RunContext, url: str) -> str:
     attempts = 0
     last = "no attempt"
     wait = RETRY_START_S
-    with mtls_session(ctx.env_chain, ctx.request.key, ca_pem=ctx.request.auth.ca_pem) as session:
+    with mtls_session(ctx.env_chain, ctx.new_key, ca_pem=ctx.request.auth.ca_pem) as session:
         while True:
             ctx.check_cancel()
             attempts += 1

@@ -14,11 +14,14 @@ import sys
 import threading
 from pathlib import Path
 
+from cryptography import x509
+
 from .. import material
 from ..errors import InputError
-from ..models import CfAuth, CfTarget, RenewBefore, RotationRequest, Strategy
+from ..models import CfAuth, CfTarget, PrivateKey, RenewBefore, RotationRequest, Strategy
 from ..rotation import rotate
 from ..signals import stop_requested_on_signals
+from .issuer_args import add_issuer_arguments, issuer_from_args
 from .render import render_report
 
 
@@ -50,17 +53,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     cf.add_argument("--cf-space", required=True)
     cf.add_argument("--app", required=True, help="the app that calls the iFlow")
     cf.add_argument("--service-instance", required=True, help="its it-rt service instance")
-    cert = parser.add_argument_group("new certificate")
-    chain = cert.add_mutually_exclusive_group(required=True)
+    cert = parser.add_argument_group("new certificate (or from Vault/OpenBao, below)")
+    chain = cert.add_mutually_exclusive_group()
     chain.add_argument(
         "--chain", metavar="PATH", help="new chain (any format `inspect` reads); - is stdin"
     )
     chain.add_argument("--chain-env", metavar="NAME", help="env var holding the new chain")
-    key = cert.add_mutually_exclusive_group(required=True)
+    key = cert.add_mutually_exclusive_group()
     key.add_argument("--key", metavar="PATH", help="new private key; - is stdin")
     key.add_argument("--key-env", metavar="NAME", help="env var holding the new private key")
     cert.add_argument("--passphrase-env", metavar="NAME", help="env var holding the key passphrase")
     cert.add_argument("--keep-root", action="store_true", help="keep the root in the env chain")
+    add_issuer_arguments(parser)
     how = parser.add_argument_group("rotation")
     how.add_argument("--chain-env-var", default="CLI_CHAIN", help="app env var for the chain")
     how.add_argument("--key-env-var", default="CLI_KEY", help="app env var for the key")
@@ -103,12 +107,8 @@ def build_request(args: argparse.Namespace) -> RotationRequest:
             "--chain and --key cannot both read stdin",
             fix="Give one of them as a file or through --chain-env/--key-env.",
         )
-    passphrase = _env("--passphrase-env", args.passphrase_env) if args.passphrase_env else None
-    chain = material.load_chain(_read(args.chain, args.chain_env, "--chain"))
-    key = material.load_key(
-        _read(args.key, args.key_env, "--key"),
-        passphrase=passphrase.encode() if passphrase else None,
-    )
+    issuer = issuer_from_args(args)
+    chain, key = _given_material(args, with_issuer=issuer is not None)
     password = args.cf_password or (
         _env("--cf-password-env", args.cf_password_env) if args.cf_password_env else ""
     )
@@ -138,6 +138,7 @@ def build_request(args: argparse.Namespace) -> RotationRequest:
         ),
         chain=chain,
         key=key,
+        issuer=issuer,
         chain_env_var=args.chain_env_var,
         key_env_var=args.key_env_var,
         strategy=Strategy(args.strategy),
@@ -150,6 +151,35 @@ def build_request(args: argparse.Namespace) -> RotationRequest:
         timeout_s=args.timeout,
         max_in_flight=args.max_in_flight,
     )
+
+
+def _given_material(
+    args: argparse.Namespace, *, with_issuer: bool
+) -> tuple[tuple[x509.Certificate, ...], PrivateKey | None]:
+    """The chain and key from --chain/--key (or their -env forms); none with an issuer."""
+    given = [flag for flag in ("chain", "chain_env", "key", "key_env") if getattr(args, flag)]
+    if with_issuer:
+        if given or args.passphrase_env or args.keep_root:
+            raise InputError(
+                "--vault-addr issues the new certificate; --chain/--key, --passphrase-env "
+                "and --keep-root apply only to a certificate you give",
+                code="ambiguous-material",
+                fix="Drop either the Vault flags or the certificate flags.",
+            )
+        return (), None
+    if not (args.chain or args.chain_env) or not (args.key or args.key_env):
+        raise InputError(
+            "the new certificate is missing: give --chain and --key (or --chain-env/--key-env), "
+            "or --vault-addr to have Vault or OpenBao issue it",
+            code="missing-material",
+        )
+    passphrase = _env("--passphrase-env", args.passphrase_env) if args.passphrase_env else None
+    chain = material.load_chain(_read(args.chain, args.chain_env, "--chain"))
+    key = material.load_key(
+        _read(args.key, args.key_env, "--key"),
+        passphrase=passphrase.encode() if passphrase else None,
+    )
+    return chain, key
 
 
 def _read(path: str | None, env_name: str | None, flag: str) -> bytes:

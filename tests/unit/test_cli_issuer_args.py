@@ -1,0 +1,117 @@
+"""`rotate`'s Vault flags: exactly one source of the new certificate, secrets from env vars.
+
+These cases fail before any network call, so they run `main` in-process and check the
+exit code and the message a user sees.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from cpi_cert_rotate.cli import main
+from cpi_cert_rotate.cli.issuer_args import add_issuer_arguments, issuer_from_args
+from cpi_cert_rotate.issuers import VaultPkiIssuer
+
+_TARGET = [
+    "rotate",
+    "--cf-api", "https://api.example.com",
+    "--cf-client-id", "rotator", "--cf-client-secret-env", "TEST_SECRET",
+    "--cf-org", "o", "--cf-space", "s", "--app", "a", "--service-instance", "i",
+]  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def _env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEST_SECRET", "s3cret-value")
+    monkeypatch.delenv("VAULT_TOKEN", raising=False)
+    monkeypatch.delenv("VAULT_NAMESPACE", raising=False)
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        ([], "the new certificate is missing"),
+        (["--chain-env", "X"], "the new certificate is missing"),
+        (["--vault-role", "r"], "--vault-role given without --vault-addr"),
+        (["--key-type", "ec-p256", "--chain-env", "X"], "--key-type given without --vault-addr"),
+        (["--vault-addr", "https://vault.example.com"], "--vault-addr needs --vault-role"),
+        (
+            ["--vault-addr", "https://vault.example.com", "--vault-role", "r"],
+            "VAULT_TOKEN is empty or unset",
+        ),
+        (
+            ["--vault-addr", "https://v.example.com", "--vault-role", "r", "--chain-env", "X"],
+            "apply only to a certificate you give",
+        ),
+    ],
+)
+def test_bad_certificate_source_exits_2_and_names_the_fix(
+    extra: list[str],
+    words: str,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if "apply only" in words:
+        monkeypatch.setenv("VAULT_TOKEN", "hvs.test-token-value")
+    assert main([*_TARGET, *extra]) == 2
+    assert words in capsys.readouterr().err
+
+
+def test_vault_http_address_is_refused(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VAULT_TOKEN", "hvs.test-token-value")
+    code = main([*_TARGET, "--vault-addr", "http://vault.example.com", "--vault-role", "r"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "https://" in err
+    assert "hvs.test-token-value" not in err
+
+
+def _parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_issuer_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def test_token_comes_from_the_named_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MY_TOKEN", "hvs.from-my-token")
+    monkeypatch.setenv("VAULT_NAMESPACE", "team-a")
+    issuer = issuer_from_args(
+        _parse(
+            "--vault-addr", "https://vault.example.com:8200/",
+            "--vault-role", "cpi-client", "--vault-pki-mount", "pki_int",
+            "--vault-token-env", "MY_TOKEN", "--key-type", "ec-p384",
+        )
+    )  # fmt: skip
+    assert isinstance(issuer, VaultPkiIssuer)
+    settings = issuer.settings
+    assert (settings.token, settings.namespace, settings.key_kind) == (
+        "hvs.from-my-token",
+        "team-a",
+        "ec-p384",
+    )
+    assert "hvs.from-my-token" not in repr(settings)
+    assert issuer.describe() == "Vault PKI https://vault.example.com:8200 (pki_int/sign/cpi-client)"
+
+
+def test_jwt_login_takes_the_jwt_from_its_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CI_JWT", "eyJhbGciOi.payload.sig")
+    issuer = issuer_from_args(
+        _parse(
+            "--vault-addr", "https://vault.example.com",
+            "--vault-role", "cpi-client",
+            "--vault-jwt-env", "CI_JWT", "--vault-auth-role", "rotator",
+        )
+    )  # fmt: skip
+    assert issuer is not None
+    assert issuer.settings.token is None
+    assert issuer.settings.jwt is not None
+    assert issuer.settings.jwt() == "eyJhbGciOi.payload.sig"
+    assert issuer.settings.jwt_role == "rotator"
+
+
+def test_no_vault_flags_no_issuer() -> None:
+    assert issuer_from_args(_parse()) is None

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from ..models import CertFacts, Report
+from ..models import CertFacts, Outcome, Report
 
 
-def _cert_line(label: str, facts: CertFacts | None) -> str:
+def _cert_line(label: str, facts: CertFacts | None, missing: str = "(none found)") -> str:
     if facts is None:
-        return f"  {label:<8} (none found)"
+        return f"  {label:<8} {missing}"
     return (
         f"  {label:<8} {facts.subject}  serial {facts.serial}  expires "
         f"{facts.not_after:%Y-%m-%d %H:%M}Z  sha256 {facts.fingerprint_sha256[:16]}..."
@@ -22,7 +22,9 @@ def render_report(report: Report) -> str:
         f"service instance {target.service_instance}"
         + (f", strategy {report.strategy}" if report.strategy else ""),
         _cert_line("before", report.before),
-        _cert_line("new", report.new),
+        _cert_line("new", report.new, "(not issued: the issuer is asked only for a real run)")
+        if report.outcome is Outcome.DRY_RUN
+        else _cert_line("new", report.new),
     ]
     if report.binding_guid:
         lines.append(f"  binding  {report.binding_guid}")

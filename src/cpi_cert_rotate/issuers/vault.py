@@ -240,9 +240,16 @@ def _refusal(response: requests.Response, path: str) -> IssuerError:
     else:
         detail = " ".join(response.text.split())
     detail = detail[:_ERROR_TEXT_MAX]
+    refused = (
+        "Vault refused the JWT login: the JWT auth role's `bound_audiences`, "
+        "`bound_subject`/`bound_claims` and `user_claim` must match the token's claims."
+        if path.startswith("auth/")
+        else "Vault refused the request: the role (does it exist?), its "
+        "`allowed_domains`/`allow_any_name`, `enforce_hostnames`/`cn_validations`, "
+        "`key_type`/`key_bits` and `max_ttl` decide what it signs."
+    )
     fixes = {
-        400: "Vault refused the request: the role's `allowed_domains`/`allow_any_name`, "
-        "`cn_validations`, `key_type`/`key_bits` and `max_ttl` decide what it signs.",
+        400: refused,
         403: "The token may not do this: its policy needs `update` on "
         "`<pki mount>/sign/<role>` (and a JWT login needs a role bound to this workflow).",
         404: "No such path: check the PKI mount, the role and the namespace.",

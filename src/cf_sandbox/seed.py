@@ -2,7 +2,7 @@
 
 The seed is the blog post's landscape (`seed/`): org `demo-org`, space `dev`, app `ntifext`
 (STARTED, running), it-rt instance `iflowext` (plan `integration-flow`), bound without a
-binding name like a plain `cf bind-service`, with a certificate issued 60 days ago for 90
+binding name like a plain `cf bind-service`, with a certificate issued 61 days ago for 90
 days (so `renew-before 33%` says it is due) whose chain and key are the app's
 `CLI_CHAIN`/`CLI_KEY`: the probe succeeds before any rotation.
 """
@@ -36,7 +36,7 @@ SEED_APP = "ntifext"
 SEED_INSTANCE = "iflowext"
 SEED_PLAN = "integration-flow"
 _SEED_CERT_DAYS = 90
-_SEED_CERT_AGE_DAYS = 60
+_SEED_CERT_AGE_DAYS = 61
 
 
 class Seeder:

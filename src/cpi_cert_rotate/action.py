@@ -122,15 +122,22 @@ def _internal(target: CfTarget, error: Exception) -> Report:
 def _announce(request: RotationRequest) -> None:
     target = request.target
     mode = "dry run" if request.dry_run else ("forced" if request.force else "rotate when due")
+    renew_before = str(request.renew_before) if request.renew_before else ""
+    if request.issuer is not None and not renew_before:
+        from .rotation.decide import ISSUER_RENEW_BEFORE
+
+        renew_before = f"{ISSUER_RENEW_BEFORE} (the default with an issuer)"
     gha.info(
         f"cpi-cert-rotate: app {target.app!r} in {target.org}/{target.space}, "
         f"service instance {target.service_instance!r}, API {target.api_url}"
     )
     gha.info(
         f"strategy {request.strategy}, {mode}"
-        + (f", renew-before {request.renew_before}" if request.renew_before else "")
+        + (f", renew-before {renew_before}" if renew_before else "")
         + f", timeout {request.timeout_s:g} s"
     )
+    if request.issuer is not None:
+        gha.info(f"new certificate: issued by {request.issuer.describe()} when due")
 
 
 def _render(report: Report, settings: ActionSettings | None) -> int:

@@ -2,13 +2,14 @@
 
 The runner enforces neither `required: true` nor any type, and hands every input over as
 a string in `INPUT_<NAME>` (hyphens kept: `INPUT_CF-API`). So every rule lives here:
-exactly one way to authenticate, exactly one way to pass the certificate, strict
-booleans and numbers, and messages that say what is missing and how to fix it. All
-problems are collected and reported together, so one run shows every fix needed.
+exactly one way to authenticate, exactly one source of the certificate
+(`action_issuer_inputs`), strict booleans and numbers, and messages that say what is
+missing and how to fix it. All problems are collected and reported together, so one
+run shows every fix needed.
 
 Masking happens here too, because it must come before anything is printed: the caller
 masks the raw secret inputs (`SECRET_INPUTS`) first, and `build_settings` masks every
-derived form of the key the moment it is parsed (`material.secret_forms`).
+derived form of a given key the moment it is parsed (`material.secret_forms`).
 """
 
 from __future__ import annotations
@@ -20,9 +21,26 @@ from urllib.parse import urlsplit
 
 from cryptography import x509
 
-from . import material
+from .action_issuer_inputs import (
+    CERTIFICATE_INPUTS,
+    CERTIFICATE_SECRET_INPUTS,
+    IdToken,
+    chain_key_blocks,
+    new_certificate,
+)
 from .errors import InputError
-from .models import CfAuth, CfTarget, PrivateKey, RenewBefore, RotationRequest, Strategy
+from .models import CfAuth, CfTarget, RenewBefore, RotationRequest, Strategy
+
+__all__ = [
+    "INPUTS",
+    "SECRET_INPUTS",
+    "ActionSettings",
+    "Problems",
+    "build_settings",
+    "chain_key_blocks",
+    "read_inputs",
+    "target_of",
+]
 
 INPUTS: tuple[str, ...] = (
     "cf-api",
@@ -36,11 +54,7 @@ INPUTS: tuple[str, ...] = (
     "cf-space",
     "app",
     "service-instance",
-    "cert-chain",
-    "private-key",
-    "private-key-passphrase",
-    "pkcs12",
-    "pkcs12-password",
+    *CERTIFICATE_INPUTS,
     "chain-env-var",
     "key-env-var",
     "strategy",
@@ -58,10 +72,7 @@ INPUTS: tuple[str, ...] = (
 SECRET_INPUTS: tuple[str, ...] = (
     "cf-password",
     "cf-client-secret",
-    "private-key",
-    "private-key-passphrase",
-    "pkcs12",
-    "pkcs12-password",
+    *CERTIFICATE_SECRET_INPUTS,
 )
 """Inputs masked line by line before anything else is printed."""
 
@@ -78,9 +89,6 @@ VERIFY_TIMEOUT_S = 60.0
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TRUE = frozenset({"true", "True", "TRUE"})
 _FALSE = frozenset({"false", "False", "FALSE"})
-_PRIVATE_KEY_BLOCK = re.compile(
-    r"-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY-----.*?(-----END \1PRIVATE KEY-----|\Z)", re.DOTALL
-)
 
 _FORK_HINT = (
     "If the value comes from `secrets.*`: secrets are not passed to workflows triggered "
@@ -116,11 +124,6 @@ def _env_name(name: str) -> str:
     return "INPUT_" + name.replace(" ", "_").upper()
 
 
-def chain_key_blocks(chain_text: str) -> list[str]:
-    """Private-key blocks pasted into the (public, unmasked) chain input, to mask them."""
-    return [match.group(0) for match in _PRIVATE_KEY_BLOCK.finditer(chain_text)]
-
-
 def target_of(inputs: Mapping[str, str]) -> CfTarget:
     """The target as given, even when incomplete (for the report of bad input)."""
     return CfTarget(
@@ -136,13 +139,16 @@ def build_settings(
     inputs: Mapping[str, str],
     env: Mapping[str, str],
     mask: Callable[[str], None],
+    id_token: IdToken | None = None,
 ) -> ActionSettings:
     """Check every input and build the engine's request; raise one `InputError` for all.
 
-    `mask` is called with every derived form of the private key as soon as it is parsed,
-    before this function returns (and so before the caller prints anything).
+    `mask` is called with every derived form of a given private key as soon as it is
+    parsed, before this function returns (and so before the caller prints anything).
+    `id_token` fetches the job's OIDC token for a Vault JWT login (default
+    `gha.id_token`); it is called only when a certificate is issued.
     """
-    problems = _Problems(env)
+    problems = Problems(env)
     target = target_of(inputs)
     for name in ("cf-api", "cf-org", "cf-space", "app", "service-instance"):
         if not inputs.get(name):
@@ -173,18 +179,18 @@ def build_settings(
             code="bad-env-var-name",
             fix="The chain and the key need two different environment variables.",
         )
-    loaded = _material(inputs, problems, mask)
+    new = new_certificate(inputs, env, problems, mask, id_token)
     problems.raise_if_any()
     assert auth is not None
-    assert loaded is not None
+    assert new is not None
     assert strategy is not None
-    chain, key = loaded
     warn_days = fail_within if fail_within is not None else DEFAULT_WARN_DAYS
     request = RotationRequest(
         target=target,
         auth=auth,
-        chain=chain,
-        key=key,
+        chain=new.chain,
+        key=new.key,
+        issuer=new.issuer,
         chain_env_var=chain_var,
         key_env_var=key_var,
         strategy=strategy,
@@ -202,7 +208,7 @@ def build_settings(
     return ActionSettings(request=request, warn_days=warn_days, fail_if_expires_within=fail_within)
 
 
-class _Problems:
+class Problems:
     """Collects input problems so that one run reports all of them.
 
     The hints about empty `secrets.*`/`vars.*` are given once, after every problem.
@@ -229,14 +235,25 @@ class _Problems:
             hint = f"This run was triggered by `{event}` (actor `{actor}`). " + hint
         self.hints[hint] = None
 
-    def check_https(self, url: str, name: str) -> None:
+    def check_https(self, url: str, name: str, *, ca_input: str = "cf-ca-cert") -> None:
         parts = urlsplit(url)
         if parts.scheme != "https" or not parts.netloc:
             self.add(
                 f"input `{name}` must be an https:// URL, not {url!r}",
                 code="bad-url",
                 fix="TLS is always verified; give the https URL (for a private CA also "
-                "`cf-ca-cert`).",
+                f"`{ca_input}`).",
+            )
+
+    def check_ca(self, pem: str, name: str, server: str) -> None:
+        """`pem` must hold at least one PEM certificate: the CA that issued `server`."""
+        try:
+            x509.load_pem_x509_certificates(pem.encode())
+        except ValueError:
+            self.add(
+                f"input `{name}` is not a PEM certificate (bundle)",
+                code="bad-ca-cert",
+                fix=f"Give the PEM of the CA that issued {server}.",
             )
 
     def raise_if_any(self) -> None:
@@ -253,21 +270,14 @@ class _Problems:
         raise InputError(message, code="invalid-inputs", fix=fix)
 
 
-def _auth(inputs: Mapping[str, str], problems: _Problems) -> CfAuth | None:
+def _auth(inputs: Mapping[str, str], problems: Problems) -> CfAuth | None:
     """Exactly one of: user and password, or client id and secret."""
     user, password = inputs.get("cf-username", ""), inputs.get("cf-password", "")
     client, secret = inputs.get("cf-client-id", ""), inputs.get("cf-client-secret", "")
     origin = inputs.get("cf-origin", "")
     ca_pem = inputs.get("cf-ca-cert") or None
     if ca_pem is not None:
-        try:
-            x509.load_pem_x509_certificates(ca_pem.encode())
-        except ValueError:
-            problems.add(
-                "input `cf-ca-cert` is not a PEM certificate (bundle)",
-                code="bad-ca-cert",
-                fix="Give the PEM of the CA that issued the CF API's server certificate.",
-            )
+        problems.check_ca(ca_pem, "cf-ca-cert", "the CF API's server certificate")
     if (user or password) and (client or secret):
         problems.add(
             "give either `cf-username`/`cf-password` or `cf-client-id`/`cf-client-secret`, "
@@ -305,83 +315,7 @@ def _auth(inputs: Mapping[str, str], problems: _Problems) -> CfAuth | None:
     return None
 
 
-def _material(
-    inputs: Mapping[str, str], problems: _Problems, mask: Callable[[str], None]
-) -> tuple[tuple[x509.Certificate, ...], PrivateKey] | None:
-    """Exactly one of: `cert-chain` with `private-key`, or `pkcs12`. Masks derived forms."""
-    chain_text, key_text = inputs.get("cert-chain", ""), inputs.get("private-key", "")
-    passphrase = inputs.get("private-key-passphrase", "")
-    p12_text, p12_password = inputs.get("pkcs12", ""), inputs.get("pkcs12-password", "")
-    if p12_text and (chain_text or key_text):
-        problems.add(
-            "give either `cert-chain`/`private-key` or `pkcs12`, not both",
-            code="ambiguous-material",
-            fix="Remove the form you do not use from the step's `with:`.",
-        )
-        return None
-    if p12_text:
-        if passphrase:
-            problems.add(
-                "input `private-key-passphrase` applies to `private-key`; for `pkcs12` "
-                "use `pkcs12-password`",
-                code="passphrase-mismatch",
-                fix="Rename the input to `pkcs12-password`.",
-            )
-        return _load(problems, mask, p12_text, p12_password=p12_password)
-    if p12_password:
-        problems.add(
-            "input `pkcs12-password` is set but `pkcs12` is empty",
-            code="missing-input",
-            fix="Give the PKCS#12 file base64-encoded in `pkcs12`.",
-        )
-        problems.empty_hint(secret=True)
-    if not chain_text and not key_text:
-        problems.add(
-            "no certificate: `cert-chain`/`private-key` and `pkcs12` are all empty",
-            code="missing-material",
-            fix="Give the PEM chain (leaf first or any order) in `cert-chain` and its key in "
-            "`private-key`, or the base64 of a PKCS#12 file in `pkcs12`.",
-        )
-        problems.empty_hint(secret=True)
-        return None
-    if not chain_text:
-        problems.missing("cert-chain", why=" but `private-key` is set")
-    if not key_text:
-        problems.missing("private-key", why=" but `cert-chain` is set")
-    if not chain_text or not key_text:
-        return None
-    return _load(problems, mask, key_text, chain_text=chain_text, passphrase=passphrase)
-
-
-def _load(
-    problems: _Problems,
-    mask: Callable[[str], None],
-    secret_text: str,
-    *,
-    chain_text: str = "",
-    passphrase: str = "",
-    p12_password: str = "",
-) -> tuple[tuple[x509.Certificate, ...], PrivateKey] | None:
-    """Parse the material; mask every form of the key before returning."""
-    try:
-        if chain_text:
-            chain = material.load_chain(chain_text)
-            key = material.load_key(secret_text, passphrase=_bytes(passphrase))
-        else:  # the PKCS#12 file, base64 (material also takes it raw)
-            chain, key = material.load_pkcs12(secret_text, password=_bytes(p12_password))
-    except InputError as error:
-        problems.errors.append(error)
-        return None
-    for form in material.secret_forms(key, secret_text):
-        mask(form)
-    return chain, key
-
-
-def _bytes(secret: str) -> bytes | None:
-    return secret.encode("utf-8") if secret else None
-
-
-def _bool(inputs: Mapping[str, str], name: str, problems: _Problems) -> bool:
+def _bool(inputs: Mapping[str, str], name: str, problems: Problems) -> bool:
     """YAML 1.2 core booleans only; anything else is an error, never a silent false."""
     raw = inputs.get(name, "")
     if raw in _TRUE:
@@ -396,7 +330,7 @@ def _bool(inputs: Mapping[str, str], name: str, problems: _Problems) -> bool:
     return False
 
 
-def _int(inputs: Mapping[str, str], name: str, problems: _Problems, *, minimum: int) -> int | None:
+def _int(inputs: Mapping[str, str], name: str, problems: Problems, *, minimum: int) -> int | None:
     raw = inputs.get(name, "")
     if raw == "":
         return None
@@ -410,7 +344,7 @@ def _int(inputs: Mapping[str, str], name: str, problems: _Problems, *, minimum: 
     return int(raw)
 
 
-def _timeout(inputs: Mapping[str, str], problems: _Problems) -> float:
+def _timeout(inputs: Mapping[str, str], problems: Problems) -> float:
     raw = inputs.get("timeout", "")
     if raw == "":
         return DEFAULT_TIMEOUT_S
@@ -428,7 +362,7 @@ def _timeout(inputs: Mapping[str, str], problems: _Problems) -> float:
     return value
 
 
-def _choice(inputs: Mapping[str, str], name: str, problems: _Problems) -> Strategy | None:
+def _choice(inputs: Mapping[str, str], name: str, problems: Problems) -> Strategy | None:
     raw = inputs.get(name, "") or Strategy.AUTO.value
     try:
         return Strategy(raw)
@@ -442,7 +376,7 @@ def _choice(inputs: Mapping[str, str], name: str, problems: _Problems) -> Strate
         return None
 
 
-def _renew_before(inputs: Mapping[str, str], problems: _Problems) -> RenewBefore | None:
+def _renew_before(inputs: Mapping[str, str], problems: Problems) -> RenewBefore | None:
     raw = inputs.get("renew-before", "")
     if not raw:
         return None
@@ -453,7 +387,7 @@ def _renew_before(inputs: Mapping[str, str], problems: _Problems) -> RenewBefore
         return None
 
 
-def _verify(inputs: Mapping[str, str], problems: _Problems) -> tuple[str | None, str | None]:
+def _verify(inputs: Mapping[str, str], problems: Problems) -> tuple[str | None, str | None]:
     path, url = inputs.get("verify-path", ""), inputs.get("verify-url", "")
     if path and url:
         problems.add(

@@ -210,7 +210,7 @@ def _cert_table(report: Report, now: datetime) -> list[str]:
     elif report.outcome is Outcome.ALREADY_CURRENT:
         heads = ("live", "supplied (the same)")
     else:
-        heads = ("live (unchanged)", "supplied (not applied)")
+        heads = ("live (unchanged)", "new (not applied)")
     rows: list[tuple[str, Callable[[CertFacts], str]]] = [
         ("subject", lambda c: c.subject),
         ("issuer", lambda c: c.issuer),
@@ -220,11 +220,15 @@ def _cert_table(report: Report, now: datetime) -> list[str]:
         ("SHA-256", lambda c: c.fingerprint_sha256),
         ("key", lambda c: f"{c.key_type} {c.key_size}"),
     ]
+    if new is None:  # none issued (not due, a dry run) or failed before: one column
+        assert before is not None
+        lines = [f"| | {heads[0]} |", "|---|---|"]
+        lines += [f"| {label} | {md_cell(get(before))} |" for label, get in rows]
+        return [*lines, ""]
     lines = [f"| | {heads[0]} | {heads[1]} |", "|---|---|---|"]
     for label, get in rows:
         left = md_cell(get(before)) if before else "-"
-        right = md_cell(get(new)) if new else "-"
-        lines.append(f"| {label} | {left} | {right} |")
+        lines.append(f"| {label} | {left} | {md_cell(get(new))} |")
     return [*lines, ""]
 
 

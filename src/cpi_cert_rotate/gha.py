@@ -10,6 +10,9 @@ falls short (reference/github-actions.md section 2) this module does the job its
 - `warning`/`error` emit only the annotation properties that are set (the toolkit prints
   `title=,file=,...` with empty values).
 - `Summary` appends Markdown to `GITHUB_STEP_SUMMARY` (the toolkit has no summary API).
+- `id_token` fetches the job's GitHub OIDC token itself, with a timeout and the
+  project's TLS context (the toolkit's `get_id_token` has no timeout and trusts
+  `REQUESTS_CA_BUNDLE`).
 - Plain text (`info`) is printed with workflow commands stopped (`::stop-commands::`
   with a random token), because log lines carry text we do not control (CF error
   details, app names) that must not be able to inject commands; every function that
@@ -26,11 +29,18 @@ import re
 import secrets
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import quote, urlsplit
 
+import requests
 from actions_toolkit import core
+from urllib3.util.retry import Retry
+
+from .errors import InputError
+from .issuers.base import IssuerError
+from .mtls import EnvProxySession, SSLContextAdapter, trust_context
 
 MIN_FRAGMENT = 8
 """Lines of a multi-line secret shorter than this are not masked on their own.
@@ -40,6 +50,30 @@ The last line of a base64 body can be 4 characters long; masking it would turn e
 into `***`, while it carries at most 5 bytes of the key. A single-line secret (a password)
 is masked whatever its length: it is the whole secret.
 """
+
+OIDC_TIMEOUT_S = 30.0
+"""Read timeout of the OIDC token request (connecting may take at most 10 s)."""
+
+# A GET that asks for a token is safe to repeat (@actions/core retries it too).
+_OIDC_RETRY = Retry(
+    total=3,
+    connect=2,
+    read=1,
+    status=2,
+    allowed_methods=frozenset({"GET"}),
+    status_forcelist=(429, 500, 502, 503, 504),
+    backoff_factor=0.5,
+    backoff_jitter=0.5,
+    respect_retry_after_header=True,
+    retry_after_max=30,
+    raise_on_status=False,
+)
+_OIDC_FIX = (
+    "Grant the job `permissions: id-token: write` (a job's `permissions:` replaces the "
+    "defaults, so add `contents: read` too). Runs triggered from forks and by Dependabot "
+    "get no OIDC token whatever the permissions: do not run the rotation on those events, "
+    "or use `vault-token`."
+)
 
 _PEM_ARMOR = re.compile(r"^-----(BEGIN|END) [A-Z0-9 ]+-----$")
 _PEM_HEADER = re.compile(r"^(Proc-Type|DEK-Info):")
@@ -232,6 +266,70 @@ class Summary:
         with open(self.path, "a", encoding="utf-8") as handle:
             handle.write(text)
         return True
+
+
+def id_token_request(env: Mapping[str, str] | None = None) -> tuple[str, str]:
+    """GitHub's OIDC token endpoint and its bearer token, as the runner passes them.
+
+    They are set only when the job has `permissions: id-token: write`; otherwise an
+    `InputError` that says so (checked before the run, so a dry run finds it too).
+    """
+    env = os.environ if env is None else env
+    url = env.get("ACTIONS_ID_TOKEN_REQUEST_URL", "")
+    bearer = env.get("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "")
+    if not url or not bearer:
+        raise InputError(
+            "this job cannot request a GitHub OIDC token (ACTIONS_ID_TOKEN_REQUEST_URL and "
+            "ACTIONS_ID_TOKEN_REQUEST_TOKEN are not set)",
+            code="no-id-token",
+            fix=_OIDC_FIX,
+        )
+    return url, bearer
+
+
+def id_token(audience: str | None = None) -> str:
+    """The job's GitHub OIDC token (a JWT) for `audience`, masked before it is returned.
+
+    GitHub's default audience is the repository owner's URL. TLS is verified against the
+    system store (`SSL_CERT_FILE` for a GHES with a private CA) and certifi, never
+    against `REQUESTS_CA_BUNDLE`; the call has a timeout and retries like @actions/core.
+    """
+    url, bearer = id_token_request()
+    mask(bearer)
+    if urlsplit(url).scheme != "https":
+        raise IssuerError(
+            "ACTIONS_ID_TOKEN_REQUEST_URL is not an https:// URL",
+            fix="The runner sets this variable; check that no step or `env:` overrides it.",
+        )
+    if audience:
+        url += ("&" if "?" in url else "?") + "audience=" + quote(audience, safe="")
+    session = EnvProxySession(SSLContextAdapter(trust_context(), max_retries=_OIDC_RETRY))
+    try:
+        with session:
+            response = session.get(
+                url,
+                headers={"Authorization": f"bearer {bearer}", "Accept": "application/json"},
+                timeout=(10.0, OIDC_TIMEOUT_S),
+                allow_redirects=False,
+            )
+    except requests.RequestException as error:
+        raise IssuerError(
+            f"cannot reach GitHub's OIDC token endpoint: {type(error).__name__}",
+            fix="Check the runner's network and proxy settings (HTTPS_PROXY, NO_PROXY).",
+        ) from error
+    if response.status_code != 200:
+        raise IssuerError(
+            f"GitHub's OIDC token endpoint answered {response.status_code}",
+            fix=_OIDC_FIX if response.status_code in (401, 403) else "",
+        )
+    try:
+        value = response.json().get("value")
+    except (ValueError, AttributeError):
+        value = None
+    if not isinstance(value, str) or not value:
+        raise IssuerError("GitHub's OIDC token endpoint answered without a token")
+    mask(value)
+    return value
 
 
 def md_cell(text: str) -> str:

@@ -162,9 +162,10 @@ def input_env(inputs: Mapping[str, str]) -> dict[str, str]:
     return {"INPUT_" + name.replace(" ", "_").upper(): value for name, value in inputs.items()}
 
 
-def landscape_inputs(ls: Any, minted: Any, **changes: str) -> dict[str, str]:
+def landscape_inputs(ls: Any, minted: Any | None, **changes: str) -> dict[str, str]:
     """Every input of a rotation against a sandbox landscape, as a workflow would pass it.
 
+    `minted` gives the chain and key (None: no given material, e.g. for an issuer).
     `changes` use `_` for `-` (`dry_run="true"`); the runner also passes the defaults
     of action.yml, so they are here too.
     """
@@ -178,8 +179,8 @@ def landscape_inputs(ls: Any, minted: Any, **changes: str) -> dict[str, str]:
         "cf-space": ls.space,
         "app": ls.app,
         "service-instance": ls.service_instance,
-        "cert-chain": minted.chain_pem,
-        "private-key": minted.key_pem,
+        "cert-chain": minted.chain_pem if minted else "",
+        "private-key": minted.key_pem if minted else "",
         "verify-path": "/http/ping",
         "timeout": "120",
         "strategy": "auto",
@@ -199,10 +200,17 @@ def base_env() -> dict[str, str]:
 
 
 def run_entrypoint(
-    inputs: Mapping[str, str], dirs: RunnerDirs, *, timeout: float = 240
+    inputs: Mapping[str, str],
+    dirs: RunnerDirs,
+    *,
+    timeout: float = 240,
+    env: Mapping[str, str] | None = None,
 ) -> ActionRun:
-    """Run `entrypoint.py` in a subprocess exactly as the container would, minus the image."""
-    env = {**base_env(), **dirs.env(), **input_env(inputs)}
+    """Run `entrypoint.py` in a subprocess exactly as the container would, minus the image.
+
+    `env` adds variables the runner sets in some jobs (`ACTIONS_ID_TOKEN_REQUEST_*`).
+    """
+    env = {**base_env(), **dirs.env(), **(env or {}), **input_env(inputs)}
     done = subprocess.run(
         [sys.executable, "-B", "-E", "-s", "-u", "-X", "utf8", str(ROOT / "entrypoint.py")],
         cwd=dirs.base / "workspace",

@@ -172,7 +172,43 @@ def test_summary_of_a_split_state_lists_state_and_manual_steps() -> None:
 def test_summary_of_a_dry_run_shows_the_plan() -> None:
     md = summary(_report(Outcome.DRY_RUN, plan=("create binding", "2. patch env")), now=NOW)
     assert "#### Plan (dry run: nothing was changed)\n\n1. create binding\n2. patch env" in md
-    assert "| | live (unchanged) | supplied (not applied) |" in md
+    assert "| | live (unchanged) | new (not applied) |" in md
+
+
+ISSUER_PLAN = (
+    "generate a key here and have Vault PKI https://vault.example (pki/sign/cpi) sign a CSR",
+    "create a second binding with the new leaf",
+)
+
+
+@pytest.mark.parametrize("outcome", [Outcome.DRY_RUN, Outcome.NOT_DUE])
+def test_nothing_issued_renders_every_output_and_the_live_certificate(outcome: Outcome) -> None:
+    """With an issuer, a dry run or a not-due run has no new certificate at all."""
+    report = _report(outcome, new=None, leaf_pem=None, strategy=None, plan=ISSUER_PLAN)
+    out = outputs(report, NOW)
+    assert list(out) == list(OUTPUTS)
+    assert out["reason"] == str(outcome)
+    assert out["rotated"] == "false"
+    assert out["fingerprint-sha256"] == "a" * 64  # the live one, still in force
+    assert out["expires-at"] == "2026-05-13T12:00:00Z"
+    assert out["leaf-pem"] == ""
+    assert out["strategy"] == ""
+    notes, failed = annotations_for(report, now=NOW, warn_days=30, fail_within=None)
+    assert notes == []  # no "new certificate expires soon" without a new certificate
+    assert failed is False
+    md = summary(report, now=NOW)
+    assert "| | live (unchanged) |\n|---|---|\n| subject | CN=old,O=Acme |" in md
+    assert "new (not applied)" not in md
+    if outcome is Outcome.DRY_RUN:
+        assert "#### Plan (dry run: nothing was changed)\n\n1. generate a key here" in md
+    else:
+        assert "<summary>Plan</summary>" in md
+
+
+def test_nothing_issued_and_no_live_certificate_has_no_table() -> None:
+    md = summary(_report(Outcome.DRY_RUN, new=None, before=None, plan=ISSUER_PLAN), now=NOW)
+    assert "| subject |" not in md
+    assert "1. generate a key here" in md
 
 
 def test_summary_cells_cannot_break_the_table() -> None:

@@ -13,8 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,24 +38,6 @@ from runner_kit import (
 pytestmark = pytest.mark.e2e
 
 PASSPHRASE = "rotation-key-passphrase-1"
-
-
-@pytest.fixture
-def landscape_factory() -> Iterator[Callable[..., Any]]:
-    from cf_sandbox import Landscape
-
-    with ExitStack() as stack:
-
-        def start(**options: Any) -> Any:
-            options.setdefault("instances", 2)
-            return stack.enter_context(Landscape(**options))
-
-        yield start
-
-
-@pytest.fixture
-def landscape(landscape_factory: Callable[..., Any]) -> Any:
-    return landscape_factory()
 
 
 def _key(pem: str) -> Any:

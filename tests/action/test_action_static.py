@@ -214,7 +214,34 @@ def test_troubleshooting_names_every_problem_code() -> None:
     from cpi_cert_rotate.material.problems import PROBLEMS
 
     section = (ROOT / "README.md").read_text().split("<!-- section:action -->", 1)[1]
-    source = (ROOT / "src" / "cpi_cert_rotate" / "action_inputs.py").read_text()
+    package = ROOT / "src" / "cpi_cert_rotate"
+    sources = ("action_inputs.py", "action_issuer_inputs.py", "gha.py", "issuers/vault.py")
+    source = "\n".join((package / name).read_text() for name in sources)
     input_codes = set(re.findall(r'code="([a-z-]+)"', source)) | {"invalid-inputs"}
     for code in sorted(input_codes | set(PROBLEMS)):
         assert f"`{code}`" in section, code
+
+
+def _action_steps(path: Path) -> list[tuple[dict[str, object], dict[str, object]]]:
+    """(job, step) for every step of `path` that uses this action."""
+    workflow = yaml.safe_load(path.read_text())
+    return [
+        (job, step)
+        for job in workflow["jobs"].values()
+        for step in job.get("steps", [])
+        if str(step.get("uses", "")).startswith("org/cpi-cert-rotate@")
+    ]
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_examples_pass_only_inputs_the_action_reads(path: Path) -> None:
+    steps = _action_steps(path)
+    assert steps, "the example does not use the action"
+    for job, step in steps:
+        given = step.get("with", {})
+        assert isinstance(given, dict)
+        assert set(given) <= set(INPUTS), set(given) - set(INPUTS)
+        if "vault-auth-role" in given:  # the JWT login needs the job's OIDC token
+            permissions = job.get("permissions")
+            assert isinstance(permissions, dict)
+            assert permissions.get("id-token") == "write"

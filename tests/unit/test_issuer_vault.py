@@ -1,73 +1,31 @@
 """The Vault/OpenBao PKI issuer against a real OpenBao dev server (no mocks).
 
-Each test gets its own PKI mount whose issuing CA is an intermediate under a test root,
-so tests share one server per worker and stay independent.
+Each test gets its own PKI mount whose issuing CA is an intermediate under a test root
+(`cf_sandbox.pki` as a library; no sandbox runs), so tests share one server per worker
+and stay independent.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from cf_sandbox.pki import Pki, cert_pem
 from cpi_cert_rotate import material
 from cpi_cert_rotate.errors import InputError
 from cpi_cert_rotate.issuers import IssuedMaterial, IssuerError, VaultPkiIssuer, VaultSettings
 from openbao_kit import OpenBao, free_port_pair, jwt_claims, mint_jwt, sign_policy
-from pki_factory import CA, client_pki
+from pki_factory import client_pki
 
 LIVE_SUBJECT = x509.Name.from_rfc4514_string("CN=cpi-client,OU=Integration,O=Example Corp")
-
-
-def signer(root: CA) -> Callable[[str], str]:
-    """Signs an issuing CA's CSR with `root`, as the CA operator would for OpenBao."""
-
-    def sign(csr_pem: str) -> str:
-        csr = x509.load_pem_x509_csr(csr_pem.encode("ascii"))
-        now = dt.datetime.now(dt.UTC)
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(csr.subject)
-            .issuer_name(root.cert.subject)
-            .public_key(csr.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(hours=1))
-            .not_valid_after(now + dt.timedelta(days=365))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .add_extension(
-                x509.SubjectKeyIdentifier.from_public_key(csr.public_key()), critical=False
-            )
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(root.key.public_key()),
-                critical=False,
-            )
-            .sign(root.key, hashes.SHA256())
-        )
-        return cert.public_bytes(serialization.Encoding.PEM).decode("ascii")
-
-    return sign
 
 
 @dataclass
@@ -76,7 +34,7 @@ class Mount:
 
     bao: OpenBao
     name: str
-    root: CA
+    root: x509.Certificate
     intermediate: x509.Certificate
     secrets_seen: list[str] = field(default_factory=list)
 
@@ -109,8 +67,9 @@ class Mount:
 
 
 @pytest.fixture(scope="module")
-def root() -> CA:
-    return CA.root("Vault Test Root")
+def ca_operator() -> Pki:
+    """A root that signs OpenBao's intermediate CSRs (the sandbox's PKI, no server)."""
+    return Pki()
 
 
 @pytest.fixture(scope="module")
@@ -120,11 +79,15 @@ def live() -> x509.Certificate:
 
 
 @pytest.fixture
-def mount(openbao: OpenBao, root: CA) -> Mount:
+def mount(openbao: OpenBao, ca_operator: Pki) -> Mount:
+    def sign(csr_pem: str) -> str:
+        return cert_pem(ca_operator.sign_intermediate(x509.load_pem_x509_csr(csr_pem.encode())))
+
     name = "pki-" + secrets.token_hex(4)
-    intermediate_pem = openbao.enable_pki(name, signer(root))
+    intermediate_pem = openbao.enable_pki(name, sign)
     openbao.create_role(name, "client", organization=["Example Corp"])
-    return Mount(openbao, name, root, x509.load_pem_x509_certificate(intermediate_pem.encode()))
+    intermediate = x509.load_pem_x509_certificate(intermediate_pem.encode())
+    return Mount(openbao, name, ca_operator.trusted_root.cert, intermediate)
 
 
 # --- what is issued ------------------------------------------------------------------
@@ -138,7 +101,7 @@ def test_token_signs_a_chain_that_validates_under_the_root(
     leaf, *issuers = issued.chain
     assert issuers == [mount.intermediate]  # leaf + intermediate; the root stays out
     assert leaf.issuer == mount.intermediate.subject
-    validation = material.validate(issued.chain, issued.key, trusted_roots=(mount.root.cert,))
+    validation = material.validate(issued.chain, issued.key, trusted_roots=(mount.root,))
     assert validation.errors == (), validation.codes
     assert validation.key_matches is True
     eku = leaf.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
@@ -279,7 +242,7 @@ def test_jwt_login_signs_and_hands_each_secret_over_before_it_is_used(
 
     assert len(fetched) == 1
     assert seen == [("jwt", True), ("token", 5), ("serials", 0)]
-    assert material.validate(issued.chain, issued.key, trusted_roots=(mount.root.cert,)).ok
+    assert material.validate(issued.chain, issued.key, trusted_roots=(mount.root,)).ok
     assert len(bao.issued_serials(mount.name)) == 1
     (new_accessor,) = bao.token_accessors() - accessors
     used = bao.call("POST", "auth/token/lookup-accessor", {"accessor": new_accessor})["data"]
@@ -309,7 +272,7 @@ def test_unknown_role(mount: Mount, live: x509.Certificate) -> None:
 
     assert "400" in str(error)
     assert "unknown role: no-such-role" in str(error)
-    assert "allow_any_name" in error.hint()
+    assert "does it exist?" in error.hint()
 
 
 def test_a_role_that_refuses_the_common_name(mount: Mount, live: x509.Certificate) -> None:

@@ -114,7 +114,22 @@ def test_rotates_to_a_certificate_openbao_issued(pki: BaoPki) -> None:
     assert leaf.public_key() != old.public_key()
     assert report.new is not None
     assert report.new.fingerprint_sha256 == new_leaf_sha
+    assert not [w for w in report.warnings if "subject" in w], report.warnings
     assert pki.token not in json.dumps(report.to_json())
+
+
+def test_a_role_without_the_live_country_rotates_and_warns_of_the_new_subject(
+    pki: BaoPki,
+) -> None:
+    pki.bao.create_role(pki.mount, ROLE, organization=["Sandbox Clients"], ttl="2160h")
+    report = rotate(pki.request())
+
+    assert report.outcome is Outcome.ROTATED, report.error
+    leaf = _env_chain(pki.ls)[0]
+    assert leaf.subject.rfc4514_string() == "CN=ntifext-client,O=Sandbox Clients"  # no C=DE
+    (warning,) = [w for w in report.warnings if "subject" in w]
+    assert "C=DE" in warning
+    assert "the issuer's role sets O, OU, C" in warning
 
 
 def test_a_run_that_is_not_due_issues_nothing_and_writes_nothing(pki: BaoPki) -> None:

@@ -34,8 +34,9 @@ __all__ = ["VaultPkiIssuer", "VaultSettings"]
 
 DEFAULT_KEY_KIND = "rsa-2048"
 _ERROR_TEXT_MAX = 300
-# Connection failures and overloaded proxies only: a signing POST that reached the
-# server is not replayed (it would issue a second certificate).
+# A connection that could not be opened, and 429 (answered before any handler ran):
+# a signing POST that may have reached Vault (a proxy's 502/504) is not replayed, it
+# would issue a second certificate.
 _RETRY = Retry(
     total=3,
     connect=2,
@@ -43,7 +44,7 @@ _RETRY = Retry(
     status=2,
     other=0,
     allowed_methods=None,
-    status_forcelist=(429, 502, 504),
+    status_forcelist=(429,),
     backoff_factor=0.5,
     backoff_jitter=0.5,
     respect_retry_after_header=True,

@@ -162,6 +162,18 @@ def input_env(inputs: Mapping[str, str]) -> dict[str, str]:
     return {"INPUT_" + name.replace(" ", "_").upper(): value for name, value in inputs.items()}
 
 
+TARGET_INPUTS: dict[str, str] = {
+    "cf-api": "https://api.cf.example",
+    "cf-username": "tech-user",
+    "cf-password": "s3cret-pw",
+    "cf-org": "acme",
+    "cf-space": "prod",
+    "app": "orders",
+    "service-instance": "cpi-rt",
+}
+"""A complete CF target and login that is never reached (for input-checking tests)."""
+
+
 def landscape_inputs(ls: Any, minted: Any | None, **changes: str) -> dict[str, str]:
     """Every input of a rotation against a sandbox landscape, as a workflow would pass it.
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 from material_kit import ClientMaterial, key_lines
+from runner_kit import TARGET_INPUTS
 
 from cpi_cert_rotate.action_inputs import (
     INPUTS,
@@ -24,19 +25,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _inputs(material: ClientMaterial, **changes: str) -> dict[str, str]:
     base = dict.fromkeys(INPUTS, "")
-    base.update(
-        {
-            "cf-api": "https://api.cf.example",
-            "cf-username": "tech-user",
-            "cf-password": "s3cret-pw",
-            "cf-org": "acme",
-            "cf-space": "prod",
-            "app": "orders",
-            "service-instance": "cpi-rt",
-            "cert-chain": material.chain_pem,
-            "private-key": material.key_pem,
-        }
-    )
+    base.update(TARGET_INPUTS)
+    base.update({"cert-chain": material.chain_pem, "private-key": material.key_pem})
     base.update({k.replace("_", "-"): v for k, v in changes.items()})
     return base
 

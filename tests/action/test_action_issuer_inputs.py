@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import trustme
 from material_kit import ClientMaterial, key_lines
-from runner_kit import RunnerDirs, audit, run_entrypoint
+from runner_kit import TARGET_INPUTS, RunnerDirs, audit, run_entrypoint
 
 from cpi_cert_rotate.action_inputs import INPUTS, SECRET_INPUTS, ActionSettings, build_settings
 from cpi_cert_rotate.errors import InputError
@@ -25,20 +25,8 @@ DEFAULTS = {"vault-pki-mount": "pki", "vault-auth-mount": "jwt"}  # the runner p
 def _inputs(**changes: str) -> dict[str, str]:
     base = dict.fromkeys(INPUTS, "")
     base.update(DEFAULTS)
-    base.update(
-        {
-            "cf-api": "https://api.cf.example",
-            "cf-username": "tech-user",
-            "cf-password": "s3cret-pw",
-            "cf-org": "acme",
-            "cf-space": "prod",
-            "app": "orders",
-            "service-instance": "cpi-rt",
-            "vault-addr": VAULT,
-            "vault-role": "cpi-client",
-            "vault-token": TOKEN,
-        }
-    )
+    base.update(TARGET_INPUTS)
+    base.update({"vault-addr": VAULT, "vault-role": "cpi-client", "vault-token": TOKEN})
     base.update({k.replace("_", "-"): v for k, v in changes.items()})
     return base
 

@@ -21,6 +21,7 @@ from cf_fake import (
 
 from cpi_cert_rotate.cf import CfApiError, CfClient, CfUnreachable
 from cpi_cert_rotate.cf.http import Redactor, decode_warnings
+from cpi_cert_rotate.errors import CfTimeout
 
 
 @pytest.fixture
@@ -275,3 +276,39 @@ def test_redactor_removes_known_values_keys_and_tokens() -> None:
     assert "AAAA" not in text
     assert text.endswith(" ab")  # values shorter than 4 characters are not treated as secrets
     assert redact("Basic authentication failed") == "Basic authentication failed"
+
+
+def test_no_call_is_sent_after_the_deadline(fake: FakeCf, client: CfClient) -> None:
+    client.set_deadline(time.monotonic() - 1)
+    with pytest.raises(CfTimeout, match="time is up: GET /v3/apps/app-1 was not sent"):
+        client.get_app("app-1")
+    assert fake.count("GET", "/v3/apps/app-1") == 0
+    client.set_deadline(None)
+    assert client.get_app("app-1").name == "orders"
+
+
+def test_retry_after_beyond_the_deadline_is_not_waited_for(fake: FakeCf, client: CfClient) -> None:
+    fake.fail("GET", "/v3/apps/app-1", *[_rate_limited("30")] * 5)
+    client.set_deadline(time.monotonic() + 1.0)
+    started = time.monotonic()
+    with pytest.raises(CfApiError) as caught:
+        client.get_app("app-1")
+    took = time.monotonic() - started
+    assert caught.value.status == 429
+    assert took < 5, f"waited {took:.1f}s for a Retry-After of 30 s with 1 s left"
+    assert fake.count("GET", "/v3/apps/app-1") <= 2
+
+
+def test_a_silent_server_costs_what_is_left_not_the_whole_timeout(ca: trustme.CA) -> None:
+    """A listener that never completes the TLS handshake: the call ends near the deadline."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"https://127.0.0.1:{silent.getsockname()[1]}"
+        with CfClient(url, user_auth(ca), timeout_s=30) as client:
+            client.set_deadline(time.monotonic() + 1.5)
+            started = time.monotonic()
+            with pytest.raises((CfUnreachable, CfTimeout)):
+                client.root()
+            took = time.monotonic() - started
+    assert took < 6, f"took {took:.1f}s with 1.5 s left (timeout 30 s)"

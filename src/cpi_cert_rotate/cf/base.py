@@ -110,6 +110,10 @@ class CfBase:
         """Close pooled connections."""
         self._http.close()
 
+    def set_deadline(self, deadline: float | None) -> None:
+        """No call starts, and no retry waits, past `deadline` (`time.monotonic()`)."""
+        self._http.set_deadline(deadline)
+
     @property
     def warnings(self) -> list[str]:
         """`X-Cf-Warnings` and job warnings seen so far, each once, in order."""

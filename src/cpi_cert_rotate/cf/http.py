@@ -13,6 +13,10 @@ Retries (urllib3 `Retry`, one policy, no hand-written loop):
   (GET, PUT, PATCH, DELETE, HEAD, OPTIONS). A POST creates something and is never
   replayed blindly, except the UAA token POST, which is mounted as idempotent.
 
+Deadline: `set_deadline` bounds the run. A call is not started after it (`CfTimeout`),
+its timeout is cut to what is left, and no retry waits or starts past it; so a slow or
+failing endpoint cannot stretch a run much beyond its deadline (at most one timeout).
+
 Trust: the session verifies against the system store + certifi + `cf-ca-cert` (in memory,
 see `mtls.trust_context`). `trust_env` is off, so `REQUESTS_CA_BUNDLE`/`CURL_CA_BUNDLE`
 (set globally on many machines) neither add nor replace trust; proxies from
@@ -30,14 +34,14 @@ import json
 import logging
 import re
 import time
-from collections.abc import Mapping
-from typing import Any, Protocol
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, Self
 from urllib.parse import quote_plus, unquote_plus, urlsplit
 
 import requests
 from urllib3.util.retry import Retry
 
-from ..errors import CfApiError, CfUnreachable
+from ..errors import CfApiError, CfTimeout, CfUnreachable
 from ..mtls import EnvProxySession, SSLContextAdapter, trust_context
 
 __all__ = ["BearerSource", "CfHttp", "Redactor", "decode_warnings"]
@@ -60,6 +64,9 @@ _BACKOFF_MAX_S = 8.0
 # (urllib3's default cap is six hours).
 _RETRY_AFTER_MAX_S = 60
 _CONNECT_TIMEOUT_S = 10.0
+# Near the deadline a call still gets this long: a shorter timeout only fails calls
+# that would have succeeded.
+_MIN_CALL_TIMEOUT_S = 1.0
 # A non-JSON error body (a proxy's HTML page) is cut to this many characters.
 _ERROR_TEXT_MAX = 300
 
@@ -107,17 +114,45 @@ class Redactor:
         return _JWT.sub(_REDACTED, text)
 
 
+Remaining = Callable[[], float | None]
+"""Seconds left before the run's deadline, or None when there is none."""
+
+
 class _CfRetry(Retry):
-    """urllib3 `Retry` that also replays a POST answered 429 (it never reached a handler)."""
+    """urllib3 `Retry` that replays a POST answered 429 (it never reached a handler) and
+    stops retrying at the run's deadline: no wait longer than what is left, no attempt
+    after it."""
+
+    remaining: Remaining = staticmethod(lambda: None)
+
+    def new(self, **kw: Any) -> Self:
+        fresh = super().new(**kw)
+        fresh.remaining = self.remaining
+        return fresh
 
     def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
         if status_code == 429:
             return True
         return super().is_retry(method, status_code, has_retry_after)
 
+    def is_exhausted(self) -> bool:
+        left = self.remaining()
+        return super().is_exhausted() or (left is not None and left <= 0)
 
-def _retry_policy(methods: frozenset[str]) -> Retry:
-    return _CfRetry(
+    def get_backoff_time(self) -> float:
+        return self._within_deadline(super().get_backoff_time())
+
+    def get_retry_after(self, response: Any) -> float | None:
+        wait = super().get_retry_after(response)
+        return None if wait is None else self._within_deadline(wait)
+
+    def _within_deadline(self, wait: float) -> float:
+        left = self.remaining()
+        return wait if left is None else max(0.0, min(wait, left))
+
+
+def _retry_policy(methods: frozenset[str], remaining: Remaining) -> Retry:
+    policy = _CfRetry(
         total=_RETRIES + _CONNECT_RETRIES + _READ_RETRIES,
         connect=_CONNECT_RETRIES,
         read=_READ_RETRIES,
@@ -132,6 +167,8 @@ def _retry_policy(methods: frozenset[str]) -> Retry:
         respect_retry_after_header=True,
         raise_on_status=False,
     )
+    policy.remaining = remaining
+    return policy
 
 
 def decode_warnings(header: str | None) -> list[str]:
@@ -194,8 +231,11 @@ class CfHttp:
         self.warnings: list[str] = []
         self._context = trust_context(ca_pem)
         self._post_retry_urls: set[str] = set()
+        self._deadline: float | None = None
         self._session = EnvProxySession(
-            SSLContextAdapter(self._context, max_retries=_retry_policy(IDEMPOTENT_METHODS))
+            SSLContextAdapter(
+                self._context, max_retries=_retry_policy(IDEMPOTENT_METHODS, self.remaining)
+            )
         )
         self._session.headers["Accept"] = "application/json"
         if user_agent:
@@ -204,9 +244,17 @@ class CfHttp:
     def allow_post_retries(self, url: str) -> None:
         """Treat POSTs to `url` as idempotent (the UAA token endpoint: a grant changes nothing)."""
         if url not in self._post_retry_urls:
-            policy = _retry_policy(IDEMPOTENT_METHODS | {"POST"})
+            policy = _retry_policy(IDEMPOTENT_METHODS | {"POST"}, self.remaining)
             self._session.mount(url, SSLContextAdapter(self._context, max_retries=policy))
             self._post_retry_urls.add(url)
+
+    def set_deadline(self, deadline: float | None) -> None:
+        """Bound every later call by `deadline` (`time.monotonic()`); None lifts the bound."""
+        self._deadline = deadline
+
+    def remaining(self) -> float | None:
+        """Seconds left before the deadline (None: no deadline)."""
+        return None if self._deadline is None else self._deadline - time.monotonic()
 
     def close(self) -> None:
         """Close pooled connections."""
@@ -232,6 +280,7 @@ class CfHttp:
         """
         path = urlsplit(url).path or "/"
         for attempt in (1, 2):
+            timeout = self._call_timeout(method, path)
             call_headers = dict(headers or {})
             if bearer is not None:
                 call_headers["Authorization"] = bearer.authorization()
@@ -244,7 +293,7 @@ class CfHttp:
                     data=form,
                     params=params,
                     headers=call_headers,
-                    timeout=(min(_CONNECT_TIMEOUT_S, self.timeout_s), self.timeout_s),
+                    timeout=(min(_CONNECT_TIMEOUT_S, timeout), timeout),
                     allow_redirects=False,
                 )
             except requests.RequestException as error:
@@ -263,6 +312,18 @@ class CfHttp:
                 raise self._error(response, method, path, service)
             return response
         raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover
+
+    def _call_timeout(self, method: str, path: str) -> float:
+        """The per-call timeout, cut to the time left; `CfTimeout` when none is left."""
+        left = self.remaining()
+        if left is None:
+            return self.timeout_s
+        if left <= 0:
+            raise CfTimeout(
+                f"the run's time is up: {method} {self.redact(path)} was not sent "
+                f"({-left:.0f}s past the deadline; raise `timeout` if the landscape is slow)"
+            )
+        return max(min(self.timeout_s, left), _MIN_CALL_TIMEOUT_S)
 
     def json(self, response: requests.Response, what: str) -> Any:
         """The response body as JSON, or a `CfApiError` that names `what` was expected."""

@@ -104,10 +104,11 @@ class _Run:
         self.strategy: Strategy | None = None
         self.leaf_pem: str | None = None
         self.key: PrivateKey | None = request.key
+        self.started = time.monotonic()
         self.on_secret: Callable[[str], None] = lambda _secret: None
 
     def execute(self) -> Report:
-        deadline = time.monotonic() + self.request.timeout_s
+        deadline = self.started + self.request.timeout_s
         try:
             client, obs, decision, validation = self._prepare()
         except InputError as error:
@@ -150,6 +151,7 @@ class _Run:
         issuer = self.request.issuer
         validation = self._validate(self.request.chain) if issuer is None else None
         client = self.client_factory(self.request)
+        client.set_deadline(self.started + self.request.timeout_s)
         obs, decision = self._observe(client)
         if decision.outcome is None and issuer is not None and not self.request.dry_run:
             validation = self._issue(obs)
@@ -281,6 +283,7 @@ class _Run:
     def _undo(self, ctx: RunContext, error: BaseException) -> Report:
         changed = self.journal.changed
         log.error("rotation failed: %s", error)
+        ctx.client.set_deadline(ctx.rollback_deadline())  # undoing may run past the deadline
         outcome_of_rollback = self.journal.rollback()
         self._release_lock_quietly(ctx)
         if not changed:
@@ -296,6 +299,7 @@ class _Run:
         )
 
     def _release_lock_quietly(self, ctx: RunContext) -> None:
+        ctx.client.set_deadline(ctx.rollback_deadline())
         try:
             lock.release(ctx.client, ctx.obs.app.guid)
         except RotationError as error:
@@ -305,6 +309,7 @@ class _Run:
 
     def _finish(self, ctx: RunContext) -> Report:
         """Step (7): the new certificate is live; remove the old bindings, annotate."""
+        ctx.client.set_deadline(ctx.rollback_deadline())  # finishing beats leaving a mess
         state_left: list[str] = []
         manual: list[str] = []
         new_guid = ctx.new_binding.guid if ctx.new_binding else None

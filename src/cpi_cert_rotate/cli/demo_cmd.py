@@ -24,7 +24,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -34,6 +34,9 @@ from ..errors import ExitCode, InputError
 from ..material import facts
 from ..models import Strategy
 from .runner_log import parse_outputs, render_runner_log
+
+if TYPE_CHECKING:  # the sandbox is not in the image: imported lazily at run time
+    from cf_sandbox.openbao import OpenBao
 
 PROBE_RPS = 20
 ACTION_TIMEOUT_S = 600
@@ -195,7 +198,7 @@ class _Issued:
 class _BaoPki:
     """A PKI mount on the demo's OpenBao and the token the Action signs with."""
 
-    bao: Any  # cf_sandbox.openbao.OpenBao, imported lazily
+    bao: OpenBao
     intermediate: x509.Certificate
     token: str
 

@@ -104,11 +104,11 @@ class _Run:
         self.strategy: Strategy | None = None
         self.leaf_pem: str | None = None
         self.key: PrivateKey | None = request.key
-        self.started = time.monotonic()
+        self.deadline = time.monotonic() + request.timeout_s
+        """The run's deadline on `time.monotonic()`; undo and finish get a budget beyond it."""
         self.on_secret: Callable[[str], None] = lambda _secret: None
 
     def execute(self) -> Report:
-        deadline = self.started + self.request.timeout_s
         try:
             client, obs, decision, validation = self._prepare()
         except InputError as error:
@@ -136,7 +136,7 @@ class _Run:
             request=self.request,
             obs=obs,
             journal=self.journal,
-            deadline=deadline,
+            deadline=self.deadline,
             new_leaf=validation.leaf,
             new_facts=self.new,
             env_chain=material.env_chain_pem(validation, keep_root=self.request.keep_root),
@@ -151,7 +151,7 @@ class _Run:
         issuer = self.request.issuer
         validation = self._validate(self.request.chain) if issuer is None else None
         client = self.client_factory(self.request)
-        client.set_deadline(self.started + self.request.timeout_s)
+        client.set_deadline(self.deadline)
         obs, decision = self._observe(client)
         if decision.outcome is None and issuer is not None and not self.request.dry_run:
             validation = self._issue(obs)

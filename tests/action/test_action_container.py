@@ -118,3 +118,32 @@ def test_image_builds_and_rotates_like_on_a_runner(
         assert "INPUT_PRIVATE-KEY" in command_line  # passed by name only
         for text in dirs.files().values():
             assert b"PRIVATE KEY" not in text
+
+    # (4) the same image issuing from a real OpenBao: key made in the container, CSR signed
+    from cf_sandbox.openbao import OpenBao, sign_policy
+
+    with Landscape(instances=2) as ls, OpenBao.start(tmp_path / "bao") as bao:
+        bao.enable_pki("pki-cpi", ls.sign_intermediate, common_name="Container Issuing CA")
+        bao.create_role("pki-cpi", "cpi-client", organization=["Sandbox Clients"], country=["DE"])
+        token = bao.token_with_policy(sign_policy("pki-cpi", "cpi-client"))
+        inputs = {
+            **landscape_inputs(ls, None),
+            "vault-addr": bao.address,
+            "vault-pki-mount": "pki-cpi",
+            "vault-role": "cpi-client",
+            "vault-token": token,
+            "vault-ca-cert": bao.ca_pem,
+        }
+        dirs = RunnerDirs(tmp_path / "issue", prefix="/github")
+        result, diff = podman.run_action(image, inputs, dirs)
+        app = next(a for a in ls.state()["apps"] if a["name"] == ls.app)
+        key = serialization.load_pem_private_key(app["env"]["CLI_KEY"].encode(), None)
+        audit(result, [*key_lines(key), token, ls.password], dirs)
+        assert result.code == 0, result.stdout + result.stderr
+        assert result.outputs["rotated"] == "true"
+        assert result.outputs["issuer"] == "CN=Container Issuing CA"
+        assert len(bao.issued_serials("pki-cpi")) == 1
+        assert set(diff) <= ALLOWED_DIFF, diff
+        assert token not in " ".join(podman.last_command_line)
+        for text in dirs.files().values():
+            assert b"PRIVATE KEY" not in text

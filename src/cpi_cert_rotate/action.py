@@ -138,6 +138,8 @@ def _announce(request: RotationRequest) -> None:
     )
     if request.issuer is not None:
         gha.info(f"new certificate: issued by {request.issuer.describe()} when due")
+    elif not request.chain:
+        gha.info("check only: no new certificate given; the live certificate is reported")
 
 
 def _render(report: Report, settings: ActionSettings | None) -> int:

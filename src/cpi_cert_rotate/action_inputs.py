@@ -179,7 +179,7 @@ def build_settings(
             code="bad-env-var-name",
             fix="The chain and the key need two different environment variables.",
         )
-    new = new_certificate(inputs, env, problems, mask, id_token)
+    new = new_certificate(inputs, env, problems, mask, id_token, check_only_allowed=dry_run)
     problems.raise_if_any()
     assert auth is not None
     assert new is not None

@@ -94,11 +94,15 @@ def new_certificate(
     problems: Problems,
     mask: Callable[[str], None],
     id_token: IdToken | None = None,
+    *,
+    check_only_allowed: bool = False,
 ) -> NewCertificate | None:
     """The certificate's source, or None after adding its problems to `problems`.
 
     `mask` receives every derived form of a given key before this returns. `id_token`
-    (default `gha.id_token`) is called only when the issuer logs in to Vault.
+    (default `gha.id_token`) is called only when the issuer logs in to Vault. With
+    `check_only_allowed` (a dry run) no source at all is fine: the run then only checks
+    the live certificate, and a check needs no private key.
     """
     if inputs.get("vault-addr"):
         return _issuer(inputs, env, problems, id_token or gha.id_token)
@@ -112,6 +116,8 @@ def new_certificate(
         )
         problems.empty_hint(secret=False)
         return None
+    if check_only_allowed and not _set(inputs, GIVEN_INPUTS):
+        return NewCertificate()
     loaded = _material(inputs, problems, mask)
     return NewCertificate(chain=loaded[0], key=loaded[1]) if loaded else None
 
@@ -248,7 +254,8 @@ def _material(
             code="missing-material",
             fix="Give the PEM chain (leaf first or any order) in `cert-chain` and its key in "
             "`private-key`, or the base64 of a PKCS#12 file in `pkcs12`, or a Vault or "
-            "OpenBao PKI to issue it (`vault-addr`, `vault-role` and a way to log in).",
+            "OpenBao PKI to issue it (`vault-addr`, `vault-role` and a way to log in). "
+            "To check the live certificate only, set `dry-run: true` and give none of them.",
         )
         problems.empty_hint(secret=True)
         return None

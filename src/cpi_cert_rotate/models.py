@@ -182,7 +182,8 @@ class RotationRequest:
     """Everything one rotation needs, already parsed; the key is held in memory only.
 
     The new certificate is either given (`chain` and `key`) or comes from `issuer`, which
-    the engine asks only once it has decided that a rotation is due.
+    the engine asks only once it has decided that a rotation is due. A dry run may have
+    neither: it then only checks the live certificate (no key needed to read an expiry).
     """
 
     target: CfTarget
@@ -209,6 +210,8 @@ class RotationRequest:
 
     def __post_init__(self) -> None:
         given = bool(self.chain) or self.key is not None
+        if not given and self.issuer is None and self.dry_run:
+            return  # check only
         if given == (self.issuer is not None):
             raise InputError(
                 "a rotation needs the new certificate either given (chain and key) or "

@@ -178,6 +178,32 @@ def test_not_due_check_fails_when_the_live_certificate_expires_soon(
     assert any("within fail-if-expires-within (14 days)" in e for e in result.commands("error"))
 
 
+def test_check_only_needs_no_key_and_fails_when_the_live_certificate_expires_soon(
+    landscape: Any, run: Run
+) -> None:
+    """The seeded live certificate has 28 days and some hours left: 21 passes, 40 fails."""
+    inputs = landscape_inputs(landscape, None, dry_run="true", fail_if_expires_within="21")
+    before = landscape.calls()
+    calm = run(inputs, _secrets(landscape, inputs=inputs))
+    assert calm.code == 0, calm.stdout + calm.stderr
+    assert calm.outputs["reason"] == "dry-run"
+    assert calm.outputs["rotated"] == "false"
+    assert calm.outputs["days-remaining"] == "28"
+    assert "check only: no new certificate given" in calm.stdout
+    assert not [c for c in landscape.calls()[len(before) :] if c["method"] != "GET"
+                and c["path"].startswith("/v3/")]  # fmt: skip
+    inputs["fail-if-expires-within"] = "40"
+    alarm = run(inputs, _secrets(landscape, inputs=inputs))
+    assert alarm.code == 1
+    assert alarm.outputs["reason"] == "dry-run"
+    assert any("within fail-if-expires-within (40 days)" in e for e in alarm.commands("error"))
+    assert "Certificate expires soon" in alarm.summary
+    inputs["dry-run"] = "false"
+    refused = run(inputs, _secrets(landscape, inputs=inputs))
+    assert refused.code == 2
+    assert "set `dry-run: true` and give none of them" in refused.summary + refused.stdout
+
+
 def test_pkcs12_input_rotates(landscape: Any, run: Run) -> None:
     minted = landscape.mint(cn="ntifext-client", days=90)
     chain = x509.load_pem_x509_certificates(minted.chain_pem.encode())

@@ -156,7 +156,8 @@ def build_request(args: argparse.Namespace) -> RotationRequest:
 def _given_material(
     args: argparse.Namespace, *, with_issuer: bool
 ) -> tuple[tuple[x509.Certificate, ...], PrivateKey | None]:
-    """The chain and key from --chain/--key (or their -env forms); none with an issuer."""
+    """The chain and key from --chain/--key (or their -env forms); none with an issuer,
+    and none for a dry run that only checks the live certificate."""
     given = [flag for flag in ("chain", "chain_env", "key", "key_env") if getattr(args, flag)]
     if with_issuer:
         if given or args.passphrase_env or args.keep_root:
@@ -167,10 +168,13 @@ def _given_material(
                 fix="Drop either the Vault flags or the certificate flags.",
             )
         return (), None
+    if not given and args.dry_run:
+        return (), None  # a check of the live certificate needs no new one
     if not (args.chain or args.chain_env) or not (args.key or args.key_env):
         raise InputError(
             "the new certificate is missing: give --chain and --key (or --chain-env/--key-env), "
-            "or --vault-addr to have Vault or OpenBao issue it",
+            "or --vault-addr to have Vault or OpenBao issue it (with --dry-run and neither, "
+            "the live certificate is only checked)",
             code="missing-material",
         )
     passphrase = _env("--passphrase-env", args.passphrase_env) if args.passphrase_env else None

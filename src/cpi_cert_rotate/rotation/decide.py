@@ -213,6 +213,8 @@ def plan_lines(
         if strategy in (Strategy.OVERLAP, Strategy.AUTO)
         else []
     )
+    if new is None and request.issuer is None:
+        return ("1. check only: no new certificate was given, so nothing would change",)
     if new is not None:
         obtain = (
             f"new certificate {new.fingerprint_sha256[:16]}... (expires {new.not_after:%Y-%m-%d})"

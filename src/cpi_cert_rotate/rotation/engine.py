@@ -111,24 +111,14 @@ class _Run:
     def execute(self) -> Report:
         try:
             client, obs, decision, validation = self._prepare()
+            stop = self._plan(obs, decision, validation)
         except InputError as error:
             return self._failure(Outcome.INVALID_INPUT, error)
         except RotationError as error:
             return self._failure(Outcome.FAILED, error)
-        if decision.outcome is not None:
-            self.journal.skip("decide", decision.why)
-            return self._report(decision.outcome)
-        leaf = validation.leaf if validation is not None else None
-        self.strategy = initial_strategy(self.request, obs, leaf)
-        if self.strategy is Strategy.IN_PLACE and leaf is not None:
-            try:
-                require_in_place_possible(obs, leaf)
-            except InputError as error:
-                return self._failure(Outcome.INVALID_INPUT, error)
-        self.plan = plan_lines(self.request, obs, self.strategy, self.new)
-        if self.request.dry_run or validation is None:
-            self.journal.skip("decide", f"dry run: would rotate ({decision.why})")
-            return self._report(Outcome.DRY_RUN)
+        if stop is not None:
+            return stop
+        assert validation is not None
         assert self.key is not None
         assert self.new is not None
         ctx = RunContext(
@@ -146,10 +136,39 @@ class _Run:
         )
         return self._change(ctx, decision)
 
+    def _plan(
+        self, obs: Observation, decision: Decision, validation: material.Validation | None
+    ) -> Report | None:
+        """Strategy and plan; the report when the run ends here, without any change."""
+        if decision.outcome is not None:
+            self.journal.skip("decide", decision.why)
+            return self._report(decision.outcome)
+        if validation is None and self.request.issuer is None:  # a check: nothing to plan
+            self.plan = plan_lines(self.request, obs, Strategy.AUTO, None)
+            due = (
+                decision.why
+                if decision.live is None
+                else "renew-before says a rotation is due"
+                if self.request.renew_before is not None
+                else "give renew-before to learn whether a rotation is due"
+            )
+            self.journal.skip("decide", f"check only, no new certificate given: {due}")
+            return self._report(Outcome.DRY_RUN)
+        leaf = validation.leaf if validation is not None else None
+        self.strategy = initial_strategy(self.request, obs, leaf)
+        if self.strategy is Strategy.IN_PLACE and leaf is not None:
+            require_in_place_possible(obs, leaf)
+        self.plan = plan_lines(self.request, obs, self.strategy, self.new)
+        if self.request.dry_run or validation is None:
+            self.journal.skip("decide", f"dry run: would rotate ({decision.why})")
+            return self._report(Outcome.DRY_RUN)
+        return None
+
     def _prepare(self) -> tuple[CfClient, Observation, Decision, material.Validation | None]:
-        """Steps (1)-(3). Validation is None only for a dry run with an issuer."""
+        """Steps (1)-(3). Validation is None only for a dry run with an issuer or with
+        no new certificate at all (a check of the live one)."""
         issuer = self.request.issuer
-        validation = self._validate(self.request.chain) if issuer is None else None
+        validation = self._validate(self.request.chain) if self.request.chain else None
         client = self.client_factory(self.request)
         client.set_deadline(self.deadline)
         obs, decision = self._observe(client)

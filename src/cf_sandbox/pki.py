@@ -28,6 +28,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 KEY_TYPES = ("rsa-2048", "rsa-3072", "rsa-4096", "ec-p256", "ec-p384")
 
 _PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+_PublicKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey
 _ONE_DAY = datetime.timedelta(days=1)
 
 
@@ -126,14 +127,17 @@ class Authority:
     def intermediate(self, cn: str) -> Authority:
         """An issuing CA under this one (path length 0: it signs leaves only)."""
         key = _new_key("ec-p256")
+        return Authority(self.sign_issuing_ca(_name(cn), key.public_key()), key)
+
+    def sign_issuing_ca(self, subject: x509.Name, public_key: _PublicKey) -> x509.Certificate:
+        """The certificate of an issuing CA under this one whose key may live elsewhere."""
         now = _now()
-        cert = (
-            self._builder(_name(cn), key, now - _ONE_DAY, now + 3000 * _ONE_DAY)
+        return (
+            self._builder(subject, public_key, now - _ONE_DAY, now + 3000 * _ONE_DAY)
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
             .add_extension(_usage(ca=True), critical=True)
             .sign(self.key, hashes.SHA256())
         )
-        return Authority(cert, key)
 
     def issue_client(
         self,
@@ -148,7 +152,9 @@ class Authority:
         start = (not_before or _now()).astimezone(datetime.UTC).replace(microsecond=0)
         rsa_key = isinstance(key, rsa.RSAPrivateKey)
         cert = (
-            self._builder(_name(cn, "Sandbox Clients"), key, start, start + days * _ONE_DAY)
+            self._builder(
+                _name(cn, "Sandbox Clients"), key.public_key(), start, start + days * _ONE_DAY
+            )
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(_usage(key_encipherment=rsa_key), critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
@@ -165,7 +171,12 @@ class Authority:
         except ValueError:
             san = x509.DNSName(host)
         cert = (
-            self._builder(_name(host, "Sandbox Servers"), key, now - _ONE_DAY, now + 30 * _ONE_DAY)
+            self._builder(
+                _name(host, "Sandbox Servers"),
+                key.public_key(),
+                now - _ONE_DAY,
+                now + 30 * _ONE_DAY,
+            )
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(_usage(), critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
@@ -177,7 +188,7 @@ class Authority:
     def _builder(
         self,
         subject: x509.Name,
-        key: _PrivateKey,
+        public_key: _PublicKey,
         not_before: datetime.datetime,
         not_after: datetime.datetime,
     ) -> x509.CertificateBuilder:
@@ -185,13 +196,11 @@ class Authority:
             x509.CertificateBuilder()
             .subject_name(subject)
             .issuer_name(self.cert.subject)
-            .public_key(key.public_key())
+            .public_key(public_key)
             .serial_number(x509.random_serial_number())
             .not_valid_before(not_before)
             .not_valid_after(not_after)
-            .add_extension(
-                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
-            )
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
             .add_extension(
                 x509.AuthorityKeyIdentifier.from_issuer_public_key(self.key.public_key()),
                 critical=False,
@@ -249,28 +258,10 @@ class Pki:
         Vault or OpenBao intermediate; its leaves are then trusted like the sandbox's own."""
         if not csr.is_signature_valid:
             raise ValueError("the CSR's signature does not verify")
-        root = self.trusted_root
-        now = _now()
-        cert = (
-            x509.CertificateBuilder()
-            .subject_name(csr.subject)
-            .issuer_name(root.cert.subject)
-            .public_key(csr.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - _ONE_DAY)
-            .not_valid_after(now + 3000 * _ONE_DAY)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(_usage(ca=True), critical=True)
-            .add_extension(
-                x509.SubjectKeyIdentifier.from_public_key(csr.public_key()),
-                critical=False,
-            )
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(root.key.public_key()),
-                critical=False,
-            )
-            .sign(root.key, hashes.SHA256())
-        )
+        public_key = csr.public_key()
+        if not isinstance(public_key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
+            raise ValueError("an issuing CA's key must be RSA or EC")
+        cert = self.trusted_root.sign_issuing_ca(csr.subject, public_key)
         self.external_issuers.append(cert)
         return cert
 

@@ -115,3 +115,34 @@ def test_jwt_login_takes_the_jwt_from_its_variable(monkeypatch: pytest.MonkeyPat
 
 def test_no_vault_flags_no_issuer() -> None:
     assert issuer_from_args(_parse()) is None
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["--dry-run", "--cf-client-secret-env", "S3cret-Passw0rd"],
+        ["--vault-addr", "https://v.example.com", "--vault-role", "r",
+         "--vault-token-env", "S3cret-Passw0rd"],
+        ["--vault-addr", "https://v.example.com", "--vault-role", "r",
+         "--vault-jwt-env", "S3cret-Passw0rd", "--vault-auth-role", "a"],
+    ],
+)  # fmt: skip
+def test_a_secret_given_where_a_variable_name_belongs_is_not_echoed(
+    extra: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = [a for a in _TARGET if a not in ("--cf-client-secret-env", "TEST_SECRET")]
+    if "--cf-client-secret-env" not in extra:
+        argv += ["--cf-client-secret-env", "TEST_SECRET"]
+    assert main([*argv, *extra]) == 2
+    err = capsys.readouterr().err
+    assert "is empty or unset" in err
+    assert "S3cret-Passw0rd" not in err
+
+
+def test_unreadable_vault_ca_file_is_bad_input(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VAULT_TOKEN", "hvs.test-token-value")
+    argv = ["--vault-addr", "https://v.example.com", "--vault-role", "r"]
+    assert main([*_TARGET, *argv, "--vault-ca-cert", "/nonexistent/ca.pem"]) == 2
+    assert "Cannot read the Vault CA file /nonexistent/ca.pem" in capsys.readouterr().err

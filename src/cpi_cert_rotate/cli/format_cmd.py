@@ -16,7 +16,8 @@ from collections.abc import Callable
 
 from .. import material
 from ..material import Severity, Validation
-from .inspect_cmd import add_input_arguments, passphrase_from_env, read_input
+from .inspect_cmd import add_input_arguments, passphrase_from_env
+from .local_inputs import read_input
 
 FORMS: dict[str, str] = {
     "leaf": "the leaf certificate as PEM",

@@ -18,18 +18,16 @@ import os
 import sys
 import textwrap
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from .. import material
 from ..errors import ExitCode, InputError, RotationError
 from ..material import Problem, Severity, Validation
+from .local_inputs import read_input
 
 log = logging.getLogger(__name__)
 
 _INDENT = " " * 11
-
-_READ_FIX = "Check the path and its permissions; `-` reads standard input."
 
 
 def add_input_arguments(parser: argparse.ArgumentParser) -> None:
@@ -75,20 +73,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="warn when the leaf expires within N days (default 30)",
     )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
-
-
-def read_input(path: str, *, what: str) -> bytes:
-    """The bytes of `path`, or of standard input for `-` (read-only, never written)."""
-    if path == "-":
-        return sys.stdin.buffer.read()
-    try:
-        return Path(path).read_bytes()
-    except OSError as error:
-        raise InputError(
-            f"Cannot read the {what} file {path}: {error.strerror or error}.",
-            code="unreadable-input",
-            fix=_READ_FIX,
-        ) from error
 
 
 def passphrase_from_env(name: str | None) -> bytes | None:

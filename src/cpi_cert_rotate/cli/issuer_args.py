@@ -13,6 +13,7 @@ from pathlib import Path
 from .. import material
 from ..errors import InputError
 from ..issuers import VaultPkiIssuer, VaultSettings
+from .local_inputs import read_input, secret_from_env
 
 
 def add_issuer_arguments(parser: argparse.ArgumentParser) -> None:
@@ -58,10 +59,17 @@ def issuer_from_args(args: argparse.Namespace) -> VaultPkiIssuer | None:
     if not args.vault_role:
         raise InputError("--vault-addr needs --vault-role", code="missing-input")
     jwt_name = args.vault_jwt_env
-    token = None if jwt_name else _env(args.vault_token_env or "VAULT_TOKEN", "--vault-token-env")
+    token = None
+    if not jwt_name:
+        token = secret_from_env(
+            args.vault_token_env or "VAULT_TOKEN",
+            flag="--vault-token-env",
+            fix=_LOGIN_FIX,
+            show_name=not args.vault_token_env,
+        )
     jwt = None
     if jwt_name:
-        value = _env(jwt_name, "--vault-jwt-env")
+        value = secret_from_env(jwt_name, flag="--vault-jwt-env", fix=_LOGIN_FIX)
 
         def jwt() -> str:
             return value
@@ -76,7 +84,11 @@ def issuer_from_args(args: argparse.Namespace) -> VaultPkiIssuer | None:
             jwt_role=args.vault_auth_role,
             jwt_mount=args.vault_auth_mount,
             namespace=args.vault_namespace or os.environ.get("VAULT_NAMESPACE") or None,
-            ca_pem=_read_text(args.vault_ca_cert, "--vault-ca-cert"),
+            ca_pem=(
+                read_input(str(args.vault_ca_cert), what="Vault CA").decode()
+                if args.vault_ca_cert
+                else None
+            ),
             common_name=args.vault_common_name,
             ttl=args.vault_ttl,
             key_kind=args.key_type,
@@ -97,22 +109,7 @@ _VAULT_ONLY = (
 )
 
 
-def _env(name: str, flag: str) -> str:
-    value = os.environ.get(name, "")
-    if not value:
-        raise InputError(
-            f"{flag}: the environment variable {name} is empty or unset",
-            code="empty-input",
-            fix="Export the Vault token (or name its variable with --vault-token-env), or "
-            "log in with a JWT (--vault-jwt-env and --vault-auth-role).",
-        )
-    return value
-
-
-def _read_text(path: Path | None, flag: str) -> str | None:
-    if path is None:
-        return None
-    try:
-        return path.read_text()
-    except OSError as error:
-        raise InputError(f"{flag} {path}: {error.strerror}", code="unreadable-file") from error
+_LOGIN_FIX = (
+    "Export the Vault token (or name its variable with --vault-token-env), or log in with "
+    "a JWT (--vault-jwt-env and --vault-auth-role)."
+)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import threading
 from pathlib import Path
@@ -22,6 +21,7 @@ from ..models import CfAuth, CfTarget, PrivateKey, RenewBefore, RotationRequest,
 from ..rotation import rotate
 from ..signals import stop_requested_on_signals
 from .issuer_args import add_issuer_arguments, issuer_from_args
+from .local_inputs import read_input, secret_from_env
 from .render import render_report
 
 
@@ -110,10 +110,12 @@ def build_request(args: argparse.Namespace) -> RotationRequest:
     issuer = issuer_from_args(args)
     chain, key = _given_material(args, with_issuer=issuer is not None)
     password = args.cf_password or (
-        _env("--cf-password-env", args.cf_password_env) if args.cf_password_env else ""
+        secret_from_env(args.cf_password_env, flag="--cf-password-env")
+        if args.cf_password_env
+        else ""
     )
     secret = (
-        _env("--cf-client-secret-env", args.cf_client_secret_env)
+        secret_from_env(args.cf_client_secret_env, flag="--cf-client-secret-env")
         if args.cf_client_secret_env
         else ""
     )
@@ -134,7 +136,9 @@ def build_request(args: argparse.Namespace) -> RotationRequest:
             origin=args.cf_origin,
             client_id=args.cf_client_id,
             client_secret=secret,
-            ca_pem=args.cf_ca_cert.read_text() if args.cf_ca_cert else None,
+            ca_pem=(
+                read_input(str(args.cf_ca_cert), what="CF CA").decode() if args.cf_ca_cert else None
+            ),
         ),
         chain=chain,
         key=key,
@@ -177,7 +181,11 @@ def _given_material(
             "the live certificate is only checked)",
             code="missing-material",
         )
-    passphrase = _env("--passphrase-env", args.passphrase_env) if args.passphrase_env else None
+    passphrase = (
+        secret_from_env(args.passphrase_env, flag="--passphrase-env")
+        if args.passphrase_env
+        else None
+    )
     chain = material.load_chain(_read(args.chain, args.chain_env, "--chain"))
     key = material.load_key(
         _read(args.key, args.key_env, "--key"),
@@ -188,20 +196,6 @@ def _given_material(
 
 def _read(path: str | None, env_name: str | None, flag: str) -> bytes:
     if env_name:
-        return _env(f"{flag}-env", env_name).encode()
+        return secret_from_env(env_name, flag=f"{flag}-env").encode()
     assert path is not None
-    if path == "-":
-        return sys.stdin.buffer.read()
-    try:
-        return Path(path).read_bytes()
-    except OSError as error:
-        raise InputError(f"{flag} {path}: {error.strerror}", code="unreadable-file") from error
-
-
-def _env(flag: str, name: str) -> str:
-    value = os.environ.get(name, "")
-    if not value:
-        raise InputError(
-            f"{flag} {name}: that environment variable is empty or unset", code="empty-input"
-        )
-    return value
+    return read_input(path, what=flag.removeprefix("--"))

@@ -252,3 +252,25 @@ def test_examples_pass_only_inputs_the_action_reads(path: Path) -> None:
             permissions = job.get("permissions")
             assert isinstance(permissions, dict)
             assert permissions.get("id-token") == "write"
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_examples_queue_runs_of_one_target_in_one_group(path: Path) -> None:
+    """Every rotating job shares the group `cpi-cert-rotate-<its environment>`.
+
+    A group built from `vars.*` at workflow level sees only repository variables (the
+    environment's are not in scope there), so it would put every target in one group or
+    split one target over several; the same name in the manual, scheduled and fleet
+    workflows makes a manual run wait for a scheduled run of the same target.
+    """
+    workflow = yaml.safe_load(path.read_text())
+    for job, step in _action_steps(path):
+        if str(step.get("with", {}).get("dry-run")).lower() == "true":  # type: ignore[union-attr]
+            continue  # a check changes nothing and needs no queue
+        concurrency = job.get("concurrency") or workflow.get("concurrency")
+        assert isinstance(concurrency, dict), "a rotating workflow needs a concurrency group"
+        assert concurrency.get("cancel-in-progress") is False
+        environment = job.get("environment")
+        assert isinstance(environment, str)
+        assert concurrency["group"] == f"cpi-cert-rotate-{environment}"
+        assert "vars." not in concurrency["group"]

@@ -274,3 +274,12 @@ def test_examples_queue_runs_of_one_target_in_one_group(path: Path) -> None:
         assert isinstance(environment, str)
         assert concurrency["group"] == f"cpi-cert-rotate-{environment}"
         assert "vars." not in concurrency["group"]
+
+
+def test_docs_list_every_secret_and_variable_the_examples_use() -> None:
+    section = ACTION_DOC.read_text().split("## Secrets and variables the examples use", 1)[1]
+    for path in EXAMPLES:
+        for kind, name in re.findall(r"\b(secrets|vars)\.([A-Z][A-Z0-9_]*)", path.read_text()):
+            row = next((line for line in section.splitlines() if f"`{name}`" in line), None)
+            assert row, f"{path.name}: {kind}.{name} is not listed in docs/action.md"
+            assert ("secret" if kind == "secrets" else "variable") in row, name

@@ -18,6 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 
 from .errors import ExitCode, InputError
+from .request.rules import DAYS_MAX
 
 if TYPE_CHECKING:
     from .issuers import Issuer
@@ -87,15 +88,15 @@ class RenewBefore:
     percent: float | None = None
 
     @classmethod
-    def parse(cls, text: str) -> RenewBefore:
-        """Parse `30d` or `33%`; a bare number means days."""
+    def parse(cls, text: str, *, label: str = "renew-before") -> RenewBefore:
+        """Parse `30d` or `33%` (a bare number means days); `label` names the input."""
         stripped = text.strip()
         if stripped.replace(".", "", 1).isdigit():
             stripped += "d"
         match = _RENEW_BEFORE.match(stripped)
         if not match:
             raise InputError(
-                f"renew-before {text!r} is not understood",
+                f"{label} {text[:40]!r} is not understood",
                 code="bad-renew-before",
                 fix="Give a number of days (`30d`) or a share of the lifetime (`33%`).",
             )
@@ -103,11 +104,17 @@ class RenewBefore:
         if match["unit"] == "%":
             if not 0 < number < 100:
                 raise InputError(
-                    f"renew-before {text!r} must be a share between 0% and 100%",
+                    f"{label} {text!r} must be a share between 0% and 100%",
                     code="bad-renew-before",
                     fix="Use for example `33%` to rotate in the last third of the lifetime.",
                 )
             return cls(percent=number)
+        if not 0 < number <= DAYS_MAX:
+            raise InputError(
+                f"{label} {text!r} must be more than 0 and at most {DAYS_MAX} days",
+                code="bad-renew-before",
+                fix="Use for example `30d`; to rotate now whatever the expiry, force the run.",
+            )
         return cls(days=number)
 
     def is_due(self, not_before: datetime, not_after: datetime, now: datetime) -> bool:
@@ -170,8 +177,8 @@ class CertFacts:
     def to_json(self, now: datetime | None = None) -> dict[str, Any]:
         """JSON-safe dict with ISO 8601 UTC times (and days remaining when `now` given)."""
         data = asdict(self)
-        data["not_before"] = _iso(self.not_before)
-        data["not_after"] = _iso(self.not_after)
+        data["not_before"] = iso(self.not_before)
+        data["not_after"] = iso(self.not_after)
         if now is not None:
             data["days_remaining"] = self.days_remaining(now)
         return data
@@ -271,6 +278,16 @@ class Report:
         """True when the new certificate is live (even if an old binding lingers)."""
         return self.outcome in (Outcome.ROTATED, Outcome.CLEANUP_INCOMPLETE)
 
+    @property
+    def in_force(self) -> CertFacts | None:
+        """The certificate the app uses after the run, when known: the new one once it is
+        live, none in a split state (`state_left` says what is where), else the old one."""
+        if self.rotated or self.outcome is Outcome.ALREADY_CURRENT:
+            return self.new
+        if self.outcome is Outcome.ROLLBACK_INCOMPLETE:
+            return None
+        return self.before
+
     def to_json(self) -> dict[str, Any]:
         """JSON-safe dict (times as ISO 8601 UTC) for `--json` and tests."""
         now = self.finished_at
@@ -292,10 +309,10 @@ class Report:
             "hint": self.hint,
             "state_left": list(self.state_left),
             "manual_actions": list(self.manual_actions),
-            "finished_at": _iso(now) if now else None,
+            "finished_at": iso(now) if now else None,
         }
 
 
-def _iso(moment: datetime) -> str:
+def iso(moment: datetime) -> str:
     """ISO 8601 in UTC with a `Z`, seconds precision."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -16,7 +16,7 @@ import pytest
 from material_kit import ClientMaterial
 from runner_kit import RunnerDirs, effective_commands, input_env, parse_outputs
 
-from cpi_cert_rotate import action, gha
+from cpi_cert_rotate.action import gha, step
 from cpi_cert_rotate.models import Outcome, Report, RotationRequest
 
 
@@ -56,7 +56,7 @@ def test_an_engine_bug_still_gives_outputs_summary_and_one_error(
         raise RuntimeError("unexpected")
 
     dirs = RunnerDirs(tmp_path)
-    assert action.run(_env(client_material, dirs, monkeypatch), rotate=broken) == 1
+    assert step.run(_env(client_material, dirs, monkeypatch), rotate=broken) == 1
     out = capsys.readouterr().out
     errors = [m for kind, m in effective_commands(out) if kind == "error"]
     assert errors == [
@@ -90,7 +90,7 @@ def test_cleanup_incomplete_is_rotated_but_exit_three(
         )
 
     dirs = RunnerDirs(tmp_path)
-    assert action.run(_env(client_material, dirs, monkeypatch), rotate=partly) == 3
+    assert step.run(_env(client_material, dirs, monkeypatch), rotate=partly) == 3
     out = capsys.readouterr().out
     commands = effective_commands(out)
     assert ("group", "step finish") in commands

@@ -201,7 +201,7 @@ def test_check_only_needs_no_key_and_fails_when_the_live_certificate_expires_soo
     inputs["dry-run"] = "false"
     refused = run(inputs, _secrets(landscape, inputs=inputs))
     assert refused.code == 2
-    assert "set `dry-run: true` and give none of them" in refused.summary + refused.stdout
+    assert "ask for a dry run (`dry-run`) and give none of them" in refused.summary + refused.stdout
 
 
 def test_pkcs12_input_rotates(landscape: Any, run: Run) -> None:

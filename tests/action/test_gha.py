@@ -9,7 +9,7 @@ import pytest
 import trustme
 from cryptography.hazmat.primitives import serialization
 
-from cpi_cert_rotate import gha
+from cpi_cert_rotate.action import gha
 
 
 @pytest.fixture(autouse=True)

@@ -38,9 +38,9 @@ import requests
 from actions_toolkit import core
 from urllib3.util.retry import Retry
 
-from .errors import InputError
-from .issuers.base import IssuerError
-from .mtls import EnvProxySession, SSLContextAdapter, trust_context
+from ..errors import InputError
+from ..issuers.base import IssuerError
+from ..mtls import EnvProxySession, SSLContextAdapter, trust_context
 
 MIN_FRAGMENT = 8
 """Lines of a multi-line secret shorter than this are not masked on their own.

@@ -16,8 +16,8 @@ import pytest
 import yaml
 
 from cpi_cert_rotate.action.inputs import INPUTS
-from cpi_cert_rotate.cli import ARGUMENT_CODES
 from cpi_cert_rotate.action.report import OUTPUTS
+from cpi_cert_rotate.cli import ARGUMENT_CODES
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

@@ -78,7 +78,7 @@ def add_issuer_arguments(parser: argparse.ArgumentParser) -> None:
     )
     vault.add_argument(
         "--key-type",
-        choices=material.KEY_KINDS,
+        metavar="{" + ",".join(material.KEY_KINDS) + "}",
         help="key to generate (default: the live certificate's kind, else rsa-2048)",
     )
 

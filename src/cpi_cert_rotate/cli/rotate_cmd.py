@@ -20,9 +20,10 @@ from datetime import UTC, datetime
 
 from ..errors import ExitCode
 from ..models import Report, Strategy
-from ..request.build import Settings, build
+from ..request.build import DEFAULT_WARN_DAYS, Settings, build
 from ..request.fields import DEFAULTS
 from ..request.rules import CA_BUNDLE_MAX
+from ..rotation.annotations import DEFAULT_PREFIX
 from ..signals import stop_requested_on_signals
 from .issuer_args import add_issuer_arguments, issuer_values
 from .local_inputs import read_input, secret_from_env, stdin_once
@@ -36,13 +37,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     cf.add_argument(
         "--cf-api",
         metavar="URL",
-        help="CF API endpoint, e.g. https://api.cf.eu10.hana.ondemand.com",
+        help="required: the CF API endpoint, e.g. https://api.cf.eu10.hana.ondemand.com",
     )
-    cf.add_argument("--cf-org", metavar="NAME", help="org of the app")
-    cf.add_argument("--cf-space", metavar="NAME", help="space of the app")
-    cf.add_argument("--app", metavar="NAME", help="the app that calls the iFlow")
+    cf.add_argument("--cf-org", metavar="NAME", help="required: org of the app")
+    cf.add_argument("--cf-space", metavar="NAME", help="required: space of the app")
+    cf.add_argument("--app", metavar="NAME", help="required: the app that calls the iFlow")
     cf.add_argument(
-        "--service-instance", metavar="NAME", help="its it-rt service instance (case-sensitive)"
+        "--service-instance",
+        metavar="NAME",
+        help="required: its it-rt service instance (case-sensitive)",
     )
     cf.add_argument(
         "--cf-username", metavar="USER", help="technical user (Space Developer in the space)"
@@ -98,8 +101,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     how.add_argument("--key-env-var", metavar="NAME", help="app environment variable for the key")
     how.add_argument(
         "--strategy",
-        choices=[s.value for s in Strategy],
-        help="how the new leaf is registered (auto: overlap where allowed, else swap)",
+        metavar="{" + ",".join(s.value for s in Strategy) + "}",
+        help="how the new leaf is registered; auto picks overlap where the landscape allows "
+        "it, else swap",
     )
     how.add_argument(
         "--renew-before",
@@ -126,13 +130,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     how.add_argument(
         "--annotation-prefix",
         metavar="DNS-NAME",
-        help="prefix of the app annotations that record a rotation (unset: cpi-cert-rotate.local)",
+        help=f"prefix of the app annotations that record a rotation (default: {DEFAULT_PREFIX})",
     )
     how.add_argument(
         "--fail-if-expires-within",
         metavar="DAYS",
         help="exit 1 when the certificate in force afterwards expires within DAYS; also the "
-        "threshold of the expiry warning (unset: 30)",
+        f"threshold of the expiry warning (default: none; the warning at {DEFAULT_WARN_DAYS})",
     )
     out = parser.add_argument_group("output")
     out.add_argument("--json", action="store_true", help="print the report as one JSON document")

@@ -92,7 +92,13 @@ def build(
     fail_within = _number(text, "fail-if-expires-within", problems, low=0, high=rules.DAYS_MAX)
     timeout = _timeout(text("timeout") or DEFAULTS["timeout"], problems)
     max_in_flight = _number(
-        text, "max-in-flight", problems, low=1, high=rules.MAX_IN_FLIGHT_MAX, unit="instances"
+        text,
+        "max-in-flight",
+        problems,
+        low=1,
+        high=rules.MAX_IN_FLIGHT_MAX,
+        unit="instances",
+        example="`2`",
     )
     verify_path, verify_url = _verify(text, problems)
     chain_var, key_var = _env_vars(text, problems)
@@ -217,14 +223,21 @@ def _bool(text: _Text, name: str, problems: Problems) -> bool:
 
 
 def _number(
-    text: _Text, name: str, problems: Problems, *, low: int, high: int, unit: str = "days"
+    text: _Text,
+    name: str,
+    problems: Problems,
+    *,
+    low: int,
+    high: int,
+    unit: str = "days",
+    example: str = "`14`",
 ) -> int | None:
     raw = text(name)
     if raw == "":
         return None
     label = problems.dialect.ref(name)
     return problems.value(
-        lambda: rules.whole_number(raw, label, low=low, high=high, unit=unit, example="`14`"),
+        lambda: rules.whole_number(raw, label, low=low, high=high, unit=unit, example=example),
         None,
     )
 

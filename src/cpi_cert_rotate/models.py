@@ -33,7 +33,7 @@ PrivateKey = CertificateIssuerPrivateKeyTypes
 
 
 class Strategy(StrEnum):
-    """How the new leaf is registered with Cloud Integration (see DESIGN.md)."""
+    """How the new leaf is registered with Cloud Integration (docs/rotation.md)."""
 
     AUTO = "auto"
     OVERLAP = "overlap"

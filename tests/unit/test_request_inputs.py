@@ -170,6 +170,7 @@ BAD: list[tuple[str, str, str]] = [
     ("app", "a" * 256, "input-too-large"),
     ("cf-space", "s" * 300, "input-too-large"),
     ("annotation-prefix", "cpi-cert-rotate", "bad-annotation-prefix"),
+    ("vault-common-name", "c" * 65, "input-too-large"),
 ]
 
 

@@ -54,7 +54,7 @@ FIELDS: tuple[Field, ...] = (
     Field("vault-audience"),
     Field("vault-namespace"),
     Field("vault-ca-cert", limit=CA_BUNDLE_MAX, multiline=True),
-    Field("vault-common-name"),
+    Field("vault-common-name", limit=64),  # RFC 5280 ub-common-name; longer fails the CSR
     Field("vault-ttl"),
     Field("key-type"),
     Field("chain-env-var", default="CLI_CHAIN", limit=NAME_MAX),

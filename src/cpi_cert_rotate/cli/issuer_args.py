@@ -13,9 +13,9 @@ from collections.abc import Mapping
 
 from .. import material
 from ..errors import InputError
-from ..request.fields import DEFAULTS
 from ..request.rules import CA_BUNDLE_MAX
 from .local_inputs import read_input, secret_from_env
+from .spelling import Flag, add_flags
 
 _LOGIN_FIX = (
     "Export the Vault token (or name its variable with --vault-token-env), or log in with "
@@ -34,53 +34,40 @@ _TEXT_FLAGS = (
 )
 
 
+_VAULT_FLAGS: tuple[Flag, ...] = (
+    ("--vault-addr", "URL", "e.g. https://vault.example.com:8200"),
+    ("--vault-pki-mount", "PATH", "PKI secrets engine mount"),
+    ("--vault-role", "ROLE", "PKI role that signs the certificate"),
+    (
+        "--vault-token-env",
+        "NAME",
+        "environment variable holding a Vault token (default: VAULT_TOKEN)",
+    ),
+    (
+        "--vault-jwt-env",
+        "NAME",
+        "environment variable holding a JWT to log in with instead of a token",
+    ),
+    ("--vault-auth-role", "ROLE", "role of the JWT auth method"),
+    ("--vault-auth-mount", "PATH", "JWT auth method mount"),
+    ("--vault-namespace", "NS", "Vault Enterprise/HCP namespace (default: $VAULT_NAMESPACE)"),
+    ("--vault-ca-cert", "PATH", "PEM of a private CA for Vault"),
+    ("--vault-common-name", "CN", "CN (default: the live certificate's)"),
+    ("--vault-ttl", "DURATION", "lifetime to ask for, e.g. 2160h (default: the role's)"),
+    (
+        "--key-type",
+        "{" + ",".join(material.KEY_KINDS) + "}",
+        "key to generate (default: the live certificate's kind, else rsa-2048)",
+    ),
+)
+
+
 def add_issuer_arguments(parser: argparse.ArgumentParser) -> None:
     """The `Vault/OpenBao issuer` group of `rotate`."""
-    vault = parser.add_argument_group(
+    group = parser.add_argument_group(
         "Vault/OpenBao issuer (instead of --chain/--key: a key made here, a CSR signed there)"
     )
-    vault.add_argument("--vault-addr", metavar="URL", help="e.g. https://vault.example.com:8200")
-    vault.add_argument(
-        "--vault-pki-mount",
-        metavar="PATH",
-        help=f"PKI secrets engine mount (default: {DEFAULTS['vault-pki-mount']})",
-    )
-    vault.add_argument("--vault-role", metavar="ROLE", help="PKI role that signs the certificate")
-    vault.add_argument(
-        "--vault-token-env",
-        metavar="NAME",
-        help="environment variable holding a Vault token (default: VAULT_TOKEN)",
-    )
-    vault.add_argument(
-        "--vault-jwt-env",
-        metavar="NAME",
-        help="environment variable holding a JWT to log in with instead of a token",
-    )
-    vault.add_argument("--vault-auth-role", metavar="ROLE", help="role of the JWT auth method")
-    vault.add_argument(
-        "--vault-auth-mount",
-        metavar="PATH",
-        help=f"JWT auth method mount (default: {DEFAULTS['vault-auth-mount']})",
-    )
-    vault.add_argument(
-        "--vault-namespace",
-        metavar="NS",
-        help="Vault Enterprise/HCP namespace (default: $VAULT_NAMESPACE)",
-    )
-    vault.add_argument("--vault-ca-cert", metavar="PATH", help="PEM of a private CA for Vault")
-    vault.add_argument(
-        "--vault-common-name", metavar="CN", help="CN (default: the live certificate's)"
-    )
-    vault.add_argument(
-        "--vault-ttl",
-        metavar="DURATION",
-        help="lifetime to ask for, e.g. 2160h (default: the role's)",
-    )
-    vault.add_argument(
-        "--key-type",
-        metavar="{" + ",".join(material.KEY_KINDS) + "}",
-        help="key to generate (default: the live certificate's kind, else rsa-2048)",
-    )
+    add_flags(group, _VAULT_FLAGS)
 
 
 class _ExportedJwt:

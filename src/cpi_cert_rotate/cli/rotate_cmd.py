@@ -21,130 +21,112 @@ from datetime import UTC, datetime
 from ..errors import ExitCode
 from ..models import Report, Strategy
 from ..request.build import DEFAULT_WARN_DAYS, Settings, build
-from ..request.fields import DEFAULTS
 from ..request.rules import CA_BUNDLE_MAX
 from ..rotation.annotations import DEFAULT_PREFIX
 from ..signals import stop_requested_on_signals
 from .issuer_args import add_issuer_arguments, issuer_values
 from .local_inputs import read_input, secret_from_env, stdin_once
 from .render import expiry_failure, render_report
-from .spelling import dialect, for_cli
+from .spelling import Flag, add_flags, dialect, for_cli
+
+_CF_FLAGS: tuple[Flag, ...] = (
+    (
+        "--cf-api",
+        "URL",
+        "required: the CF API endpoint, e.g. https://api.cf.eu10.hana.ondemand.com",
+    ),
+    ("--cf-org", "NAME", "required: org of the app"),
+    ("--cf-space", "NAME", "required: space of the app"),
+    ("--app", "NAME", "required: the app that calls the iFlow"),
+    ("--service-instance", "NAME", "required: its it-rt service instance (case-sensitive)"),
+    ("--cf-username", "USER", "technical user (Space Developer in the space)"),
+    ("--cf-password-env", "NAME", "environment variable holding its password"),
+    ("--cf-origin", "KEY", "identity provider origin of the user, e.g. sap.ids"),
+    ("--cf-client-id", "ID", "UAA client, instead of a user"),
+    ("--cf-client-secret-env", "NAME", "environment variable holding its secret"),
+    ("--cf-ca-cert", "PATH", "PEM of a private CA for the CF API and the iFlow (never unverified)"),
+)
+_CHAIN_FLAGS: tuple[Flag, ...] = (
+    (
+        "--chain",
+        "PATH",
+        "new chain in any form `inspect` reads (PEM, PKCS#7, DER, base64, or a PKCS#12 that "
+        "holds its key too); - is standard input",
+    ),
+    ("--chain-env", "NAME", "environment variable holding it"),
+)
+_KEY_FLAGS: tuple[Flag, ...] = (
+    (
+        "--key",
+        "PATH",
+        "its private key (PKCS#8, PKCS#1, SEC1; PEM, DER or base64); not needed with a PKCS#12 "
+        "--chain; - is standard input",
+    ),
+    ("--key-env", "NAME", "environment variable holding it"),
+)
+_MATERIAL_FLAGS: tuple[Flag, ...] = (
+    (
+        "--passphrase-env",
+        "NAME",
+        "environment variable holding the passphrase of the key or the PKCS#12",
+    ),
+    ("--keep-root", None, "keep the root CA in the chain the app gets"),
+)
+_ROTATION_FLAGS: tuple[Flag, ...] = (
+    ("--chain-env-var", "NAME", "app environment variable for the chain"),
+    ("--key-env-var", "NAME", "app environment variable for the key"),
+    (
+        "--strategy",
+        "{" + ",".join(s.value for s in Strategy) + "}",
+        "how the new leaf is registered; auto picks overlap where the landscape allows it, "
+        "else swap",
+    ),
+    (
+        "--renew-before",
+        "WHEN",
+        "rotate only when due: days before expiry (30d) or share of lifetime left (33%%); "
+        "unset: whenever the certificate differs (33%% with --vault-addr)",
+    ),
+    ("--force", None, "rotate even when not due"),
+    ("--dry-run", None, "read and plan; change nothing"),
+    (
+        "--verify-path",
+        "PATH",
+        "iFlow path called with the new certificate before promotion, e.g. /http/ping",
+    ),
+    ("--verify-url", "URL", "full https URL to call instead of --verify-path"),
+    ("--timeout", "SECONDS", "the whole run's limit, then it rolls back (60-21600)"),
+    ("--max-in-flight", "N", "instances the rolling deployment replaces at a time"),
+    (
+        "--annotation-prefix",
+        "DNS-NAME",
+        f"prefix of the app annotations that record a rotation (default: {DEFAULT_PREFIX})",
+    ),
+    (
+        "--fail-if-expires-within",
+        "DAYS",
+        "exit 1 when the certificate in force afterwards expires within DAYS; also the threshold "
+        f"of the expiry warning (default: none; the warning at {DEFAULT_WARN_DAYS})",
+    ),
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of `rotate`, grouped; each gives the Action input `cli.spelling.FLAGS` names."""
-    cf = parser.add_argument_group("Cloud Foundry (where the app is, and how to log in)")
-    cf.add_argument(
-        "--cf-api",
-        metavar="URL",
-        help="required: the CF API endpoint, e.g. https://api.cf.eu10.hana.ondemand.com",
-    )
-    cf.add_argument("--cf-org", metavar="NAME", help="required: org of the app")
-    cf.add_argument("--cf-space", metavar="NAME", help="required: space of the app")
-    cf.add_argument("--app", metavar="NAME", help="required: the app that calls the iFlow")
-    cf.add_argument(
-        "--service-instance",
-        metavar="NAME",
-        help="required: its it-rt service instance (case-sensitive)",
-    )
-    cf.add_argument(
-        "--cf-username", metavar="USER", help="technical user (Space Developer in the space)"
-    )
-    cf.add_argument(
-        "--cf-password-env", metavar="NAME", help="environment variable holding its password"
-    )
-    cf.add_argument(
-        "--cf-origin", metavar="KEY", help="identity provider origin of the user, e.g. sap.ids"
-    )
-    cf.add_argument("--cf-client-id", metavar="ID", help="UAA client, instead of a user")
-    cf.add_argument(
-        "--cf-client-secret-env", metavar="NAME", help="environment variable holding its secret"
-    )
-    cf.add_argument(
-        "--cf-ca-cert",
-        metavar="PATH",
-        help="PEM of a private CA for the CF API and the iFlow (verification is never off)",
+    add_flags(
+        parser.add_argument_group("Cloud Foundry (where the app is, and how to log in)"), _CF_FLAGS
     )
     cert = parser.add_argument_group(
         "new certificate (or let Vault/OpenBao issue it, below; with --dry-run and neither, "
         "the live certificate is only checked)"
     )
-    chain = cert.add_mutually_exclusive_group()
-    chain.add_argument(
-        "--chain",
-        metavar="PATH",
-        help="new chain in any form `inspect` reads (PEM, PKCS#7, DER, base64, or a PKCS#12 "
-        "that holds its key too); - is standard input",
-    )
-    chain.add_argument("--chain-env", metavar="NAME", help="environment variable holding it")
-    key = cert.add_mutually_exclusive_group()
-    key.add_argument(
-        "--key",
-        metavar="PATH",
-        help="its private key (PKCS#8, PKCS#1, SEC1; PEM, DER or base64); not needed with a "
-        "PKCS#12 --chain; - is standard input",
-    )
-    key.add_argument("--key-env", metavar="NAME", help="environment variable holding it")
-    cert.add_argument(
-        "--passphrase-env",
-        metavar="NAME",
-        help="environment variable holding the passphrase of the key or the PKCS#12",
-    )
-    cert.add_argument(
-        "--keep-root", action="store_true", help="keep the root CA in the chain the app gets"
-    )
+    add_flags(cert.add_mutually_exclusive_group(), _CHAIN_FLAGS)
+    add_flags(cert.add_mutually_exclusive_group(), _KEY_FLAGS)
+    add_flags(cert, _MATERIAL_FLAGS)
     add_issuer_arguments(parser)
-    how = parser.add_argument_group("rotation")
-    how.add_argument(
-        "--chain-env-var", metavar="NAME", help="app environment variable for the chain"
-    )
-    how.add_argument("--key-env-var", metavar="NAME", help="app environment variable for the key")
-    how.add_argument(
-        "--strategy",
-        metavar="{" + ",".join(s.value for s in Strategy) + "}",
-        help="how the new leaf is registered; auto picks overlap where the landscape allows "
-        "it, else swap",
-    )
-    how.add_argument(
-        "--renew-before",
-        metavar="WHEN",
-        help="rotate only when due: days before expiry (30d) or share of lifetime left (33%%); "
-        "unset: whenever the certificate differs (33%% with --vault-addr)",
-    )
-    how.add_argument("--force", action="store_true", help="rotate even when not due")
-    how.add_argument("--dry-run", action="store_true", help="read and plan; change nothing")
-    how.add_argument(
-        "--verify-path",
-        metavar="PATH",
-        help="iFlow path called with the new certificate before promotion, e.g. /http/ping",
-    )
-    how.add_argument(
-        "--verify-url", metavar="URL", help="full https URL to call instead of --verify-path"
-    )
-    how.add_argument(
-        "--timeout", metavar="SECONDS", help="the whole run's limit, then it rolls back (60-21600)"
-    )
-    how.add_argument(
-        "--max-in-flight", metavar="N", help="instances the rolling deployment replaces at a time"
-    )
-    how.add_argument(
-        "--annotation-prefix",
-        metavar="DNS-NAME",
-        help=f"prefix of the app annotations that record a rotation (default: {DEFAULT_PREFIX})",
-    )
-    how.add_argument(
-        "--fail-if-expires-within",
-        metavar="DAYS",
-        help="exit 1 when the certificate in force afterwards expires within DAYS; also the "
-        f"threshold of the expiry warning (default: none; the warning at {DEFAULT_WARN_DAYS})",
-    )
+    add_flags(parser.add_argument_group("rotation"), _ROTATION_FLAGS)
     out = parser.add_argument_group("output")
     out.add_argument("--json", action="store_true", help="print the report as one JSON document")
-    for group in (cf, cert, how):
-        for action in group._group_actions:
-            name = action.dest.replace("_", "-")
-            if name in DEFAULTS and action.nargs != 0:
-                action.help = f"{action.help} (default: {DEFAULTS[name]})"
 
 
 def run(args: argparse.Namespace) -> int:

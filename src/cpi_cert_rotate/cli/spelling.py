@@ -11,9 +11,11 @@ their fixes already name both spellings.
 from __future__ import annotations
 
 import re
+from argparse import _ArgumentGroup
 from collections.abc import Mapping
 
 from ..material import PROBLEMS
+from ..request.fields import DEFAULTS
 from ..request.problems import Dialect
 
 FLAGS: dict[str, str | None] = {
@@ -62,6 +64,21 @@ FLAGS: dict[str, str | None] = {
 """Every input and its flag; None where the command line takes it another way."""
 
 _BACKTICKED = re.compile(r"`([a-z0-9]+(?:-[a-z0-9]+)*)`")
+_INPUT_OF = {flag: name for name, flag in FLAGS.items() if flag}
+
+Flag = tuple[str, str | None, str]
+"""(flag, metavar, meaning) of one flag; a metavar of None makes an on/off switch."""
+
+
+def add_flags(group: _ArgumentGroup, flags: tuple[Flag, ...]) -> None:
+    """Add `flags` to `group`, each help ending in the default of the input it gives."""
+    for flag, metavar, meaning in flags:
+        default = DEFAULTS.get(_INPUT_OF.get(flag, ""), "")
+        if metavar is None:
+            group.add_argument(flag, action="store_true", help=meaning)
+        else:
+            shown = f" (default: {default})" if default else ""
+            group.add_argument(flag, metavar=metavar, help=meaning + shown)
 
 
 def dialect(used: Mapping[str, str] | None = None) -> Dialect:

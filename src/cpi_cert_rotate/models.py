@@ -18,6 +18,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 
 from .errors import ExitCode, InputError
+from .request.fields import DEFAULT_WARN_DAYS, DEFAULTS, VERIFY_TIMEOUT_S
 from .request.rules import DAYS_MAX
 
 if TYPE_CHECKING:
@@ -188,6 +189,9 @@ class CertFacts:
 class RotationRequest:
     """Everything one rotation needs, already parsed; the key is held in memory only.
 
+    `request.build` makes it from an adapter's inputs; the defaults here are that
+    module's (`request.fields`), for callers that build a request directly.
+
     The new certificate is either given (`chain` and `key`) or comes from `issuer`, which
     the engine asks only once it has decided that a rotation is due. A dry run may have
     neither: it then only checks the live certificate (no key needed to read an expiry).
@@ -198,8 +202,8 @@ class RotationRequest:
     chain: tuple[x509.Certificate, ...] = ()
     key: PrivateKey | None = field(default=None, repr=False)
     issuer: Issuer | None = None
-    chain_env_var: str = "CLI_CHAIN"
-    key_env_var: str = "CLI_KEY"
+    chain_env_var: str = DEFAULTS["chain-env-var"]
+    key_env_var: str = DEFAULTS["key-env-var"]
     strategy: Strategy = Strategy.AUTO
     renew_before: RenewBefore | None = None
     force: bool = False
@@ -208,11 +212,11 @@ class RotationRequest:
     verify_url: str | None = None
     keep_root: bool = False
     trusted_roots: tuple[x509.Certificate, ...] = ()
-    warn_days: int = 30
-    timeout_s: float = 900.0
-    verify_timeout_s: float = 60.0
+    warn_days: int = DEFAULT_WARN_DAYS
+    timeout_s: float = float(DEFAULTS["timeout"])
+    verify_timeout_s: float = VERIFY_TIMEOUT_S
     """How long test-before-promote keeps retrying while CPI picks up a new binding."""
-    max_in_flight: int = 1
+    max_in_flight: int = int(DEFAULTS["max-in-flight"])
     run_id: str = ""
     annotation_prefix: str | None = None
     """Prefix of the app annotations the run reads and writes; None: the default

@@ -152,3 +152,12 @@ def test_argument_errors_are_json_with_json(capsys: pytest.CaptureFixture[str]) 
     (problem,) = json.loads(out)["problems"]
     assert problem["code"] == "missing-value"
     assert "--chain" in problem["message"]
+
+
+def test_an_unreadable_file_is_json_with_json(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["inspect", "--json", "--chain", "/nonexistent/chain.pem"]) == 2
+    out, err = capsys.readouterr()
+    assert err == ""
+    (problem,) = json.loads(out)["problems"]
+    assert problem["code"] == "unreadable-input"
+    assert "/nonexistent/chain.pem" in problem["message"]

@@ -25,7 +25,8 @@ from datetime import UTC, datetime
 
 from ..errors import ExitCode, InputError
 from ..models import CfTarget, Outcome, Report, RotationRequest, iso
-from ..request.build import DEFAULT_WARN_DAYS, Settings
+from ..request.build import Settings
+from ..request.fields import DEFAULT_WARN_DAYS
 from ..signals import stop_requested_on_signals
 from . import gha
 from .inputs import (

@@ -20,7 +20,8 @@ from datetime import UTC, datetime
 
 from ..errors import ExitCode
 from ..models import Report, Strategy
-from ..request.build import DEFAULT_WARN_DAYS, Settings, build
+from ..request.build import Settings, build
+from ..request.fields import DEFAULT_WARN_DAYS
 from ..request.rules import CA_BUNDLE_MAX
 from ..rotation.annotations import DEFAULT_PREFIX
 from ..signals import stop_requested_on_signals

@@ -19,16 +19,8 @@ from ..models import CfAuth, CfTarget, RenewBefore, RotationRequest, Strategy
 from ..rotation.annotations import check_prefix
 from . import rules
 from .certificate import JwtSource, new_certificate
-from .fields import BY_NAME, DEFAULTS
+from .fields import BY_NAME, DEFAULT_WARN_DAYS, DEFAULTS, VERIFY_TIMEOUT_S
 from .problems import Dialect, Problems
-
-DEFAULT_WARN_DAYS = 30
-"""Warn when the new certificate expires within this many days (unless
-`fail-if-expires-within` gives another threshold)."""
-
-VERIFY_TIMEOUT_S = 60.0
-"""Test before promote retries while CPI picks up the new binding: up to a tenth of
-`timeout`, at most this long."""
 
 REQUIRED = ("cf-api", "cf-org", "cf-space", "app", "service-instance")
 

@@ -74,6 +74,14 @@ FIELDS: tuple[Field, ...] = (
 
 BY_NAME: dict[str, Field] = {f.name: f for f in FIELDS}
 
+DEFAULT_WARN_DAYS = 30
+"""Warn when the new certificate expires within this many days (unless
+`fail-if-expires-within` gives another threshold)."""
+
+VERIFY_TIMEOUT_S = 60.0
+"""Test before promote retries while CPI picks up the new binding: up to a tenth of
+`timeout`, at most this long."""
+
 INPUTS: tuple[str, ...] = tuple(f.name for f in FIELDS if f.action)
 """Every input of action.yml, in its order."""
 

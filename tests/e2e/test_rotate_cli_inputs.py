@@ -158,3 +158,18 @@ def test_the_cf_ca_fix_names_the_flag_to_a_cli_user(
     assert exit_code == 1
     assert "`--cf-ca-cert`" in err
     assert "`cf-ca-cert`" not in err
+
+
+def test_fail_if_expires_within_fails_a_check_of_a_soon_expiring_certificate(
+    rotate: Rotate, capsys: pytest.CaptureFixture[str]
+) -> None:
+    exit_code, out, err, calls = rotate(capsys, "--dry-run", "--fail-if-expires-within", "3650")
+    assert exit_code == 1
+    assert out.startswith("DRY-RUN:")
+    assert err.startswith("error: the certificate in force (CN=ntifext-client")
+    assert "within --fail-if-expires-within (3650 days)" in err
+    assert not [
+        c for c in calls if c["method"] in ("POST", "PATCH", "DELETE") and "/v3/" in c["path"]
+    ]
+    exit_code, _, _, _ = rotate(capsys, "--dry-run", "--fail-if-expires-within", "0")
+    assert exit_code == 0

@@ -121,7 +121,7 @@ def build(
         warn_days=warn_days,
         timeout_s=timeout,
         verify_timeout_s=min(VERIFY_TIMEOUT_S, timeout / 10),
-        max_in_flight=max_in_flight or 1,
+        max_in_flight=max_in_flight or int(DEFAULTS["max-in-flight"]),
         run_id=run_id,
         annotation_prefix=prefix,
     )

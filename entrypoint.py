@@ -1,5 +1,5 @@
 """Container entrypoint (see Dockerfile): hand over to the GitHub adapter."""
 
-from cpi_cert_rotate.action import main
+from cpi_cert_rotate.action.step import main
 
 raise SystemExit(main())

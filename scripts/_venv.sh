@@ -1,7 +1,8 @@
 # Sourced by scripts/*: create or refresh .venv with the project and its dev tools.
 # Re-installs only when pyproject.toml changed, so repeated runs start fast.
 set -euo pipefail
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# The real checkout, also when scripts/ is reached through a link (tests/docs does that).
+ROOT=$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")/.." && pwd)
 VENV="$ROOT/.venv"
 PYTHON=${PYTHON:-python3}
 if [[ ! -x "$VENV/bin/python" ]]; then

@@ -38,15 +38,24 @@ class InputError(RotationError):
     """Bad input: nothing in Cloud Foundry was changed.
 
     `code` is a stable identifier (for material problems the problem code, e.g.
-    `key-mismatch`) that tests and users can match on.
+    `key-mismatch`) that tests and users can match on. An error that reports several
+    problems at once (`invalid-inputs`) holds each in `problems`.
     """
 
     exit_code = ExitCode.BAD_INPUT
 
-    def __init__(self, message: str, *, code: str = "invalid-input", fix: str = "") -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str = "invalid-input",
+        fix: str = "",
+        problems: tuple[InputError, ...] = (),
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.fix = fix
+        self.problems = problems or (self,)
 
     def hint(self) -> str:
         return f"{self}\n\n{self.fix}" if self.fix else str(self)

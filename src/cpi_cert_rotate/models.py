@@ -18,6 +18,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 
 from .errors import ExitCode, InputError
+from .request.fields import DEFAULT_WARN_DAYS, DEFAULTS, VERIFY_TIMEOUT_S
+from .request.rules import DAYS_MAX
 
 if TYPE_CHECKING:
     from .issuers import Issuer
@@ -32,7 +34,7 @@ PrivateKey = CertificateIssuerPrivateKeyTypes
 
 
 class Strategy(StrEnum):
-    """How the new leaf is registered with Cloud Integration (see DESIGN.md)."""
+    """How the new leaf is registered with Cloud Integration (docs/rotation.md)."""
 
     AUTO = "auto"
     OVERLAP = "overlap"
@@ -87,15 +89,15 @@ class RenewBefore:
     percent: float | None = None
 
     @classmethod
-    def parse(cls, text: str) -> RenewBefore:
-        """Parse `30d` or `33%`; a bare number means days."""
+    def parse(cls, text: str, *, label: str = "renew-before") -> RenewBefore:
+        """Parse `30d` or `33%` (a bare number means days); `label` names the input."""
         stripped = text.strip()
         if stripped.replace(".", "", 1).isdigit():
             stripped += "d"
         match = _RENEW_BEFORE.match(stripped)
         if not match:
             raise InputError(
-                f"renew-before {text!r} is not understood",
+                f"{label} {text[:40]!r} is not understood",
                 code="bad-renew-before",
                 fix="Give a number of days (`30d`) or a share of the lifetime (`33%`).",
             )
@@ -103,11 +105,17 @@ class RenewBefore:
         if match["unit"] == "%":
             if not 0 < number < 100:
                 raise InputError(
-                    f"renew-before {text!r} must be a share between 0% and 100%",
+                    f"{label} {text!r} must be a share between 0% and 100%",
                     code="bad-renew-before",
                     fix="Use for example `33%` to rotate in the last third of the lifetime.",
                 )
             return cls(percent=number)
+        if not 0 < number <= DAYS_MAX:
+            raise InputError(
+                f"{label} {text!r} must be more than 0 and at most {DAYS_MAX} days",
+                code="bad-renew-before",
+                fix="Use for example `30d`; to rotate now whatever the expiry, force the run.",
+            )
         return cls(days=number)
 
     def is_due(self, not_before: datetime, not_after: datetime, now: datetime) -> bool:
@@ -170,8 +178,8 @@ class CertFacts:
     def to_json(self, now: datetime | None = None) -> dict[str, Any]:
         """JSON-safe dict with ISO 8601 UTC times (and days remaining when `now` given)."""
         data = asdict(self)
-        data["not_before"] = _iso(self.not_before)
-        data["not_after"] = _iso(self.not_after)
+        data["not_before"] = iso(self.not_before)
+        data["not_after"] = iso(self.not_after)
         if now is not None:
             data["days_remaining"] = self.days_remaining(now)
         return data
@@ -180,6 +188,9 @@ class CertFacts:
 @dataclass(frozen=True)
 class RotationRequest:
     """Everything one rotation needs, already parsed; the key is held in memory only.
+
+    `request.build` makes it from an adapter's inputs; the defaults here are that
+    module's (`request.fields`), for callers that build a request directly.
 
     The new certificate is either given (`chain` and `key`) or comes from `issuer`, which
     the engine asks only once it has decided that a rotation is due. A dry run may have
@@ -191,8 +202,8 @@ class RotationRequest:
     chain: tuple[x509.Certificate, ...] = ()
     key: PrivateKey | None = field(default=None, repr=False)
     issuer: Issuer | None = None
-    chain_env_var: str = "CLI_CHAIN"
-    key_env_var: str = "CLI_KEY"
+    chain_env_var: str = DEFAULTS["chain-env-var"]
+    key_env_var: str = DEFAULTS["key-env-var"]
     strategy: Strategy = Strategy.AUTO
     renew_before: RenewBefore | None = None
     force: bool = False
@@ -201,11 +212,11 @@ class RotationRequest:
     verify_url: str | None = None
     keep_root: bool = False
     trusted_roots: tuple[x509.Certificate, ...] = ()
-    warn_days: int = 30
-    timeout_s: float = 900.0
-    verify_timeout_s: float = 60.0
+    warn_days: int = DEFAULT_WARN_DAYS
+    timeout_s: float = float(DEFAULTS["timeout"])
+    verify_timeout_s: float = VERIFY_TIMEOUT_S
     """How long test-before-promote keeps retrying while CPI picks up a new binding."""
-    max_in_flight: int = 1
+    max_in_flight: int = int(DEFAULTS["max-in-flight"])
     run_id: str = ""
     annotation_prefix: str | None = None
     """Prefix of the app annotations the run reads and writes; None: the default
@@ -271,6 +282,16 @@ class Report:
         """True when the new certificate is live (even if an old binding lingers)."""
         return self.outcome in (Outcome.ROTATED, Outcome.CLEANUP_INCOMPLETE)
 
+    @property
+    def in_force(self) -> CertFacts | None:
+        """The certificate the app uses after the run, when known: the new one once it is
+        live, none in a split state (`state_left` says what is where), else the old one."""
+        if self.rotated or self.outcome is Outcome.ALREADY_CURRENT:
+            return self.new
+        if self.outcome is Outcome.ROLLBACK_INCOMPLETE:
+            return None
+        return self.before
+
     def to_json(self) -> dict[str, Any]:
         """JSON-safe dict (times as ISO 8601 UTC) for `--json` and tests."""
         now = self.finished_at
@@ -292,10 +313,10 @@ class Report:
             "hint": self.hint,
             "state_left": list(self.state_left),
             "manual_actions": list(self.manual_actions),
-            "finished_at": _iso(now) if now else None,
+            "finished_at": iso(now) if now else None,
         }
 
 
-def _iso(moment: datetime) -> str:
+def iso(moment: datetime) -> str:
     """ISO 8601 in UTC with a `Z`, seconds precision."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -9,16 +9,16 @@ import yaml
 from material_kit import ClientMaterial, key_lines
 from runner_kit import TARGET_INPUTS
 
-from cpi_cert_rotate.action_inputs import (
+from cpi_cert_rotate.action.inputs import (
     INPUTS,
     SECRET_INPUTS,
-    ActionSettings,
     build_settings,
     chain_key_blocks,
     read_inputs,
 )
 from cpi_cert_rotate.errors import InputError
 from cpi_cert_rotate.models import Strategy
+from cpi_cert_rotate.request.build import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -31,9 +31,7 @@ def _inputs(material: ClientMaterial, **changes: str) -> dict[str, str]:
     return base
 
 
-def _build(
-    inputs: dict[str, str], env: dict[str, str] | None = None
-) -> tuple[ActionSettings, list[str]]:
+def _build(inputs: dict[str, str], env: dict[str, str] | None = None) -> tuple[Settings, list[str]]:
     masked: list[str] = []
     return build_settings(inputs, env or {}, masked.append), masked
 
@@ -72,7 +70,7 @@ def test_a_complete_set_becomes_a_request(client_material: ClientMaterial) -> No
     assert request.dry_run is False
     assert (request.chain_env_var, request.key_env_var) == ("CLI_CHAIN", "CLI_KEY")
     assert request.timeout_s == 900
-    assert request.warn_days == 0  # the adapter warns itself
+    assert request.warn_days == 30  # one default for the Action and the command line
     assert settings.warn_days == 30
     assert request.run_id == "gha:acme/ops/42/2"
     assert settings.fail_if_expires_within is None

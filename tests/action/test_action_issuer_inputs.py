@@ -9,9 +9,10 @@ import trustme
 from material_kit import ClientMaterial, key_lines
 from runner_kit import TARGET_INPUTS, RunnerDirs, audit, run_entrypoint
 
-from cpi_cert_rotate.action_inputs import INPUTS, SECRET_INPUTS, ActionSettings, build_settings
+from cpi_cert_rotate.action.inputs import INPUTS, SECRET_INPUTS, build_settings
 from cpi_cert_rotate.errors import InputError
 from cpi_cert_rotate.issuers import VaultPkiIssuer
+from cpi_cert_rotate.request.build import Settings
 
 VAULT = "https://vault.example:8200"
 TOKEN = "hvs.vault-token-0123456789"
@@ -44,7 +45,7 @@ class _IdToken:
 
 def _build(
     inputs: dict[str, str], env: dict[str, str] | None = None, id_token: _IdToken | None = None
-) -> tuple[ActionSettings, list[str]]:
+) -> tuple[Settings, list[str]]:
     masked: list[str] = []
     return build_settings(inputs, env or {}, masked.append, id_token), masked
 
@@ -55,7 +56,7 @@ def _error(inputs: dict[str, str], env: dict[str, str] | None = None) -> InputEr
     return caught.value
 
 
-def _issuer(settings: ActionSettings) -> VaultPkiIssuer:
+def _issuer(settings: Settings) -> VaultPkiIssuer:
     issuer = settings.request.issuer
     assert isinstance(issuer, VaultPkiIssuer)
     return issuer

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from cpi_cert_rotate.action_report import OUTPUTS, annotations_for, in_force, outputs, summary
+from cpi_cert_rotate.action.report import OUTPUTS, annotations_for, outputs, summary
 from cpi_cert_rotate.models import (
     CertFacts,
     CfTarget,
@@ -86,7 +86,7 @@ def test_unchanged_outputs_describe_the_live_certificate(outcome: Outcome) -> No
 
 def test_rollback_incomplete_claims_no_certificate_in_force() -> None:
     report = _report(Outcome.ROLLBACK_INCOMPLETE, error="undo failed")
-    assert in_force(report) is None
+    assert report.in_force is None
     out = outputs(report, NOW)
     assert out["expires-at"] == ""
     assert out["previous-fingerprint-sha256"] == "a" * 64

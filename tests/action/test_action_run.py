@@ -16,7 +16,7 @@ import pytest
 from material_kit import ClientMaterial
 from runner_kit import RunnerDirs, effective_commands, input_env, parse_outputs
 
-from cpi_cert_rotate import action, gha
+from cpi_cert_rotate.action import gha, step
 from cpi_cert_rotate.models import Outcome, Report, RotationRequest
 
 
@@ -56,7 +56,7 @@ def test_an_engine_bug_still_gives_outputs_summary_and_one_error(
         raise RuntimeError("unexpected")
 
     dirs = RunnerDirs(tmp_path)
-    assert action.run(_env(client_material, dirs, monkeypatch), rotate=broken) == 1
+    assert step.run(_env(client_material, dirs, monkeypatch), rotate=broken) == 1
     out = capsys.readouterr().out
     errors = [m for kind, m in effective_commands(out) if kind == "error"]
     assert errors == [
@@ -90,7 +90,7 @@ def test_cleanup_incomplete_is_rotated_but_exit_three(
         )
 
     dirs = RunnerDirs(tmp_path)
-    assert action.run(_env(client_material, dirs, monkeypatch), rotate=partly) == 3
+    assert step.run(_env(client_material, dirs, monkeypatch), rotate=partly) == 3
     out = capsys.readouterr().out
     commands = effective_commands(out)
     assert ("group", "step finish") in commands
@@ -100,3 +100,29 @@ def test_cleanup_incomplete_is_rotated_but_exit_three(
     assert outputs["rotated"] == "true"
     assert outputs["reason"] == "cleanup-incomplete"
     assert "1. cf curl -X DELETE /v3/service_credential_bindings/b-1" in dirs.summary
+
+
+def test_an_input_warning_reaches_the_annotations_and_the_summary(
+    client_material: ClientMaterial,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: list[RotationRequest] = []
+
+    def not_due(request: RotationRequest, **_: Any) -> Report:
+        seen.append(request)
+        return Report(outcome=Outcome.NOT_DUE, target=request.target, finished_at=datetime.now(UTC))
+
+    dirs = RunnerDirs(tmp_path)
+    env = _env(client_material, dirs, monkeypatch)
+    monkeypatch.setenv("INPUT_PRIVATE-KEY-PASSPHRASE", "not-needed-1")
+    env["INPUT_PRIVATE-KEY-PASSPHRASE"] = "not-needed-1"
+    assert step.run(env, rotate=not_due) == 0
+    warnings = [m for kind, m in effective_commands(capsys.readouterr().out) if kind == "warning"]
+    assert warnings == [
+        "`private-key-passphrase` is set but the private key is not encrypted, so it was not "
+        "used: check that this is the key you meant, or drop the passphrase"
+    ]
+    assert "#### Warnings" in dirs.summary
+    assert seen[0].warn_days == 0  # the adapter warns of expiry itself, naming its input

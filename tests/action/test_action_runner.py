@@ -201,7 +201,7 @@ def test_check_only_needs_no_key_and_fails_when_the_live_certificate_expires_soo
     inputs["dry-run"] = "false"
     refused = run(inputs, _secrets(landscape, inputs=inputs))
     assert refused.code == 2
-    assert "set `dry-run: true` and give none of them" in refused.summary + refused.stdout
+    assert "ask for a dry run (`dry-run`) and give none of them" in refused.summary + refused.stdout
 
 
 def test_pkcs12_input_rotates(landscape: Any, run: Run) -> None:
@@ -424,3 +424,20 @@ def test_cf_error_text_cannot_inject_workflow_commands(landscape: Any, run: Run)
     assert not [c for c in commands if c[0] == "add-mask" and c[1] == "Certificate"]
     assert not [c for c in commands if c[0] == "set-output"]
     assert "::error::forged" in result.stdout  # it was printed, as plain text
+
+
+def test_a_password_in_cf_api_is_masked_refused_and_never_shown(landscape: Any, run: Run) -> None:
+    minted = landscape.mint(cn="ntifext-client", days=90)
+    password = "Url-Pass-4711-abc"
+    api = landscape.api_url.replace("https://", f"https://rotator:{password}@")
+    inputs = _inputs(landscape, minted, cf_api=api, key_env_var="VCAP_SERVICES")
+    before = len(landscape.calls())
+    result = run(inputs, [*_secrets(landscape, minted, inputs=inputs), password])
+    assert result.code == 2
+    assert landscape.calls()[before:] == []  # no call at all, not even a login
+    assert password in result.commands("add-mask")  # the audit: before any line using it
+    (error,) = result.commands("error")
+    assert "input `cf-api` must not hold a user name or password" in error
+    assert "input `key-env-var` 'VCAP_SERVICES' is reserved" in error
+    assert f"API {landscape.api_url}." in result.summary  # shown without the credentials
+    assert "rotator" not in result.summary

@@ -15,8 +15,9 @@ from typing import ClassVar
 import pytest
 import yaml
 
-from cpi_cert_rotate.action_inputs import INPUTS
-from cpi_cert_rotate.action_report import OUTPUTS
+from cpi_cert_rotate.action.inputs import INPUTS
+from cpi_cert_rotate.action.report import OUTPUTS
+from cpi_cert_rotate.cli import ARGUMENT_CODES
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -216,15 +217,17 @@ def test_troubleshooting_names_every_problem_code() -> None:
 
     section = (ROOT / "docs" / "troubleshooting.md").read_text()
     package = ROOT / "src" / "cpi_cert_rotate"
-    sources = (
-        "action_inputs.py",
-        "action_issuer_inputs.py",
-        "gha.py",
-        "issuers/vault.py",
-        "rotation/annotations.py",
-    )
-    source = "\n".join((package / name).read_text() for name in sources)
+    sources = [
+        *sorted((package / "request").glob("*.py")),
+        *sorted((package / "action").glob("*.py")),
+        *sorted((package / "cli").glob("*.py")),
+        package / "issuers" / "vault.py",
+        package / "rotation" / "annotations.py",
+        package / "models.py",
+    ]
+    source = "\n".join(path.read_text() for path in sources)
     input_codes = set(re.findall(r'code="([a-z-]+)"', source)) | {"invalid-inputs"}
+    input_codes |= {code for _, code in ARGUMENT_CODES} | {"bad-arguments"}
     for code in sorted(input_codes | set(PROBLEMS)):
         assert f"`{code}`" in section, code
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import trustme
 
-from cpi_cert_rotate import gha
+from cpi_cert_rotate.action import gha
 from cpi_cert_rotate.errors import InputError
 from cpi_cert_rotate.issuers import IssuerError
 from unit.cf_fake import Call, HttpsServer, Reply, leaf_context

@@ -1,6 +1,6 @@
 """The shell blocks of the README and docs/: which run, which do not and why.
 
-A fenced block whose info string is a shell (`bash`, `sh`, `shell`, `console`) is meant to
+A fenced block whose info string is a shell (`bash`, `sh`, `shell`, `zsh`) is meant to
 be copied into a terminal, so it is run by `test_docs_run.py`. A block that cannot run
 here (it needs the `cf` CLI on a real landscape, a real Vault, GitHub) carries the line
 `<!-- not run: REASON -->` directly above its fence; the reason is shown in the test's
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-SHELLS = frozenset({"bash", "sh", "shell", "console", "zsh"})
+SHELLS = frozenset({"bash", "sh", "shell", "zsh"})  # `console` is a transcript: not run
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)```(?P<info>[\w-]*)[ \t]*$")
 _NOT_RUN = re.compile(r"^[ \t]*<!-- not run:(?P<reason>.*?)-->[ \t]*$")
 

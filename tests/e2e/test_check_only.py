@@ -90,5 +90,6 @@ def test_cli_dry_run_without_chain_and_key_checks(landscape: Landscape, tmp_path
         without_dry_run, env=env, capture_output=True, text=True, timeout=120, check=False
     )
     assert done.returncode == 2
-    assert "the new certificate is missing" in done.stderr
-    assert "with --dry-run and neither" in done.stderr
+    (problem,) = json.loads(done.stdout)["problems"]  # --json: the problem as JSON too
+    assert problem["code"] == "missing-material"
+    assert "ask for a dry run (`--dry-run`) and give none of them" in problem["fix"]

@@ -112,5 +112,5 @@ def test_refused_annotation_prefix_exits_2_before_any_call(
         check=False,
     )
     assert result.returncode == 2, result.stderr
-    assert "--annotation-prefix 'cpi-cert-rotate' would be refused" in result.stderr
+    assert "`--annotation-prefix` 'cpi-cert-rotate' would be refused" in result.stderr
     assert landscape.calls()[calls:] == []

@@ -219,7 +219,7 @@ def test_https_proxy_from_the_environment_is_used_unless_no_proxy(
 def test_plain_http_api_url_is_refused(ca: trustme.CA) -> None:
     from cpi_cert_rotate.errors import InputError
 
-    with pytest.raises(InputError, match="not an https:// URL"):
+    with pytest.raises(InputError, match="must be an https:// URL"):
         CfClient("http://api.example.com", user_auth(ca))
 
 

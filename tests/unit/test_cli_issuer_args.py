@@ -10,8 +10,7 @@ import argparse
 
 import pytest
 
-from cpi_cert_rotate.cli import main
-from cpi_cert_rotate.cli.issuer_args import add_issuer_arguments, issuer_from_args
+from cpi_cert_rotate.cli import main, rotate_cmd
 from cpi_cert_rotate.issuers import VaultPkiIssuer
 
 _TARGET = [
@@ -29,32 +28,44 @@ def _env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("VAULT_NAMESPACE", raising=False)
 
 
+_VAULT = ["--vault-addr", "https://vault.example.com"]
+_TOKEN = {"VAULT_TOKEN": "hvs.test-token-value"}
+
+
 @pytest.mark.parametrize(
-    ("extra", "words"),
+    ("extra", "env", "words"),
     [
-        ([], "the new certificate is missing"),
-        (["--chain-env", "X"], "the new certificate is missing"),
-        (["--vault-role", "r"], "--vault-role given without --vault-addr"),
-        (["--key-type", "ec-p256", "--chain-env", "X"], "--key-type given without --vault-addr"),
-        (["--vault-addr", "https://vault.example.com"], "--vault-addr needs --vault-role"),
+        ([], {}, "no certificate: `--chain`/`--key` or `--vault-addr` are all empty"),
+        (["--vault-role", "r"], {}, "`--vault-addr` is not given but `--vault-role` is set"),
+        (["--key-type", "ec-p256"], {}, "`--vault-addr` is not given but `--key-type` is set"),
+        (_VAULT, _TOKEN, "`--vault-role` is not given but `--vault-addr` is set"),
+        ([*_VAULT, "--vault-role", "r"], {}, "VAULT_TOKEN is empty or unset"),
         (
-            ["--vault-addr", "https://vault.example.com", "--vault-role", "r"],
-            "VAULT_TOKEN is empty or unset",
+            [*_VAULT, "--vault-role", "r", "--chain-env", "X"],
+            {**_TOKEN, "X": "chain"},
+            "`--chain-env` is set beside `--vault-addr`",
         ),
         (
-            ["--vault-addr", "https://v.example.com", "--vault-role", "r", "--chain-env", "X"],
-            "apply only to a certificate you give",
+            [*_VAULT, "--vault-role", "r", "--vault-auth-role", "a"],
+            {},
+            "`--vault-auth-role` logs in with a JWT, but `--vault-jwt-env` is not given",
+        ),
+        (
+            [*_VAULT, "--vault-role", "r", "--vault-jwt-env", "J"],
+            {"J": "eyJ.x.y"},
+            "`--vault-jwt-env` needs `--vault-auth-role`",
         ),
     ],
 )
 def test_bad_certificate_source_exits_2_and_names_the_fix(
     extra: list[str],
+    env: dict[str, str],
     words: str,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    if "apply only" in words:
-        monkeypatch.setenv("VAULT_TOKEN", "hvs.test-token-value")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
     assert main([*_TARGET, *extra]) == 2
     assert words in capsys.readouterr().err
 
@@ -70,21 +81,22 @@ def test_vault_http_address_is_refused(
     assert "hvs.test-token-value" not in err
 
 
-def _parse(*argv: str) -> argparse.Namespace:
+def _issuer(*argv: str) -> VaultPkiIssuer | None:
     parser = argparse.ArgumentParser()
-    add_issuer_arguments(parser)
-    return parser.parse_args(argv)
+    rotate_cmd.add_arguments(parser)
+    args = parser.parse_args([*_TARGET[1:], "--dry-run", *argv])
+    issuer = rotate_cmd.settings_from_args(args).request.issuer
+    assert issuer is None or isinstance(issuer, VaultPkiIssuer)
+    return issuer
 
 
 def test_token_comes_from_the_named_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MY_TOKEN", "hvs.from-my-token")
     monkeypatch.setenv("VAULT_NAMESPACE", "team-a")
-    issuer = issuer_from_args(
-        _parse(
-            "--vault-addr", "https://vault.example.com:8200/",
-            "--vault-role", "cpi-client", "--vault-pki-mount", "pki_int",
-            "--vault-token-env", "MY_TOKEN", "--key-type", "ec-p384",
-        )
+    issuer = _issuer(
+        "--vault-addr", "https://vault.example.com:8200/",
+        "--vault-role", "cpi-client", "--vault-pki-mount", "pki_int",
+        "--vault-token-env", "MY_TOKEN", "--key-type", "ec-p384",
     )  # fmt: skip
     assert isinstance(issuer, VaultPkiIssuer)
     settings = issuer.settings
@@ -99,12 +111,10 @@ def test_token_comes_from_the_named_variable(monkeypatch: pytest.MonkeyPatch) ->
 
 def test_jwt_login_takes_the_jwt_from_its_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CI_JWT", "eyJhbGciOi.payload.sig")
-    issuer = issuer_from_args(
-        _parse(
-            "--vault-addr", "https://vault.example.com",
-            "--vault-role", "cpi-client",
-            "--vault-jwt-env", "CI_JWT", "--vault-auth-role", "rotator",
-        )
+    issuer = _issuer(
+        "--vault-addr", "https://vault.example.com",
+        "--vault-role", "cpi-client",
+        "--vault-jwt-env", "CI_JWT", "--vault-auth-role", "rotator",
     )  # fmt: skip
     assert issuer is not None
     assert issuer.settings.token is None
@@ -114,7 +124,7 @@ def test_jwt_login_takes_the_jwt_from_its_variable(monkeypatch: pytest.MonkeyPat
 
 
 def test_no_vault_flags_no_issuer() -> None:
-    assert issuer_from_args(_parse()) is None
+    assert _issuer() is None
 
 
 @pytest.mark.parametrize(

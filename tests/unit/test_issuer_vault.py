@@ -356,11 +356,11 @@ def _jwt() -> str:
     [
         ({"address": "http://127.0.0.1:8200", "token": "t"}, "bad-url"),
         ({"address": "vault.example.com", "token": "t"}, "bad-url"),
-        ({"token": "t", "jwt": _jwt, "jwt_role": "r"}, "vault-auth"),
-        ({}, "vault-auth"),
-        ({"jwt": _jwt}, "vault-auth"),
-        ({"token": "t", "key_kind": "ed25519"}, "unsupported-key-type"),
-        ({"token": "t", "key_kind": "rsa-1024"}, "unsupported-key-type"),
+        ({"token": "t", "jwt": _jwt, "jwt_role": "r"}, "ambiguous-vault-auth"),
+        ({}, "missing-vault-auth"),
+        ({"jwt": _jwt}, "missing-vault-auth"),
+        ({"token": "t", "key_kind": "ed25519"}, "bad-key-type"),
+        ({"token": "t", "key_kind": "rsa-1024"}, "bad-key-type"),
     ],
 )
 def test_settings_are_checked(options: dict[str, Any], code: str) -> None:

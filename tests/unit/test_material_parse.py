@@ -248,7 +248,11 @@ def _csr(pki: Pki) -> bytes:
             "unparseable-chain",
             "only PUBLIC KEY",
         ),
-        (lambda p: b"-----BEGIN CERTIFICATE-----\nno end", "unparseable-chain", "no PEM block"),
+        (
+            lambda p: b"-----BEGIN CERTIFICATE-----\nno end",
+            "unparseable-chain",
+            "no matching END line",
+        ),
         (lambda p: pem(*p.chain) + key_pem(p.leaf.key), "private-key-in-chain", "PRIVATE KEY"),
         (
             lambda p: key_pem(p.leaf.key, fmt="traditional", password=b"x") + pem(p.leaf.cert),

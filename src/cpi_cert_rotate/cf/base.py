@@ -16,8 +16,9 @@ from urllib.parse import urlsplit, urlunsplit
 import requests
 
 from .. import __version__
-from ..errors import CfApiError, InputError
+from ..errors import CfApiError
 from ..models import CfAuth
+from ..request.rules import https_url
 from .auth import UaaAuth
 from .http import CfHttp
 from .polling import job_failure, poll
@@ -40,17 +41,12 @@ _DEFAULT_USER_AGENT = f"cpi-cert-rotate/{__version__}"
 
 
 def _normalise_api_url(api_url: str) -> str:
-    url = api_url.strip().rstrip("/")
+    """The API URL under the input rule (`request.rules.https_url`), scheme added as `cf api`
+    does; the request builder has refused anything else before a client exists."""
+    url = api_url.strip()
     if "://" not in url:
-        url = "https://" + url  # as `cf api` does
-    parts = urlsplit(url)
-    if parts.scheme != "https" or not parts.hostname:
-        raise InputError(
-            f"the Cloud Foundry API URL {api_url!r} is not an https:// URL",
-            code="bad-cf-api",
-            fix="Pass the endpoint `cf api` shows, e.g. `https://api.cf.eu10.hana.ondemand.com`.",
-        )
-    return url
+        url = "https://" + url
+    return https_url(url, "the Cloud Foundry API URL")
 
 
 def _page(data: Mapping[str, Any]) -> tuple[list[Any], str | None]:

@@ -48,20 +48,31 @@ BAO_ROLE = "cpi-client"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of `demo`."""
     parser.add_argument(
-        "--strategy", choices=[s.value for s in Strategy], default="auto", help="default: auto"
+        "--strategy",
+        choices=[s.value for s in Strategy],
+        default="auto",
+        help="the Action's strategy input (default: %(default)s)",
     )
-    parser.add_argument("--instances", type=int, default=3, help="app instances (default 3)")
+    parser.add_argument(
+        "--instances", type=int, default=3, help="app instances (default: %(default)s)"
+    )
     parser.add_argument(
         "--bindings-limit",
         type=int,
         default=5,
-        help="operator limit of bindings per app and instance (1 forces swap; default 5)",
+        help="operator limit of bindings per app and instance; 1 forces swap "
+        "(default: %(default)s)",
     )
     parser.add_argument(
-        "--api-version", default="3.228.0", help="CC API version to simulate (default 3.228.0)"
+        "--api-version",
+        default="3.228.0",
+        help="CC API version to simulate; below 3.205.0 there is no overlap (default: %(default)s)",
     )
     parser.add_argument(
-        "--start-s", type=float, default=0.5, help="seconds an app instance takes to start"
+        "--start-s",
+        type=float,
+        default=0.5,
+        help="seconds an app instance takes to start (default: %(default)s)",
     )
     parser.add_argument(
         "--issuer",

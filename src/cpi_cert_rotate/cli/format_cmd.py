@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable
 
 from .. import material
-from ..material import Severity, Validation
+from ..material import Problem, Severity, Validation
 from .inspect_cmd import add_input_arguments, passphrase_from_env
 from .local_inputs import read_input
 
@@ -50,6 +50,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+# What only the env chain is about: a form of the leaf alone shows none of it.
+_CHAIN_NOTES = frozenset({"root-included", "chain-reordered", "duplicate-certificate"})
+
+
+def _notes(validation: Validation, form: str) -> list[Problem]:
+    """The warnings (and for the env chain the notes) that concern the printed form."""
+    return [
+        p
+        for p in validation.problems
+        if p.severity is Severity.WARNING or (p.severity is Severity.INFO and form == "env-chain")
+        if form == "env-chain" or p.code not in _CHAIN_NOTES
+    ]
+
+
 def render(validation: Validation, args: argparse.Namespace) -> str:
     """The requested form of the validated chain, newline-terminated."""
     leaf = validation.leaf
@@ -66,14 +80,14 @@ def render(validation: Validation, args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Validate the chain, report non-errors on stderr, print the form on stdout."""
+    """Validate the chain, report what concerns the form on stderr, print it on stdout."""
     chain = material.load_chain(
-        read_input(args.chain, what="chain"), password=passphrase_from_env(args.passphrase_env)
+        read_input(args.chain, what="chain", flag="--chain"),
+        password=passphrase_from_env(args.passphrase_env),
     )
     validation = material.validate(chain)
-    for found in validation.problems:
-        if found.severity is not Severity.ERROR:
-            print(f"{found.severity}: {found.code}: {found.message}", file=sys.stderr)
     material.raise_for_problems(validation)
+    for found in _notes(validation, args.form):
+        print(f"{found.severity}: {found.code}: {found.message}", file=sys.stderr)
     sys.stdout.write(render(validation, args))
     return 0

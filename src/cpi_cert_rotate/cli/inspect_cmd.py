@@ -1,7 +1,7 @@
 """`cpi-cert-rotate inspect`: check a chain (and key) and report every problem at once.
 
 Exit codes: 0 when no error-level problem, 2 when there is one (or an input cannot be
-read), 1 on an internal failure. `--json` prints
+read; then `--json` prints `{"problems": [...]}` only), 1 on an internal failure. `--json` prints
 `{"leaf": {...}, "chain": [...], "key_matches": ..., "problems": [...]}`.
 
 The passphrase comes from an environment variable named by `--passphrase-env`, never
@@ -14,16 +14,16 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 import textwrap
 from datetime import UTC, datetime
 from typing import Any
 
 from .. import material
-from ..errors import ExitCode, InputError, RotationError
+from ..errors import ExitCode, InputError
 from ..material import Problem, Severity, Validation
-from .local_inputs import read_input
+from ..request.rules import CA_BUNDLE_MAX
+from .local_inputs import read_input, secret_from_env, stdin_once
 
 log = logging.getLogger(__name__)
 
@@ -79,24 +79,22 @@ def passphrase_from_env(name: str | None) -> bytes | None:
     """The passphrase held in environment variable `name` (None when no name given)."""
     if not name:
         return None
-    value = os.environ.get(name)
-    if value is None:
-        # The name is not echoed: someone who passed the passphrase itself would see it.
-        raise InputError(
-            "The environment variable named by --passphrase-env is not set.",
-            code="passphrase-env-unset",
-            fix="Give the variable's name, not the passphrase, and export it first "
-            "(`read -rs KEY_PASS; export KEY_PASS`), or leave --passphrase-env out for an "
-            "unencrypted key.",
-        )
-    return value.encode("utf-8")
+    return secret_from_env(
+        name,
+        flag="--passphrase-env",
+        fix="Give the variable's name, not the passphrase, and export it first "
+        "(`read -rs KEY_PASS; export KEY_PASS`), or leave --passphrase-env out for an "
+        "unencrypted key.",
+    ).encode("utf-8")
 
 
 def _trusted_roots(path: str | None) -> tuple[Any, ...]:
     if path is None:
         return ()
     try:
-        return material.load_chain(read_input(path, what="trusted roots"))
+        return material.load_chain(
+            read_input(path, what="trusted roots", flag="--trusted-roots", limit=CA_BUNDLE_MAX)
+        )
     except InputError as error:
         raise InputError(f"--trusted-roots: {error}", code=error.code, fix=error.fix) from error
 
@@ -105,16 +103,11 @@ def inspect_inputs(
     args: argparse.Namespace, now: datetime
 ) -> tuple[Validation | None, tuple[Problem, ...]]:
     """Load and validate; input problems become `Problem`s instead of exceptions."""
-    if args.chain == "-" and args.key == "-":
-        raise InputError(
-            "--chain and --key cannot both read standard input.",
-            code="stdin-twice",
-            fix="Pass one of them as a file, e.g. `--key /dev/fd/3 3<key.pem`.",
-        )
+    stdin_once(args.chain, args.key)
     passphrase = passphrase_from_env(args.passphrase_env)
     roots = _trusted_roots(args.trusted_roots)
-    chain_data = read_input(args.chain, what="chain")
-    key_data = read_input(args.key, what="key") if args.key else None
+    chain_data = read_input(args.chain, what="chain", flag="--chain")
+    key_data = read_input(args.key, what="key", flag="--key") if args.key else None
     try:
         loaded = material.load_material(chain_data, passphrase=passphrase)
     except InputError as error:
@@ -198,20 +191,12 @@ def render_text(validation: Validation | None, problems: tuple[Problem, ...], no
 
 
 def run(args: argparse.Namespace) -> int:
-    """Inspect, print, and return 0 (usable), 2 (error-level problem) or 1 (internal)."""
+    """Inspect, print, and return 0 (usable) or 2 (an error-level problem)."""
     now = datetime.now(UTC)
-    try:
-        validation, problems = inspect_inputs(args, now)
-        if args.json:
-            output = json.dumps(to_json(validation, problems, now), indent=2) + "\n"
-        else:
-            output = render_text(validation, problems, now)
-    except RotationError:
-        raise
-    except Exception as error:  # an internal failure must still exit 1 with one clear line
-        log.debug("inspect failed", exc_info=True)
-        print(f"internal error: {type(error).__name__}: {error}", file=sys.stderr)
-        return int(ExitCode.FAILED)
-    sys.stdout.write(output)
+    validation, problems = inspect_inputs(args, now)
+    if args.json:
+        sys.stdout.write(json.dumps(to_json(validation, problems, now), indent=2) + "\n")
+    else:
+        sys.stdout.write(render_text(validation, problems, now))
     has_errors = any(p.severity is Severity.ERROR for p in problems)
     return int(ExitCode.BAD_INPUT if has_errors else ExitCode.OK)

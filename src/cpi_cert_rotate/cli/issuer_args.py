@@ -1,115 +1,126 @@
 """The `rotate` flags that take the new certificate from Vault or OpenBao PKI.
 
-They mirror the Action's `vault-*` inputs. As with the Vault CLI, the token comes from
-`VAULT_TOKEN` unless another variable is named, and never from argv.
+They give the Action's `vault-*` inputs (`cli.spelling.FLAGS`), checked by the same
+`request.build`. As with the Vault CLI, the token comes from `VAULT_TOKEN` unless
+another variable is named, and never from argv; a JWT login takes the JWT from a named
+variable (a CI system's OIDC token) instead of GitHub's token endpoint.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-from pathlib import Path
+from collections.abc import Mapping
 
 from .. import material
 from ..errors import InputError
-from ..issuers import VaultPkiIssuer, VaultSettings
+from ..request.rules import CA_BUNDLE_MAX
 from .local_inputs import read_input, secret_from_env
-
-
-def add_issuer_arguments(parser: argparse.ArgumentParser) -> None:
-    """The `Vault/OpenBao issuer` group of `rotate`."""
-    vault = parser.add_argument_group(
-        "Vault/OpenBao issuer (instead of --chain/--key: a key made here, a CSR signed there)"
-    )
-    vault.add_argument("--vault-addr", metavar="URL", help="e.g. https://vault.example.com:8200")
-    vault.add_argument("--vault-pki-mount", default="pki", help="PKI secrets engine mount")
-    vault.add_argument("--vault-role", help="PKI role that signs client certificates")
-    vault.add_argument(
-        "--vault-token-env",
-        metavar="NAME",
-        help="env var holding a Vault token (default VAULT_TOKEN)",
-    )
-    vault.add_argument(
-        "--vault-jwt-env", metavar="NAME", help="env var holding a JWT to log in with instead"
-    )
-    vault.add_argument("--vault-auth-role", help="role of the JWT auth method")
-    vault.add_argument("--vault-auth-mount", default="jwt", help="JWT auth method mount")
-    vault.add_argument("--vault-namespace", help="Vault Enterprise/HCP namespace")
-    vault.add_argument("--vault-ca-cert", type=Path, help="PEM of a private CA for Vault")
-    vault.add_argument("--vault-common-name", help="CN (default: the live certificate's subject)")
-    vault.add_argument("--vault-ttl", help="requested lifetime, e.g. 2160h")
-    vault.add_argument(
-        "--key-type",
-        choices=material.KEY_KINDS,
-        help="key to generate (default: the live certificate's kind, else rsa-2048)",
-    )
-
-
-def issuer_from_args(args: argparse.Namespace) -> VaultPkiIssuer | None:
-    """The issuer the flags describe, or None when no `--vault-addr` is given."""
-    if not args.vault_addr:
-        stray = [flag for flag in _VAULT_ONLY if getattr(args, flag.strip("-").replace("-", "_"))]
-        if stray:
-            raise InputError(
-                f"{', '.join(stray)} given without --vault-addr",
-                code="missing-input",
-                fix="Add --vault-addr, or drop the Vault flags.",
-            )
-        return None
-    if not args.vault_role:
-        raise InputError("--vault-addr needs --vault-role", code="missing-input")
-    jwt_name = args.vault_jwt_env
-    token = None
-    if not jwt_name:
-        token = secret_from_env(
-            args.vault_token_env or "VAULT_TOKEN",
-            flag="--vault-token-env",
-            fix=_LOGIN_FIX,
-            show_name=not args.vault_token_env,
-        )
-    jwt = None
-    if jwt_name:
-        value = secret_from_env(jwt_name, flag="--vault-jwt-env", fix=_LOGIN_FIX)
-
-        def jwt() -> str:
-            return value
-
-    return VaultPkiIssuer(
-        VaultSettings(
-            address=args.vault_addr,
-            role=args.vault_role,
-            pki_mount=args.vault_pki_mount,
-            token=token,
-            jwt=jwt,
-            jwt_role=args.vault_auth_role,
-            jwt_mount=args.vault_auth_mount,
-            namespace=args.vault_namespace or os.environ.get("VAULT_NAMESPACE") or None,
-            ca_pem=(
-                read_input(str(args.vault_ca_cert), what="Vault CA").decode()
-                if args.vault_ca_cert
-                else None
-            ),
-            common_name=args.vault_common_name,
-            ttl=args.vault_ttl,
-            key_kind=args.key_type,
-        )
-    )
-
-
-_VAULT_ONLY = (
-    "--vault-role",
-    "--vault-token-env",
-    "--vault-jwt-env",
-    "--vault-auth-role",
-    "--vault-namespace",
-    "--vault-ca-cert",
-    "--vault-common-name",
-    "--vault-ttl",
-    "--key-type",
-)
-
+from .spelling import Flag, add_flags
 
 _LOGIN_FIX = (
     "Export the Vault token (or name its variable with --vault-token-env), or log in with "
     "a JWT (--vault-jwt-env and --vault-auth-role)."
 )
+_TEXT_FLAGS = (
+    "vault-addr",
+    "vault-pki-mount",
+    "vault-role",
+    "vault-auth-role",
+    "vault-auth-mount",
+    "vault-namespace",
+    "vault-common-name",
+    "vault-ttl",
+    "key-type",
+)
+
+
+_VAULT_FLAGS: tuple[Flag, ...] = (
+    ("--vault-addr", "URL", "e.g. https://vault.example.com:8200"),
+    ("--vault-pki-mount", "PATH", "PKI secrets engine mount"),
+    ("--vault-role", "ROLE", "PKI role that signs the certificate"),
+    (
+        "--vault-token-env",
+        "NAME",
+        "environment variable holding a Vault token (default: VAULT_TOKEN)",
+    ),
+    (
+        "--vault-jwt-env",
+        "NAME",
+        "environment variable holding a JWT to log in with instead of a token",
+    ),
+    ("--vault-auth-role", "ROLE", "role of the JWT auth method"),
+    ("--vault-auth-mount", "PATH", "JWT auth method mount"),
+    ("--vault-namespace", "NS", "Vault Enterprise/HCP namespace (default: $VAULT_NAMESPACE)"),
+    ("--vault-ca-cert", "PATH", "PEM of a private CA for Vault"),
+    ("--vault-common-name", "CN", "CN (default: the live certificate's)"),
+    ("--vault-ttl", "DURATION", "lifetime to ask for, e.g. 2160h (default: the role's)"),
+    (
+        "--key-type",
+        "{" + ",".join(material.KEY_KINDS) + "}",
+        "key to generate (default: the live certificate's kind, else rsa-2048)",
+    ),
+)
+
+
+def add_issuer_arguments(parser: argparse.ArgumentParser) -> None:
+    """The `Vault/OpenBao issuer` group of `rotate`."""
+    group = parser.add_argument_group(
+        "Vault/OpenBao issuer (instead of --chain/--key: a key made here, a CSR signed there)"
+    )
+    add_flags(group, _VAULT_FLAGS)
+
+
+class _ExportedJwt:
+    """The JWT of `--vault-jwt-env`; `check` fails when a JWT login has none."""
+
+    def __init__(self, value: str | None) -> None:
+        self._value = value
+
+    def check(self) -> None:
+        if self._value is None:
+            raise InputError(
+                "`--vault-auth-role` logs in with a JWT, but `--vault-jwt-env` is not given",
+                code="missing-vault-auth",
+                fix="Name the variable that holds the JWT with --vault-jwt-env.",
+            )
+
+    def __call__(self, audience: str | None) -> str:
+        assert self._value is not None
+        return self._value
+
+
+def issuer_values(
+    args: argparse.Namespace, env: Mapping[str, str]
+) -> tuple[dict[str, str | bytes], _ExportedJwt]:
+    """The `vault-*` values the flags give, and the JWT source of a JWT login.
+
+    Without `--vault-addr` only the flags are passed on (the builder refuses them alone).
+    With it and no JWT login, the token comes from `--vault-token-env` or `VAULT_TOKEN`.
+    """
+    values: dict[str, str | bytes] = {
+        name: getattr(args, name.replace("-", "_")) or "" for name in _TEXT_FLAGS
+    }
+    if args.vault_token_env:
+        values["vault-token"] = secret_from_env(
+            args.vault_token_env, flag="--vault-token-env", fix=_LOGIN_FIX
+        )
+    jwt = None
+    if args.vault_jwt_env:
+        jwt = secret_from_env(args.vault_jwt_env, flag="--vault-jwt-env", fix=_LOGIN_FIX)
+    if args.vault_ca_cert:
+        values["vault-ca-cert"] = read_input(
+            args.vault_ca_cert, what="Vault CA", flag="--vault-ca-cert", limit=CA_BUNDLE_MAX
+        )
+    if args.vault_addr:
+        values["vault-namespace"] = values["vault-namespace"] or env.get("VAULT_NAMESPACE", "")
+        if args.vault_jwt_env and not args.vault_auth_role:
+            raise InputError(
+                "`--vault-jwt-env` needs `--vault-auth-role`, the JWT auth role to log in as",
+                code="missing-vault-auth",
+                fix="Add --vault-auth-role ROLE, or log in with a token instead.",
+            )
+        if not (args.vault_auth_role or args.vault_token_env):
+            values["vault-token"] = secret_from_env(
+                "VAULT_TOKEN", flag="--vault-token-env", fix=_LOGIN_FIX, show_name=True
+            )
+    return values, _ExportedJwt(jwt)

@@ -1,212 +1,226 @@
-"""`cpi-cert-rotate rotate`: the engine from a shell, with flags that mirror the Action inputs.
+"""`cpi-cert-rotate rotate`: the engine from a shell, one flag for each Action input.
 
-Secrets never come from argv unless the user insists (`--cf-password`, with a warning):
-passwords, client secrets and passphrases are read from named env vars, the chain and
-key from files, stdin (`-`) or env vars.
+`cli.spelling.FLAGS` says which flag gives which input; the values go to the same
+`request.build` the Action uses, so every rule and default is the Action's. Secrets
+never come from argv: passwords, client secrets, tokens and passphrases are read from
+environment variables whose names are given (`--cf-password-env NAME`), the chain and
+key from files, standard input (`-`) or environment variables. The chain is read as
+`inspect` reads it: a PKCS#12 file with its own key needs no `--key`.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import threading
-from pathlib import Path
+from dataclasses import replace
+from datetime import UTC, datetime
 
-from cryptography import x509
-
-from .. import material
-from ..errors import InputError
-from ..models import CfAuth, CfTarget, PrivateKey, RenewBefore, RotationRequest, Strategy
-from ..rotation import rotate
-from ..rotation.annotations import DEFAULT_PREFIX, check_prefix
+from ..errors import ExitCode
+from ..models import Report, Strategy
+from ..request.build import Settings, build
+from ..request.fields import DEFAULT_WARN_DAYS
+from ..request.rules import CA_BUNDLE_MAX
+from ..rotation.annotations import DEFAULT_PREFIX
 from ..signals import stop_requested_on_signals
-from .issuer_args import add_issuer_arguments, issuer_from_args
-from .local_inputs import read_input, secret_from_env
-from .render import render_report
+from .issuer_args import add_issuer_arguments, issuer_values
+from .local_inputs import read_input, secret_from_env, stdin_once
+from .render import expiry_failure, render_report
+from .spelling import Flag, add_flags, dialect, for_cli
+
+_CF_FLAGS: tuple[Flag, ...] = (
+    (
+        "--cf-api",
+        "URL",
+        "required: the CF API endpoint, e.g. https://api.cf.eu10.hana.ondemand.com",
+    ),
+    ("--cf-org", "NAME", "required: org of the app"),
+    ("--cf-space", "NAME", "required: space of the app"),
+    ("--app", "NAME", "required: the app that calls the iFlow"),
+    ("--service-instance", "NAME", "required: its it-rt service instance (case-sensitive)"),
+    ("--cf-username", "USER", "technical user (Space Developer in the space)"),
+    ("--cf-password-env", "NAME", "environment variable holding its password"),
+    ("--cf-origin", "KEY", "identity provider origin of the user, e.g. sap.ids"),
+    ("--cf-client-id", "ID", "UAA client, instead of a user"),
+    ("--cf-client-secret-env", "NAME", "environment variable holding its secret"),
+    ("--cf-ca-cert", "PATH", "PEM of a private CA for the CF API and the iFlow (never unverified)"),
+)
+_CHAIN_FLAGS: tuple[Flag, ...] = (
+    (
+        "--chain",
+        "PATH",
+        "new chain in any form `inspect` reads (PEM, PKCS#7, DER, base64, or a PKCS#12 that "
+        "holds its key too); - is standard input",
+    ),
+    ("--chain-env", "NAME", "environment variable holding it"),
+)
+_KEY_FLAGS: tuple[Flag, ...] = (
+    (
+        "--key",
+        "PATH",
+        "its private key (PKCS#8, PKCS#1, SEC1; PEM, DER or base64); not needed with a PKCS#12 "
+        "--chain; - is standard input",
+    ),
+    ("--key-env", "NAME", "environment variable holding it"),
+)
+_MATERIAL_FLAGS: tuple[Flag, ...] = (
+    (
+        "--passphrase-env",
+        "NAME",
+        "environment variable holding the passphrase of the key or the PKCS#12",
+    ),
+    ("--keep-root", None, "keep the root CA in the chain the app gets"),
+)
+_ROTATION_FLAGS: tuple[Flag, ...] = (
+    ("--chain-env-var", "NAME", "app environment variable for the chain"),
+    ("--key-env-var", "NAME", "app environment variable for the key"),
+    (
+        "--strategy",
+        "{" + ",".join(s.value for s in Strategy) + "}",
+        "how the new leaf is registered; auto picks overlap where the landscape allows it, "
+        "else swap",
+    ),
+    (
+        "--renew-before",
+        "WHEN",
+        "rotate only when due: days before expiry (30d) or share of lifetime left (33%%); "
+        "unset: whenever the certificate differs (33%% with --vault-addr)",
+    ),
+    ("--force", None, "rotate even when not due"),
+    ("--dry-run", None, "read and plan; change nothing"),
+    (
+        "--verify-path",
+        "PATH",
+        "iFlow path called with the new certificate before promotion, e.g. /http/ping",
+    ),
+    ("--verify-url", "URL", "full https URL to call instead of --verify-path"),
+    ("--timeout", "SECONDS", "the whole run's limit, then it rolls back (60-21600)"),
+    ("--max-in-flight", "N", "instances the rolling deployment replaces at a time"),
+    (
+        "--annotation-prefix",
+        "DNS-NAME",
+        f"prefix of the app annotations that record a rotation (default: {DEFAULT_PREFIX})",
+    ),
+    (
+        "--fail-if-expires-within",
+        "DAYS",
+        "exit 1 when the certificate in force afterwards expires within DAYS; also the threshold "
+        f"of the expiry warning (default: none; the warning at {DEFAULT_WARN_DAYS})",
+    ),
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags of `rotate`; each mirrors an Action input of the same name."""
-    cf = parser.add_argument_group("Cloud Foundry")
-    cf.add_argument(
-        "--cf-api", required=True, help="CF API URL, e.g. https://api.cf.eu10.hana.ondemand.com"
+    """Flags of `rotate`, grouped; each gives the Action input `cli.spelling.FLAGS` names."""
+    add_flags(
+        parser.add_argument_group("Cloud Foundry (where the app is, and how to log in)"), _CF_FLAGS
     )
-    cf.add_argument("--cf-username", default="", help="technical user")
-    cf.add_argument(
-        "--cf-password", default="", help="password (visible to `ps`; prefer --cf-password-env)"
+    cert = parser.add_argument_group(
+        "new certificate (or let Vault/OpenBao issue it, below; with --dry-run and neither, "
+        "the live certificate is only checked)"
     )
-    cf.add_argument(
-        "--cf-password-env", default="", metavar="NAME", help="env var holding the password"
-    )
-    cf.add_argument("--cf-origin", default="", help="identity provider origin key, e.g. sap.ids")
-    cf.add_argument("--cf-client-id", default="", help="UAA client (instead of a user)")
-    cf.add_argument(
-        "--cf-client-secret-env",
-        default="",
-        metavar="NAME",
-        help="env var holding the client secret",
-    )
-    cf.add_argument(
-        "--cf-ca-cert", type=Path, help="PEM of a private CA for the CF API and the iFlow"
-    )
-    cf.add_argument("--cf-org", required=True)
-    cf.add_argument("--cf-space", required=True)
-    cf.add_argument("--app", required=True, help="the app that calls the iFlow")
-    cf.add_argument("--service-instance", required=True, help="its it-rt service instance")
-    cert = parser.add_argument_group("new certificate (or from Vault/OpenBao, below)")
-    chain = cert.add_mutually_exclusive_group()
-    chain.add_argument(
-        "--chain", metavar="PATH", help="new chain (any format `inspect` reads); - is stdin"
-    )
-    chain.add_argument("--chain-env", metavar="NAME", help="env var holding the new chain")
-    key = cert.add_mutually_exclusive_group()
-    key.add_argument("--key", metavar="PATH", help="new private key; - is stdin")
-    key.add_argument("--key-env", metavar="NAME", help="env var holding the new private key")
-    cert.add_argument("--passphrase-env", metavar="NAME", help="env var holding the key passphrase")
-    cert.add_argument("--keep-root", action="store_true", help="keep the root in the env chain")
+    add_flags(cert.add_mutually_exclusive_group(), _CHAIN_FLAGS)
+    add_flags(cert.add_mutually_exclusive_group(), _KEY_FLAGS)
+    add_flags(cert, _MATERIAL_FLAGS)
     add_issuer_arguments(parser)
-    how = parser.add_argument_group("rotation")
-    how.add_argument("--chain-env-var", default="CLI_CHAIN", help="app env var for the chain")
-    how.add_argument("--key-env-var", default="CLI_KEY", help="app env var for the key")
-    how.add_argument("--strategy", choices=[s.value for s in Strategy], default="auto")
-    how.add_argument("--renew-before", type=RenewBefore.parse, help="e.g. 30d or 33%%")
-    how.add_argument("--force", action="store_true", help="rotate even if not due")
-    how.add_argument("--dry-run", action="store_true", help="read and plan, change nothing")
-    how.add_argument(
-        "--verify-path", help="iFlow path to call with the new certificate, e.g. /http/ping"
-    )
-    how.add_argument("--verify-url", help="full URL to call instead of the binding's url + path")
-    how.add_argument("--timeout", type=float, default=900.0, help="seconds for the whole run")
-    how.add_argument("--max-in-flight", type=int, default=1, help="instances replaced at a time")
-    how.add_argument(
-        "--annotation-prefix",
-        metavar="DNS-NAME",
-        help=f"prefix of the app annotations that record a rotation (default {DEFAULT_PREFIX})",
-    )
-    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_flags(parser.add_argument_group("rotation"), _ROTATION_FLAGS)
+    out = parser.add_argument_group("output")
+    out.add_argument("--json", action="store_true", help="print the report as one JSON document")
 
 
 def run(args: argparse.Namespace) -> int:
     """Build the request, rotate (SIGINT/SIGTERM undo and stop), print the report."""
-    request = build_request(args)
+    settings = settings_from_args(args)
+    from ..rotation import rotate
+
     cancel = threading.Event()
     with stop_requested_on_signals(cancel) as received:
-        report = rotate(request, cancel=cancel)
+        report = rotate(settings.request, cancel=cancel)
     if received:
         print(f"received {', '.join(received)}: stopped at a safe point", file=sys.stderr)
-    if args.json:
-        json.dump(report.to_json(), sys.stdout, indent=2)
+    report = replace(report, warnings=settings.warnings + report.warnings)
+    return _print(report, settings, as_json=args.json)
+
+
+def _print(report: Report, settings: Settings, *, as_json: bool) -> int:
+    """The report on stdout; the failure once, then its fix, on stderr."""
+    now = report.finished_at or datetime.now(UTC)
+    expiring = expiry_failure(report, now, settings.fail_if_expires_within)
+    code = report.exit_code
+    if expiring and code is ExitCode.OK:
+        code = ExitCode.FAILED
+    if as_json:
+        document = report.to_json()
+        document["exit_code"] = int(code)
+        document["expiry_failure"] = expiring
+        json.dump(document, sys.stdout, indent=2)
         print()
-    else:
-        print(render_report(report))
-        if report.hint and report.error:
-            print(f"\n{report.hint}", file=sys.stderr)
-    return int(report.exit_code)
+        return int(code)
+    print(render_report(report))
+    if report.error:
+        hint = for_cli(report.hint or "", report.error_code)
+        error = for_cli(report.error, report.error_code)
+        fix = hint.removeprefix(report.error).removeprefix(error).strip()
+        code_text = f" [{report.error_code}]" if report.error_code else ""
+        print(f"error: {error}{code_text}" + (f"\n\n{fix}" if fix else ""), file=sys.stderr)
+    if expiring:
+        print(f"error: {expiring}", file=sys.stderr)
+    return int(code)
 
 
-def build_request(args: argparse.Namespace) -> RotationRequest:
-    """Turn flags into a typed request; reads and parses the material in memory."""
-    stdin_used = [args.chain == "-", args.key == "-"]
-    if all(stdin_used):
-        raise InputError(
-            "--chain and --key cannot both read stdin",
-            fix="Give one of them as a file or through --chain-env/--key-env.",
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """Read files and secret variables, then check everything the way the Action does."""
+    stdin_once(args.chain, args.key)
+    used: dict[str, str] = {}
+    values: dict[str, str | bytes] = {
+        name: getattr(args, name.replace("-", "_")) or ""
+        for name in (
+            "cf-api",
+            "cf-username",
+            "cf-origin",
+            "cf-client-id",
+            "cf-org",
+            "cf-space",
+            "app",
+            "service-instance",
+            "chain-env-var",
+            "key-env-var",
+            "strategy",
+            "renew-before",
+            "verify-path",
+            "verify-url",
+            "timeout",
+            "max-in-flight",
+            "annotation-prefix",
+            "fail-if-expires-within",
         )
-    issuer = issuer_from_args(args)
-    chain, key = _given_material(args, with_issuer=issuer is not None)
-    password = args.cf_password or (
-        secret_from_env(args.cf_password_env, flag="--cf-password-env")
-        if args.cf_password_env
-        else ""
-    )
-    secret = (
-        secret_from_env(args.cf_client_secret_env, flag="--cf-client-secret-env")
-        if args.cf_client_secret_env
-        else ""
-    )
-    if bool(args.cf_username) == bool(args.cf_client_id):
-        raise InputError(
-            "give exactly one of --cf-username (with a password) or --cf-client-id (with a secret)",
-            code="auth-missing",
+    }
+    for name in ("force", "dry-run", "keep-root"):
+        values[name] = "true" if getattr(args, name.replace("-", "_")) else ""
+    for name, flag in (
+        ("cf-password", "cf_password_env"),
+        ("cf-client-secret", "cf_client_secret_env"),
+        ("private-key-passphrase", "passphrase_env"),
+    ):
+        variable = getattr(args, flag)
+        if variable:
+            values[name] = secret_from_env(variable, flag="--" + flag.replace("_", "-"))
+    if args.cf_ca_cert:
+        values["cf-ca-cert"] = read_input(
+            args.cf_ca_cert, what="CF CA", flag="--cf-ca-cert", limit=CA_BUNDLE_MAX
         )
-    if args.cf_username and not password:
-        raise InputError("--cf-username needs --cf-password-env", code="auth-missing")
-    if args.cf_client_id and not secret:
-        raise InputError("--cf-client-id needs --cf-client-secret-env", code="auth-missing")
-    return RotationRequest(
-        target=CfTarget(args.cf_api, args.cf_org, args.cf_space, args.app, args.service_instance),
-        auth=CfAuth(
-            username=args.cf_username,
-            password=password,
-            origin=args.cf_origin,
-            client_id=args.cf_client_id,
-            client_secret=secret,
-            ca_pem=(
-                read_input(str(args.cf_ca_cert), what="CF CA").decode() if args.cf_ca_cert else None
-            ),
-        ),
-        chain=chain,
-        key=key,
-        issuer=issuer,
-        chain_env_var=args.chain_env_var,
-        key_env_var=args.key_env_var,
-        strategy=Strategy(args.strategy),
-        renew_before=args.renew_before,
-        force=args.force,
-        dry_run=args.dry_run,
-        verify_path=args.verify_path,
-        verify_url=args.verify_url,
-        keep_root=args.keep_root,
-        timeout_s=args.timeout,
-        max_in_flight=args.max_in_flight,
-        annotation_prefix=(
-            check_prefix(args.annotation_prefix, source="--annotation-prefix")
-            if args.annotation_prefix is not None
-            else None
-        ),
-    )
-
-
-def _given_material(
-    args: argparse.Namespace, *, with_issuer: bool
-) -> tuple[tuple[x509.Certificate, ...], PrivateKey | None]:
-    """The chain and key from --chain/--key (or their -env forms); none with an issuer,
-    and none for a dry run that only checks the live certificate."""
-    given = [flag for flag in ("chain", "chain_env", "key", "key_env") if getattr(args, flag)]
-    if with_issuer:
-        if given or args.passphrase_env or args.keep_root:
-            raise InputError(
-                "--vault-addr issues the new certificate; --chain/--key, --passphrase-env "
-                "and --keep-root apply only to a certificate you give",
-                code="ambiguous-material",
-                fix="Drop either the Vault flags or the certificate flags.",
-            )
-        return (), None
-    if not given and args.dry_run:
-        return (), None  # a check of the live certificate needs no new one
-    if not (args.chain or args.chain_env) or not (args.key or args.key_env):
-        raise InputError(
-            "the new certificate is missing: give --chain and --key (or --chain-env/--key-env), "
-            "or --vault-addr to have Vault or OpenBao issue it (with --dry-run and neither, "
-            "the live certificate is only checked)",
-            code="missing-material",
-        )
-    passphrase = (
-        secret_from_env(args.passphrase_env, flag="--passphrase-env")
-        if args.passphrase_env
-        else None
-    )
-    chain = material.load_chain(_read(args.chain, args.chain_env, "--chain"))
-    key = material.load_key(
-        _read(args.key, args.key_env, "--key"),
-        passphrase=passphrase.encode() if passphrase else None,
-    )
-    return chain, key
-
-
-def _read(path: str | None, env_name: str | None, flag: str) -> bytes:
-    if env_name:
-        return secret_from_env(env_name, flag=f"{flag}-env").encode()
-    assert path is not None
-    return read_input(path, what=flag.removeprefix("--"))
+    for name, path_flag, env_flag in (
+        ("cert-chain", "chain", "chain_env"),
+        ("private-key", "key", "key_env"),
+    ):
+        path, variable = getattr(args, path_flag), getattr(args, env_flag)
+        if variable:
+            used[name] = "--" + env_flag.replace("_", "-")
+            values[name] = secret_from_env(variable, flag=used[name])
+        elif path:
+            values[name] = read_input(path, what=path_flag, flag="--" + path_flag)
+    issuer_values_, jwt = issuer_values(args, os.environ)
+    values.update(issuer_values_)
+    return build(values, dialect(used), jwt=jwt)

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import requests
 from cryptography import x509
@@ -28,6 +28,7 @@ from urllib3.util.retry import Retry
 from .. import material
 from ..errors import InputError
 from ..mtls import EnvProxySession, SSLContextAdapter, trust_context
+from ..request.rules import choice, https_url
 from .base import IssuedMaterial, IssuerError
 
 __all__ = ["VaultPkiIssuer", "VaultSettings"]
@@ -76,32 +77,27 @@ class VaultSettings:
     timeout_s: float = 30.0
 
     def __post_init__(self) -> None:
-        parts = urlsplit(self.address)
-        if parts.scheme != "https" or not parts.netloc:
-            raise InputError(
-                f"the Vault address must be an https:// URL, not {self.address!r}",
-                code="bad-url",
-                fix="TLS is always verified; for a private CA also give its certificate.",
-            )
+        https_url(self.address, "the Vault address", ca_label="its CA certificate")
         if (self.token is None) == (self.jwt is None):
             raise InputError(
                 "Vault needs exactly one way to log in: a token, or a JWT and its role",
-                code="vault-auth",
+                code="ambiguous-vault-auth" if self.token is not None else "missing-vault-auth",
                 fix="Give a Vault token, or the JWT auth role (in a workflow with "
                 "`permissions: id-token: write` the GitHub OIDC token is used).",
             )
         if self.jwt is not None and not self.jwt_role:
             raise InputError(
                 "Vault JWT login needs the role to log in as",
-                code="vault-auth",
+                code="missing-vault-auth",
                 fix="Name the role of the JWT auth method (`bao write auth/jwt/role/<name>`).",
             )
-        if self.key_kind is not None and self.key_kind not in material.KEY_KINDS:
-            raise InputError(
-                f"key type {self.key_kind!r} is not one of {', '.join(material.KEY_KINDS)}",
-                code="unsupported-key-type",
-                fix="Pick one of the listed key types, or leave it unset to keep the "
-                "live certificate's.",
+        if self.key_kind is not None:
+            choice(
+                self.key_kind,
+                "the key type",
+                material.KEY_KINDS,
+                code="bad-key-type",
+                fix="Leave it unset to keep the live certificate's key type.",
             )
 
 

@@ -41,6 +41,9 @@ from .problems import input_error
 log = logging.getLogger(__name__)
 
 _PEM_BLOCK = re.compile(r"-----BEGIN ([A-Z0-9 #]+)-----(.*?)-----END \1-----", re.DOTALL)
+_PEM_BEGIN = re.compile(r"-----BEGIN [A-Z0-9 #]+-----")
+# Undecodable bytes (U+FFFD after decoding) and control characters other than whitespace.
+_BINARY = re.compile("[\ufffd\x00-\x08\x0e-\x1f\x7f]")
 _PROC_TYPE = re.compile(r"Proc-Type:\s*4\s*,\s*ENCRYPTED", re.IGNORECASE)
 _DEK_INFO = re.compile(r"DEK-Info:\s*([A-Za-z0-9-]+)\s*,\s*", re.IGNORECASE)
 _NOT_BASE64 = re.compile(r"[\s\\\"']")
@@ -129,9 +132,28 @@ def _encryption_headers(body: str) -> tuple[tuple[tuple[str, str], ...], str]:
     return headers, body[dek.end() + iv_chars :]
 
 
+def _check_around_blocks(text: str, what: str, complete: int) -> None:
+    """Text around the blocks is fine (bag attributes, `openssl x509 -text`); a BEGIN line
+    without its END (a file cut short, two files joined wrongly) or binary bytes are not,
+    because the certificate they stand for would be dropped without a word."""
+    code = "unparseable-key" if what == "key" else "unparseable-chain"
+    if len(_PEM_BEGIN.findall(text)) > complete:
+        raise input_error(
+            code,
+            f"PEM block {complete + 1} of the {what} input has a BEGIN line but no matching "
+            "END line (the file was cut short, or two files were joined wrongly).",
+        )
+    if _BINARY.search(_PEM_BLOCK.sub("", text)):
+        raise input_error(
+            code, f"The {what} input holds binary data beside its PEM blocks (trailing junk?)."
+        )
+
+
 def _pem_blocks(text: str, what: str) -> list[_Block]:
+    text = _unescape(text)
+    _check_around_blocks(text, what, len(_PEM_BLOCK.findall(text)))
     blocks = []
-    for number, match in enumerate(_PEM_BLOCK.finditer(_unescape(text)), 1):
+    for number, match in enumerate(_PEM_BLOCK.finditer(text), 1):
         label, body = match.group(1), match.group(2)
         headers: tuple[tuple[str, str], ...] = ()
         if label.endswith("PRIVATE KEY"):

@@ -1,12 +1,13 @@
 """Thin adapter over actions-toolkit: the only module that speaks the runner's protocol.
 
-actions-toolkit 0.1.15 is sound for inputs and outputs, so those go through it. Where it
-falls short (reference/github-actions.md section 2) this module does the job itself:
+actions-toolkit 0.1.15 is sound for outputs, so those go through it (inputs are read by
+`inputs.read_inputs`, all at once, with the runner's naming rule). Where it falls short,
+this module does the job itself:
 
 - `mask` registers every line of a secret on its own, escaped. An unescaped multi-line
   `::add-mask::` masks only the first line and prints the rest in clear; old self-hosted
   runners do not split escaped multi-line values either.
-- `group` is a context manager (the toolkit's `group` is `async`).
+- `start_group`/`end_group` are plain functions (the toolkit's `group` is `async`).
 - `warning`/`error` emit only the annotation properties that are set (the toolkit prints
   `title=,file=,...` with empty values).
 - `Summary` appends Markdown to `GITHUB_STEP_SUMMARY` (the toolkit has no summary API).
@@ -29,8 +30,7 @@ import re
 import secrets
 import sys
 import threading
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
@@ -38,9 +38,9 @@ import requests
 from actions_toolkit import core
 from urllib3.util.retry import Retry
 
-from .errors import InputError
-from .issuers.base import IssuerError
-from .mtls import EnvProxySession, SSLContextAdapter, trust_context
+from ..errors import InputError
+from ..issuers.base import IssuerError
+from ..mtls import EnvProxySession, SSLContextAdapter, trust_context
 
 MIN_FRAGMENT = 8
 """Lines of a multi-line secret shorter than this are not masked on their own.
@@ -162,12 +162,6 @@ def mask(value: str) -> None:
                 _command("::add-mask::" + _escape_data(fragment))
 
 
-def get_input(name: str) -> str:
-    """The input `name` as the runner passes it (`INPUT_CF-API`), trimmed; '' when unset."""
-    value: str = core.get_input(name)
-    return value
-
-
 def set_output(name: str, value: str) -> bool:
     """Append `name` to `GITHUB_OUTPUT` (heredoc form with a random delimiter).
 
@@ -186,11 +180,6 @@ def info(message: str) -> None:
     _text(message.splitlines() or [""])
 
 
-def debug(message: str) -> None:
-    """Shown only when step debug logging is on (`ACTIONS_STEP_DEBUG`/`RUNNER_DEBUG`)."""
-    _command("::debug::" + _escape_data(message))
-
-
 def _annotation(kind: str, message: str, title: str | None) -> None:
     props = f" title={_escape_property(title)}" if title else ""
     _command(f"::{kind}{props}::{_escape_data(message)}")
@@ -206,29 +195,14 @@ def error(message: str, *, title: str | None = None) -> None:
     _annotation("error", message, title)
 
 
-def notice(message: str, *, title: str | None = None) -> None:
-    """A notice annotation: one command line, newlines escaped."""
-    _annotation("notice", message, title)
-
-
 def start_group(title: str) -> None:
-    """Open a collapsible group; prefer `group` unless the end is decided elsewhere."""
+    """Open a collapsible group (the log relay closes it when the engine's step ends)."""
     _command("::group::" + _escape_data(title))
 
 
 def end_group() -> None:
     """Close the group opened last."""
     _command("::endgroup::")
-
-
-@contextmanager
-def group(title: str) -> Iterator[None]:
-    """Fold the lines printed inside into one collapsible group in the log."""
-    start_group(title)
-    try:
-        yield
-    finally:
-        end_group()
 
 
 def is_debug() -> bool:

@@ -14,10 +14,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
+from ..models import CertFacts, Outcome, Report, iso
 from .gha import md_cell
-from .models import CertFacts, Outcome, Report
 
 OUTPUTS: tuple[str, ...] = (
     "rotated",
@@ -38,7 +38,6 @@ OUTPUTS: tuple[str, ...] = (
 )
 """Every output of action.yml, in its order (a test keeps the two in step)."""
 
-_NEW_IS_LIVE = frozenset({Outcome.ROTATED, Outcome.CLEANUP_INCOMPLETE, Outcome.ALREADY_CURRENT})
 _HEADLINES = {
     Outcome.ROTATED: "✅ Certificate rotated",
     Outcome.NOT_DUE: "✅ Not due: nothing changed",
@@ -62,23 +61,9 @@ class Annotation:
     message: str
 
 
-def iso(moment: datetime) -> str:
-    """ISO 8601 UTC with `Z`, seconds precision (the form of every time output)."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def in_force(report: Report) -> CertFacts | None:
-    """The certificate the app uses after the run, when known."""
-    if report.outcome in _NEW_IS_LIVE:
-        return report.new
-    if report.outcome is Outcome.ROLLBACK_INCOMPLETE:
-        return None  # split state: the report's state_left says what is where
-    return report.before
-
-
 def outputs(report: Report, now: datetime) -> dict[str, str]:
     """Every output, as strings ('' when not known)."""
-    live = in_force(report)
+    live = report.in_force
     before = report.before
     return {
         "rotated": "true" if report.rotated else "false",
@@ -129,7 +114,7 @@ def annotations_for(
                 f"{report.outcome}{code}: {report.error} (the job summary says what to do)",
             )
         )
-    live = in_force(report)
+    live = report.in_force
     expiring = (
         fail_within is not None and live is not None and live.not_after - now <= _days(fail_within)
     )

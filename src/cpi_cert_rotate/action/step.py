@@ -4,7 +4,7 @@ The order of one run is the point of this module:
   (1) read every input as the runner passes it (`INPUT_CF-API`, hyphens kept);
   (2) mask every secret input, line by line, before anything else is printed;
   (3) check the inputs and load the material; every derived form of the key is masked
-      the moment it exists (`action_inputs.build_settings`);
+      the moment it exists (`inputs.build_settings`);
   (4) only then print: the target, and the engine's log live, one `::group::` per
       engine step, with workflow commands stopped around text we do not control;
   (5) render the report: outputs, job summary, annotations, and the exit code.
@@ -20,22 +20,24 @@ import threading
 import traceback
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 
+from ..errors import ExitCode, InputError
+from ..models import CfTarget, Outcome, Report, RotationRequest, iso
+from ..request.build import Settings
+from ..request.fields import DEFAULT_WARN_DAYS
+from ..signals import stop_requested_on_signals
 from . import gha
-from .action_inputs import (
-    DEFAULT_WARN_DAYS,
+from .inputs import (
     SECRET_INPUTS,
-    ActionSettings,
     build_settings,
     chain_key_blocks,
     read_inputs,
+    secrets_in_urls,
     target_of,
 )
-from .action_report import annotations_for, in_force, iso, outputs, summary
-from .errors import ExitCode, InputError
-from .models import CfTarget, Outcome, Report, RotationRequest
-from .signals import stop_requested_on_signals
+from .report import annotations_for, outputs, summary
 
 Rotate = Callable[..., Report]
 
@@ -59,6 +61,8 @@ def run(env: Mapping[str, str], rotate: Rotate | None = None) -> int:
             gha.mask(inputs[name])
     for block in chain_key_blocks(inputs["cert-chain"]):
         gha.mask(block)  # a key pasted into the public chain input
+    for password in secrets_in_urls(inputs):
+        gha.mask(password)  # `https://user:password@host`, refused below but never shown
     try:
         with _LogRelay.attached():
             return _run(inputs, env, rotate)
@@ -73,10 +77,12 @@ def _run(inputs: Mapping[str, str], env: Mapping[str, str], rotate: Rotate | Non
         return _render(_invalid(target_of(inputs), error), settings=None)
     except Exception as error:  # a bug: still one error line, outputs and a summary
         return _render(_internal(target_of(inputs), error), settings=None)
-    request = settings.request
+    # The adapter warns of a soon-expiring new certificate itself, naming the input that
+    # sets the threshold; the engine is asked for no second warning of the same thing.
+    request = replace(settings.request, warn_days=0)
     _announce(request)
     if rotate is None:
-        from .rotation import rotate as engine_rotate
+        from ..rotation import rotate as engine_rotate
 
         rotate = engine_rotate
     cancel = threading.Event()
@@ -89,6 +95,8 @@ def _run(inputs: Mapping[str, str], env: Mapping[str, str], rotate: Rotate | Non
             report = _internal(request.target, error)
     if received:
         gha.info(f"Received {', '.join(received)}: the run stopped at a safe point.")
+    if settings.warnings:
+        report = replace(report, warnings=settings.warnings + report.warnings)
     return _render(report, settings=settings)
 
 
@@ -124,7 +132,7 @@ def _announce(request: RotationRequest) -> None:
     mode = "dry run" if request.dry_run else ("forced" if request.force else "rotate when due")
     renew_before = str(request.renew_before) if request.renew_before else ""
     if request.issuer is not None and not renew_before:
-        from .rotation.decide import ISSUER_RENEW_BEFORE
+        from ..rotation.decide import ISSUER_RENEW_BEFORE
 
         renew_before = f"{ISSUER_RENEW_BEFORE} (the default with an issuer)"
     gha.info(
@@ -142,7 +150,7 @@ def _announce(request: RotationRequest) -> None:
         gha.info("check only: no new certificate given; the live certificate is reported")
 
 
-def _render(report: Report, settings: ActionSettings | None) -> int:
+def _render(report: Report, settings: Settings | None) -> int:
     """Outputs, summary, annotations and log lines for `report`; returns the exit code."""
     now = report.finished_at or datetime.now(UTC)
     warn_days = settings.warn_days if settings else DEFAULT_WARN_DAYS
@@ -166,7 +174,7 @@ def _render(report: Report, settings: ActionSettings | None) -> int:
 
 
 def _log_result(report: Report, now: datetime) -> None:
-    live = in_force(report)
+    live = report.in_force
     strategy = f" (strategy {report.strategy})" if report.strategy else ""
     gha.info(f"result: {report.outcome}{strategy}")
     if live is not None:
@@ -255,7 +263,3 @@ def _step_event(record: logging.LogRecord) -> tuple[str | None, str | None]:
     if record.msg == "step %s: started":
         return name, None
     return None, name
-
-
-if __name__ == "__main__":  # `python -m cpi_cert_rotate.action`, as entrypoint.py does
-    raise SystemExit(main())

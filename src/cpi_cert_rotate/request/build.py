@@ -1,0 +1,295 @@
+"""Inputs -> `RotationRequest`: the one place where the Action's inputs and the command
+line's flags become a request.
+
+Both adapters hand over their values keyed by the Action's input names (`fields`), as
+text or, for a file the command line read, bytes; a `Dialect` says how to name each in
+a message. Every rule (`rules`) runs here and nowhere else, before any call: sizes and
+encodings first, then each value, then the combinations (exactly one way to log in,
+exactly one source of the certificate, two distinct environment variables). All
+problems are collected and reported together, so one run shows every fix needed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import partial
+
+from ..models import CfAuth, CfTarget, RenewBefore, RotationRequest, Strategy
+from ..rotation.annotations import check_prefix
+from . import rules
+from .certificate import JwtSource, new_certificate
+from .fields import BY_NAME, DEFAULT_WARN_DAYS, DEFAULTS, VERIFY_TIMEOUT_S
+from .problems import Dialect, Problems
+
+REQUIRED = ("cf-api", "cf-org", "cf-space", "app", "service-instance")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The engine's request plus what only an adapter acts on."""
+
+    request: RotationRequest
+    warn_days: int = DEFAULT_WARN_DAYS
+    """Warn when the new certificate expires within this many days."""
+    fail_if_expires_within: int | None = None
+    """Fail the run when the certificate in force afterwards expires within this many days."""
+    warnings: tuple[str, ...] = ()
+    """What the inputs got away with but should not have (a passphrase nothing needed)."""
+
+
+def build(
+    values: Mapping[str, str | bytes],
+    dialect: Dialect,
+    *,
+    mask: Callable[[str], None] = lambda _form: None,
+    jwt: JwtSource | None = None,
+    run_id: str = "",
+) -> Settings:
+    """Check every value and build the request; raise one `InputError` for all problems.
+
+    `mask` is called with every derived form of a given private key as soon as it is
+    parsed, before this returns. `jwt` gives the JWT of a Vault JWT login; it is called
+    only when the engine asks the issuer for a certificate.
+    """
+    problems = Problems(dialect)
+    for name, value in values.items():
+        if value:
+            problems.check(partial(_basic, name, value, dialect))
+    problems.raise_if_any()  # nothing below reads an oversized or undecodable value
+    text = _Text(values)
+    d = dialect
+    target = CfTarget(
+        api_url=text("cf-api").rstrip("/"),
+        org=text("cf-org"),
+        space=text("cf-space"),
+        app=text("app"),
+        service_instance=text("service-instance"),
+    )
+    for name in REQUIRED:
+        if not text(name):
+            problems.missing(name)
+    if target.api_url:
+        problems.check(
+            lambda: rules.https_url(
+                target.api_url, d.ref("cf-api"), ca_label=d.mention("cf-ca-cert")
+            )
+        )
+    auth = _auth(text, values, problems)
+    strategy = _strategy(text("strategy") or DEFAULTS["strategy"], problems)
+    renew_before = _renew_before(text("renew-before"), problems)
+    force, dry_run, keep_root = (
+        _bool(text, n, problems) for n in ("force", "dry-run", "keep-root")
+    )
+    fail_within = _number(text, "fail-if-expires-within", problems, low=0, high=rules.DAYS_MAX)
+    timeout = _timeout(text("timeout") or DEFAULTS["timeout"], problems)
+    max_in_flight = _number(
+        text,
+        "max-in-flight",
+        problems,
+        low=1,
+        high=rules.MAX_IN_FLIGHT_MAX,
+        unit="instances",
+        example="`2`",
+    )
+    verify_path, verify_url = _verify(text, problems)
+    chain_var, key_var = _env_vars(text, problems)
+    prefix = text("annotation-prefix") or None
+    if prefix is not None:
+        problems.check(lambda: check_prefix(prefix, source=d.ref("annotation-prefix")))
+    new = new_certificate(values, problems, mask, jwt, check_only_allowed=dry_run)
+    problems.raise_if_any()
+    assert auth is not None
+    assert new is not None
+    assert strategy is not None
+    warn_days = fail_within if fail_within is not None else DEFAULT_WARN_DAYS
+    request = RotationRequest(
+        target=target,
+        auth=auth,
+        chain=new.chain,
+        key=new.key,
+        issuer=new.issuer,
+        chain_env_var=chain_var,
+        key_env_var=key_var,
+        strategy=strategy,
+        renew_before=renew_before,
+        force=force,
+        dry_run=dry_run,
+        verify_path=verify_path,
+        verify_url=verify_url,
+        keep_root=keep_root,
+        warn_days=warn_days,
+        timeout_s=timeout,
+        verify_timeout_s=min(VERIFY_TIMEOUT_S, timeout / 10),
+        max_in_flight=max_in_flight or int(DEFAULTS["max-in-flight"]),
+        run_id=run_id,
+        annotation_prefix=prefix,
+    )
+    return Settings(
+        request=request,
+        warn_days=warn_days,
+        fail_if_expires_within=fail_within,
+        warnings=tuple(problems.warnings),
+    )
+
+
+class _Text:
+    """A value as text ('' when not given); a file's bytes are decoded (checked already)."""
+
+    def __init__(self, values: Mapping[str, str | bytes]) -> None:
+        self._values = values
+
+    def __call__(self, name: str) -> str:
+        value = self._values.get(name, "")
+        return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+
+
+def _basic(name: str, value: str | bytes, dialect: Dialect) -> None:
+    """Size, encoding and line rules of one value, whatever it is."""
+    spec = BY_NAME[name]
+    label = dialect.ref(name)
+    rules.size(value, label, spec.limit)
+    if isinstance(value, bytes):
+        return  # a file: the material parser reads every encoding it may hold
+    if spec.multiline or spec.secret:
+        rules.utf8(value, label)
+    else:
+        rules.one_line(value, label, spec.limit)
+
+
+def _auth(text: _Text, values: Mapping[str, str | bytes], problems: Problems) -> CfAuth | None:
+    """Exactly one of: user and password, or client id and secret."""
+    d = problems.dialect
+    user, password = text("cf-username"), text("cf-password")
+    client, secret = text("cf-client-id"), text("cf-client-secret")
+    origin = text("cf-origin")
+    ca_pem = values.get("cf-ca-cert") or None
+    ca_text = None
+    if ca_pem is not None and problems.check(
+        lambda: rules.ca_bundle(ca_pem, d.ref("cf-ca-cert"), "the CF API's server certificate")
+    ):
+        ca_text = text("cf-ca-cert")
+    user_pair, client_pair = (
+        d.names("cf-username", "cf-password"),
+        d.names("cf-client-id", "cf-client-secret"),
+    )
+    if (user or password) and (client or secret):
+        problems.add(
+            f"give either {user_pair} or {client_pair}, not both",
+            code="ambiguous-auth",
+            fix="Remove the pair you do not use.",
+        )
+        return None
+    if client or secret:
+        if not client:
+            problems.missing("cf-client-id", why=f" but {d.mention('cf-client-secret')} is set")
+        if not secret:
+            problems.missing("cf-client-secret", why=f" but {d.mention('cf-client-id')} is set")
+        if origin:
+            problems.add(
+                f"{d.ref('cf-origin')} applies only to {user_pair}",
+                code="origin-without-user",
+                fix=f"Remove {d.mention('cf-origin')}; a UAA client has no identity provider "
+                "origin.",
+            )
+        return CfAuth(client_id=client, client_secret=secret, ca_pem=ca_text)
+    if user or password:
+        if not user:
+            problems.missing("cf-username", why=f" but {d.mention('cf-password')} is set")
+        if not password:
+            problems.missing("cf-password", why=f" but {d.mention('cf-username')} is set")
+        return CfAuth(username=user, password=password, origin=origin, ca_pem=ca_text)
+    problems.add(
+        f"no Cloud Foundry credentials: {user_pair} and {client_pair} are all empty",
+        code="missing-credentials",
+        fix=f"Give a technical user ({d.mention('cf-username')}, {d.mention('cf-password')}, "
+        f"and {d.mention('cf-origin')} for a custom identity provider) or a UAA client "
+        f"({d.mention('cf-client-id')}, {d.mention('cf-client-secret')}).",
+    )
+    problems.empty_hint(secret=True)
+    return None
+
+
+def _bool(text: _Text, name: str, problems: Problems) -> bool:
+    return problems.value(lambda: rules.boolean(text(name), problems.dialect.ref(name)), False)
+
+
+def _number(
+    text: _Text,
+    name: str,
+    problems: Problems,
+    *,
+    low: int,
+    high: int,
+    unit: str = "days",
+    example: str = "`14`",
+) -> int | None:
+    raw = text(name)
+    if raw == "":
+        return None
+    label = problems.dialect.ref(name)
+    return problems.value(
+        lambda: rules.whole_number(raw, label, low=low, high=high, unit=unit, example=example),
+        None,
+    )
+
+
+def _timeout(raw: str, problems: Problems) -> float:
+    label = problems.dialect.ref("timeout")
+    return problems.value(
+        lambda: rules.seconds(raw, label, example="`900`"), float(DEFAULTS["timeout"])
+    )
+
+
+def _strategy(raw: str, problems: Problems) -> Strategy | None:
+    label = problems.dialect.ref("strategy")
+    choices = tuple(s.value for s in Strategy)
+    fix = "Leave it unset (`auto`) unless you need a particular strategy."
+    return problems.value(
+        lambda: Strategy(rules.choice(raw, label, choices, code="bad-strategy", fix=fix)), None
+    )
+
+
+def _renew_before(raw: str, problems: Problems) -> RenewBefore | None:
+    if not raw:
+        return None
+    label = problems.dialect.ref("renew-before")
+    return problems.value(lambda: RenewBefore.parse(raw, label=label), None)
+
+
+def _verify(text: _Text, problems: Problems) -> tuple[str | None, str | None]:
+    d = problems.dialect
+    path, url = text("verify-path"), text("verify-url")
+    if path and url:
+        problems.add(
+            f"give either {d.mention('verify-path')} or {d.mention('verify-url')}, not both",
+            code="ambiguous-verify",
+            fix=f"{d.mention('verify-path')} is appended to the iFlow URL of the new binding; "
+            f"{d.mention('verify-url')} is a full URL.",
+        )
+        return None, None
+    if url:
+        label = d.ref("verify-url")
+        ca = d.mention("cf-ca-cert")
+        return None, problems.value(
+            lambda: rules.https_url(url, label, ca_label=ca, base=False), None
+        )
+    if path:
+        label, url_label = d.ref("verify-path"), d.mention("verify-url")
+        return problems.value(lambda: rules.verify_path(path, label, url_label), None), None
+    return None, None
+
+
+def _env_vars(text: _Text, problems: Problems) -> tuple[str, str]:
+    """The app's two variables: valid, not the platform's, and not the same one."""
+    d = problems.dialect
+    chain_var = text("chain-env-var") or DEFAULTS["chain-env-var"]
+    key_var = text("key-env-var") or DEFAULTS["key-env-var"]
+    valid = [
+        problems.check(partial(rules.env_var_name, value, d.ref(name)))
+        for name, value in (("chain-env-var", chain_var), ("key-env-var", key_var))
+    ]
+    if all(valid):
+        labels = (d.ref("chain-env-var"), d.mention("key-env-var"))
+        problems.check(lambda: rules.distinct_env_vars(chain_var, key_var, labels))
+    return chain_var, key_var

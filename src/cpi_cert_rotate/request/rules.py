@@ -1,0 +1,314 @@
+"""The rules every input obeys: one function per rule, one problem code per rule.
+
+`request.build` applies them to what the Action's inputs and the command line's flags
+give; `cf` and `issuers` apply the URL rule again as a guard for direct library use.
+Each function raises `InputError` naming the input the way its user spelt it (`label`:
+"input `cf-api`" in the Action, "`--cf-api`" on the command line) and echoes a value only
+when it cannot be a secret (a number, a variable name), shortened and made printable.
+
+This module imports nothing of the package but `errors`, so any layer may use it.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import SplitResult, urlsplit
+
+from ..errors import InputError
+
+NAME_MAX = 255
+"""Cloud Controller's limit for app, space and org names (cloud_controller_ng
+`app/messages/app_create_message.rb`, `space_create_message.rb`: maximum 255)."""
+
+TEXT_MAX = 1024
+"""Any other one-line value: a user, a role, a mount, a prefix."""
+
+URL_MAX = 2048
+SECRET_MAX = 16 * 1024
+"""A password, client secret, token, JWT or passphrase (a GitHub OIDC token is ~1 KB)."""
+
+MATERIAL_MAX = 64 * 1024
+"""A chain, key or PKCS#12 (base64). Cloud Foundry holds at most 130 KB in one environment
+variable (docs.cloudfoundry.org, "Cloud Foundry environment variables"); a real chain is a
+few KB, and this leaves room for the text `openssl` writes around each certificate."""
+
+CA_BUNDLE_MAX = 1024 * 1024
+"""A CA bundle: a whole system bundle (~220 KB) still fits."""
+
+TIMEOUT_MIN_S, TIMEOUT_MAX_S = 60, 6 * 3600
+"""A rotation waits for a rolling deployment, so less than a minute cannot work; 6 h is
+the longest a job runs on GitHub-hosted runners."""
+
+DAYS_MAX = 3650
+"""Ten years: the longest certificate lifetime worth a threshold."""
+
+MAX_IN_FLIGHT_MAX = 1000
+
+_SHOWN_MAX = 40
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_DIGITS = re.compile(r"[0-9]+")
+_DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# RFC 3986 section 3.3/3.4: the characters of a path and query, `%` only as `%XX`.
+_PATH_CHARS = re.compile(r"([A-Za-z0-9\-._~!$&'()*+,;=:@/?]|%[0-9A-Fa-f]{2})*")
+
+# Cloud Controller refuses these names in an app's environment variables, case-insensitively
+# (`EnvironmentVariablesStringValuesValidator` in cloud_controller_ng app/messages/validators.rb).
+_CC_REFUSED_PREFIXES = ("VCAP_", "VMC")
+_CC_REFUSED_NAMES = frozenset({"PORT"})
+# The platform sets these in every app instance, over what the app's own variables say
+# (lib/cloud_controller/diego/environment.rb, the Diego executor, and the CF docs page
+# "Cloud Foundry environment variables"); a chain or key written there never arrives.
+_PLATFORM_PREFIXES = ("CF_",)
+_PLATFORM_NAMES = frozenset(
+    {
+        "DATABASE_URL",
+        "HOME",
+        "INSTANCE_GUID",
+        "INSTANCE_INDEX",
+        "LANG",
+        "MEMORY_LIMIT",
+        "PATH",
+        "PWD",
+        "TMPDIR",
+        "USER",
+    }
+)
+
+
+def shown(value: str) -> str:
+    """`value` quoted for a message: at most 40 characters, control characters escaped."""
+    short = value if len(value) <= _SHOWN_MAX else value[: _SHOWN_MAX - 3] + "..."
+    return repr(short.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace"))
+
+
+def too_large(label: str, size: int, limit: int, unit: str = "characters") -> InputError:
+    """The error for a value longer than `limit`."""
+    return InputError(
+        f"{label} is {size} {unit} long; at most {limit} are accepted",
+        code="input-too-large",
+        fix="Check that the right value or file was given (not a whole directory, log or "
+        "bundle of unrelated files).",
+    )
+
+
+def size(value: str | bytes, label: str, limit: int) -> None:
+    """Refuse a value longer than `limit` characters (bytes for binary data)."""
+    if len(value) > limit:
+        unit = "bytes" if isinstance(value, bytes) else "characters"
+        raise too_large(label, len(value), limit, unit)
+
+
+def utf8(value: str, label: str) -> None:
+    """Refuse text that cannot be sent as UTF-8 (a shell in a non-UTF-8 locale, bad bytes)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise InputError(
+            f"{label} is not valid UTF-8 text",
+            code="bad-text",
+            fix="Check the terminal's or the file's encoding; Cloud Foundry and the other "
+            "services take UTF-8 only.",
+        ) from error
+
+
+def one_line(value: str, label: str, limit: int = TEXT_MAX) -> str:
+    """A one-line UTF-8 value of at most `limit` characters without control characters."""
+    size(value, label, limit)
+    utf8(value, label)
+    if _CONTROL.search(value):
+        raise InputError(
+            f"{label} contains a control character (a line break, tab or similar)",
+            code="bad-text",
+            fix="Give the value on one line; check for a stray newline where it was copied from.",
+        )
+    return value
+
+
+def boolean(raw: str, label: str) -> bool:
+    """YAML 1.2 core booleans only (`true`/`false`, any capitalisation YAML allows); '' is false."""
+    if raw in ("true", "True", "TRUE"):
+        return True
+    if raw in ("false", "False", "FALSE", ""):
+        return False
+    raise InputError(
+        f"{label} must be `true` or `false`, not {shown(raw)}",
+        code="bad-boolean",
+        fix="Write `true` or `false`.",
+    )
+
+
+def whole_number(raw: str, label: str, *, low: int, high: int, unit: str, example: str) -> int:
+    """An integer from `low` to `high`, written in ASCII digits only."""
+    if _DIGITS.fullmatch(raw) and low <= int(raw) <= high:
+        return int(raw)
+    raise InputError(
+        f"{label} must be a whole number of {unit} from {low} to {high}, not {shown(raw)}",
+        code="bad-number",
+        fix=f"Write for example {example}.",
+    )
+
+
+def seconds(raw: str, label: str, *, example: str) -> float:
+    """A timeout in seconds within the rotation's sane range (no sign, exponent, nan or inf)."""
+    if _DECIMAL.fullmatch(raw) and TIMEOUT_MIN_S <= float(raw) <= TIMEOUT_MAX_S:
+        return float(raw)
+    raise InputError(
+        f"{label} must be a number of seconds from {TIMEOUT_MIN_S} to {TIMEOUT_MAX_S}, "
+        f"not {shown(raw)}",
+        code="bad-number",
+        fix=f"Write for example {example} (15 minutes, the default).",
+    )
+
+
+def choice(raw: str, label: str, choices: tuple[str, ...], *, code: str, fix: str) -> str:
+    """One of `choices`, exactly as written."""
+    if raw in choices:
+        return raw
+    names = ", ".join(f"`{c}`" for c in choices)
+    raise InputError(f"{label} must be one of {names}, not {shown(raw)}", code=code, fix=fix)
+
+
+def env_var_name(name: str, label: str) -> str:
+    """A name the app's environment can hold and the platform leaves alone."""
+    size(name, label, NAME_MAX)
+    if not _ENV_NAME.fullmatch(name):
+        # Not echoed: a value that is no variable name may be a secret given by mistake.
+        raise InputError(
+            f"{label} must be an environment variable name (letters, digits and `_`, not "
+            "starting with a digit)",
+            code="bad-env-var-name",
+            fix="Use a name such as `CLI_CHAIN` or `CLI_KEY`.",
+        )
+    upper = name.upper()
+    if upper.startswith(_CC_REFUSED_PREFIXES) or upper in _CC_REFUSED_NAMES:
+        why = "Cloud Controller refuses names starting with `VCAP_` or `VMC` and the name `PORT`"
+    elif upper.startswith(_PLATFORM_PREFIXES) or upper in _PLATFORM_NAMES:
+        why = "the platform sets it in every app instance, so the app would never see the value"
+    else:
+        return name
+    raise InputError(
+        f"{label} {name!r} is reserved: {why}",
+        code="bad-env-var-name",
+        fix="Use a name of the app's own, such as `CLI_CHAIN` and `CLI_KEY` (the defaults).",
+    )
+
+
+def distinct_env_vars(chain_var: str, key_var: str, labels: tuple[str, str]) -> None:
+    """The chain and the key need two variables; one name would hold only the last written."""
+    if chain_var == key_var:
+        raise InputError(
+            f"{labels[0]} and {labels[1]} name the same variable {chain_var!r}",
+            code="bad-env-var-name",
+            fix="The chain and the key need two different environment variables.",
+        )
+
+
+def _split(url: str, label: str) -> SplitResult:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError as error:
+        raise InputError(
+            f"{label} is not a URL", code="bad-url", fix="Give an https:// URL."
+        ) from error
+    return parts
+
+
+def display_url(url: str) -> str:
+    """`url` without user, password, query or fragment: safe to print and to summarise."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "(not a URL)"
+    if parts.scheme and host:
+        return f"{parts.scheme}://{host}{port}{parts.path}"
+    if "@" in url or "?" in url:
+        return "(not a URL)"
+    return url  # `api.example.com`: no scheme, nothing that could be a credential
+
+
+def https_url(url: str, label: str, *, ca_label: str = "", base: bool = True) -> str:
+    """An https URL with a host and without credentials; returned without a trailing `/`.
+
+    `base` URLs (an API endpoint, a Vault address) take no query or fragment either.
+    The URL is echoed only without its user, password and query (`display_url`).
+    """
+    size(url, label, URL_MAX)
+    utf8(url, label)
+    parts = _split(url, label)
+    if "@" in parts.netloc:
+        raise InputError(
+            f"{label} must not hold a user name or password (`user:password@host`)",
+            code="bad-url",
+            fix="Give the credentials in their own inputs, never in a URL; if a real password "
+            "was in it, change that password: the URL may have been logged elsewhere.",
+        )
+    if parts.scheme != "https" or not parts.hostname or _CONTROL.search(url) or " " in url:
+        private_ca = f" (for a private CA also {ca_label})" if ca_label else ""
+        raise InputError(
+            f"{label} must be an https:// URL, not {shown(display_url(url))}",
+            code="bad-url",
+            fix=f"TLS is always verified; give the https URL{private_ca}.",
+        )
+    if base and (parts.query or parts.fragment or url.endswith(("?", "#"))):
+        raise InputError(
+            f"{label} must be a plain https:// address without `?query` or `#fragment`",
+            code="bad-url",
+            fix="Give the address as `cf api` or `vault status` shows it.",
+        )
+    return url.rstrip("/")
+
+
+def verify_path(path: str, label: str, url_label: str) -> str:
+    """A path (and query) on the new binding's iFlow host; never another host.
+
+    A scheme, a host (`//host`), a backslash, a fragment or a character outside RFC 3986
+    is refused; a missing leading `/` is added.
+    """
+    size(path, label, URL_MAX)
+    utf8(path, label)
+    if "://" in path or path.startswith(("//", "\\")) or "\\" in path:
+        raise InputError(
+            f"{label} looks like a URL, not a path",
+            code="bad-verify-path",
+            fix=f"Give the path (`/http/ping`) here, or the whole URL in {url_label}.",
+        )
+    if "#" in path or not _PATH_CHARS.fullmatch(path):
+        raise InputError(
+            f"{label} must be a URL path such as `/http/ping` (letters, digits and "
+            "`-._~!$&'()*+,;=:@/?`, other characters percent-encoded)",
+            code="bad-verify-path",
+            fix="Percent-encode spaces and other characters (`%20`); leave out any `#fragment`.",
+        )
+    return path if path.startswith("/") else "/" + path
+
+
+def ca_bundle(pem: str | bytes, label: str, server: str) -> str:
+    """`pem` as text holding at least one PEM certificate: the CA that issued `server`."""
+    from cryptography import x509  # here: the rule module stays import-light
+
+    size(pem, label, CA_BUNDLE_MAX)
+    text = pem.decode("utf-8", "replace") if isinstance(pem, bytes) else pem
+    try:
+        x509.load_pem_x509_certificates(text.encode())
+    except ValueError as error:
+        raise InputError(
+            f"{label} is not a PEM certificate (bundle)",
+            code="bad-ca-cert",
+            fix=f"Give the PEM of the CA that issued {server}.",
+        ) from error
+    return text
+
+
+def vault_ttl(raw: str, label: str) -> str:
+    """A lifetime Vault's duration parser reads: seconds, a Go duration (`2160h`), or days."""
+    if re.fullmatch(r"[0-9]+[smhd]?|([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+", raw):
+        return raw
+    raise InputError(
+        f"{label} must be a duration such as `2160h` or `90d`, not {shown(raw)}",
+        code="bad-number",
+        fix="Leave it empty for the role's `ttl`, or give hours (`2160h`) or days (`90d`).",
+    )

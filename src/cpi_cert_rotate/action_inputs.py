@@ -30,6 +30,7 @@ from .action_issuer_inputs import (
 )
 from .errors import InputError
 from .models import CfAuth, CfTarget, RenewBefore, RotationRequest, Strategy
+from .rotation.annotations import check_prefix
 
 __all__ = [
     "INPUTS",
@@ -66,6 +67,7 @@ INPUTS: tuple[str, ...] = (
     "keep-root",
     "fail-if-expires-within",
     "timeout",
+    "annotation-prefix",
 )
 """Every input of action.yml, in its order (a test keeps the two in step)."""
 
@@ -179,6 +181,12 @@ def build_settings(
             code="bad-env-var-name",
             fix="The chain and the key need two different environment variables.",
         )
+    prefix = inputs.get("annotation-prefix") or None
+    if prefix is not None:
+        try:
+            check_prefix(prefix, source="input `annotation-prefix`")
+        except InputError as error:
+            problems.errors.append(error)
     new = new_certificate(inputs, env, problems, mask, id_token, check_only_allowed=dry_run)
     problems.raise_if_any()
     assert auth is not None
@@ -204,6 +212,7 @@ def build_settings(
         timeout_s=timeout,
         verify_timeout_s=min(VERIFY_TIMEOUT_S, timeout / 10),
         run_id=_run_id(env),
+        annotation_prefix=prefix,
     )
     return ActionSettings(request=request, warn_days=warn_days, fail_if_expires_within=fail_within)
 

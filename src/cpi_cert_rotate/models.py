@@ -207,6 +207,10 @@ class RotationRequest:
     """How long test-before-promote keeps retrying while CPI picks up a new binding."""
     max_in_flight: int = 1
     run_id: str = ""
+    annotation_prefix: str | None = None
+    """Prefix of the app annotations the run reads and writes; None: the default
+    (`rotation.annotations.DEFAULT_PREFIX`). Checked with Cloud Controller's rules before
+    any call."""
 
     def __post_init__(self) -> None:
         given = bool(self.chain) or self.key is not None

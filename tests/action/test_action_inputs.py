@@ -203,6 +203,8 @@ def test_booleans_are_strict(client_material: ClientMaterial, value: str) -> Non
         ({"verify_path": "/http/ping", "verify_url": "https://x.example/y"}, "ambiguous-verify"),
         ({"cf_ca_cert": "not a pem"}, "bad-ca-cert"),
         ({"app": ""}, "missing-input"),
+        ({"annotation_prefix": "cpi-cert-rotate"}, "bad-annotation-prefix"),
+        ({"annotation_prefix": "cloudfoundry.org"}, "bad-annotation-prefix"),
     ],
 )
 def test_each_bad_value_has_its_code(
@@ -227,6 +229,12 @@ def test_fail_if_expires_within_sets_the_warning_threshold(
     assert settings.fail_if_expires_within == 14
     assert settings.warn_days == 14
     assert settings.request.timeout_s == 120
+
+
+def test_annotation_prefix_reaches_the_request(client_material: ClientMaterial) -> None:
+    assert _build(_inputs(client_material))[0].request.annotation_prefix is None
+    settings, _ = _build(_inputs(client_material, annotation_prefix="rotation.example.com"))
+    assert settings.request.annotation_prefix == "rotation.example.com"
 
 
 def test_verify_path_gets_a_leading_slash(client_material: ClientMaterial) -> None:

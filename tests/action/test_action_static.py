@@ -80,10 +80,11 @@ def test_inputs_are_kebab_case_and_described() -> None:
         assert spec["description"].strip(), name
 
 
-def _readme_table(heading: str) -> list[str]:
-    text = (ROOT / "README.md").read_text()
-    section = text.split("<!-- section:action -->", 1)[1].split("<!-- /section:action -->", 1)[0]
-    table = section.split(heading, 1)[1]
+ACTION_DOC = ROOT / "docs" / "action.md"
+
+
+def _docs_table(heading: str) -> list[str]:
+    table = ACTION_DOC.read_text().split(heading, 1)[1]
     names = []
     for line in table.splitlines()[1:]:
         if not line.strip():
@@ -96,15 +97,15 @@ def _readme_table(heading: str) -> list[str]:
     return names
 
 
-def test_readme_documents_every_input_and_output_in_order() -> None:
-    assert _readme_table("#### Inputs") == list(INPUTS)
-    assert _readme_table("#### Outputs") == list(OUTPUTS)
+def test_docs_list_every_input_and_output_in_order() -> None:
+    assert _docs_table("\n## Inputs") == list(INPUTS)
+    assert _docs_table("\n## Outputs") == list(OUTPUTS)
 
 
-def test_readme_input_defaults_match_action_yml() -> None:
+def test_docs_input_defaults_match_action_yml() -> None:
     inputs = _action()["inputs"]
     assert isinstance(inputs, dict)
-    text = (ROOT / "README.md").read_text()
+    text = ACTION_DOC.read_text()
     for name, spec in inputs.items():
         row = re.search(rf"^\| `{name}` \|([^|]*)\|([^|]*)\|", text, re.MULTILINE)
         assert row, name
@@ -213,9 +214,15 @@ def test_our_workflows_are_least_privilege(path: Path) -> None:
 def test_troubleshooting_names_every_problem_code() -> None:
     from cpi_cert_rotate.material.problems import PROBLEMS
 
-    section = (ROOT / "README.md").read_text().split("<!-- section:action -->", 1)[1]
+    section = (ROOT / "docs" / "troubleshooting.md").read_text()
     package = ROOT / "src" / "cpi_cert_rotate"
-    sources = ("action_inputs.py", "action_issuer_inputs.py", "gha.py", "issuers/vault.py")
+    sources = (
+        "action_inputs.py",
+        "action_issuer_inputs.py",
+        "gha.py",
+        "issuers/vault.py",
+        "rotation/annotations.py",
+    )
     source = "\n".join((package / name).read_text() for name in sources)
     input_codes = set(re.findall(r'code="([a-z-]+)"', source)) | {"invalid-inputs"}
     for code in sorted(input_codes | set(PROBLEMS)):
@@ -245,3 +252,34 @@ def test_examples_pass_only_inputs_the_action_reads(path: Path) -> None:
             permissions = job.get("permissions")
             assert isinstance(permissions, dict)
             assert permissions.get("id-token") == "write"
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_examples_queue_runs_of_one_target_in_one_group(path: Path) -> None:
+    """Every rotating job shares the group `cpi-cert-rotate-<its environment>`.
+
+    A group built from `vars.*` at workflow level sees only repository variables (the
+    environment's are not in scope there), so it would put every target in one group or
+    split one target over several; the same name in the manual, scheduled and fleet
+    workflows makes a manual run wait for a scheduled run of the same target.
+    """
+    workflow = yaml.safe_load(path.read_text())
+    for job, step in _action_steps(path):
+        if str(step.get("with", {}).get("dry-run")).lower() == "true":  # type: ignore[union-attr]
+            continue  # a check changes nothing and needs no queue
+        concurrency = job.get("concurrency") or workflow.get("concurrency")
+        assert isinstance(concurrency, dict), "a rotating workflow needs a concurrency group"
+        assert concurrency.get("cancel-in-progress") is False
+        environment = job.get("environment")
+        assert isinstance(environment, str)
+        assert concurrency["group"] == f"cpi-cert-rotate-{environment}"
+        assert "vars." not in concurrency["group"]
+
+
+def test_docs_list_every_secret_and_variable_the_examples_use() -> None:
+    section = ACTION_DOC.read_text().split("## Secrets and variables the examples use", 1)[1]
+    for path in EXAMPLES:
+        for kind, name in re.findall(r"\b(secrets|vars)\.([A-Z][A-Z0-9_]*)", path.read_text()):
+            row = next((line for line in section.splitlines() if f"`{name}`" in line), None)
+            assert row, f"{path.name}: {kind}.{name} is not listed in docs/action.md"
+            assert ("secret" if kind == "secrets" else "variable") in row, name

@@ -106,9 +106,9 @@ def test_a_whole_overlap_rotation_through_the_client(
     assert client.get_binding(old.guid) is None
     client.delete_binding(old.guid, deadline=_soon())  # already gone: fine
     app = client.patch_app_annotations(
-        app_guid, {"cpi-cert-rotate/fingerprint": minted.leaf_sha256}
+        app_guid, {"cpi-cert-rotate.local/fingerprint": minted.leaf_sha256}
     )
-    assert app.annotations["cpi-cert-rotate/fingerprint"] == minted.leaf_sha256
+    assert app.annotations["cpi-cert-rotate.local/fingerprint"] == minted.leaf_sha256
     assert client.get_app(app_guid).annotations == app.annotations
 
 

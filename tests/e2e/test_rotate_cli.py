@@ -94,3 +94,23 @@ def test_sigterm_during_deployment_rolls_back(
     assert assert_consistent(ls) == old_leaf
     assert minted.leaf_sha256 not in live_binding_leaves(ls)
     assert set(instance_leaves(ls)) == {old_leaf}
+
+
+def test_refused_annotation_prefix_exits_2_before_any_call(
+    landscape: Landscape, tmp_path: Path
+) -> None:
+    ca = tmp_path / "cf-ca.pem"
+    ca.write_text(landscape.ca_pem)
+    minted = landscape.mint(cn="ntifext-client", days=90)
+    calls = len(landscape.calls())
+    result = subprocess.run(
+        _command(landscape, ca, "--dry-run", "--annotation-prefix", "cpi-cert-rotate"),
+        env=_env(landscape, minted.chain_pem, minted.key_pem),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "--annotation-prefix 'cpi-cert-rotate' would be refused" in result.stderr
+    assert landscape.calls()[calls:] == []

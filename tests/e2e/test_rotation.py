@@ -20,7 +20,7 @@ from cf_sandbox import Landscape
 from cpi_cert_rotate.errors import ExitCode
 from cpi_cert_rotate.models import Outcome, RenewBefore, Strategy
 from cpi_cert_rotate.rotation import rotate
-from cpi_cert_rotate.rotation.observe import FINGERPRINT_KEY, NOT_AFTER_KEY, RUN_ID_KEY
+from cpi_cert_rotate.rotation.annotations import AnnotationKeys
 
 pytestmark = pytest.mark.e2e
 
@@ -42,9 +42,10 @@ def test_overlap_rotates_with_zero_probe_failures(landscape: Landscape) -> None:
     assert set(instance_leaves(landscape)) == {minted.leaf_sha256}
     assert len(instance_leaves(landscape)) == 3
     notes = the_app(landscape)["annotations"]
-    assert notes[FINGERPRINT_KEY] == minted.leaf_sha256
-    assert notes[NOT_AFTER_KEY] == f"{report.new.not_after:%Y-%m-%dT%H:%M:%SZ}"  # type: ignore[union-attr]
-    assert notes[RUN_ID_KEY] == "t1"
+    keys = AnnotationKeys()
+    assert notes[keys.fingerprint] == minted.leaf_sha256
+    assert notes[keys.not_after] == f"{report.new.not_after:%Y-%m-%dT%H:%M:%SZ}"  # type: ignore[union-attr]
+    assert notes[keys.key("run-id")] == "t1"
     assert report.before is not None
     assert report.before.fingerprint_sha256 == old_leaf
     assert [s.name for s in report.steps] == [
@@ -195,20 +196,21 @@ def test_lock_held_by_another_run_blocks_without_change(landscape: Landscape) ->
     first = landscape.mint(cn="ntifext-client", days=90)
     request = request_for(landscape, first.chain_pem, first.key_pem)
     from cpi_cert_rotate.cf import CfClient
-    from cpi_cert_rotate.rotation.observe import LOCK_KEY
+
+    lock_key = AnnotationKeys().lock
 
     client = CfClient(landscape.api_url, request.auth)
     app = client.find_app(
         client.find_space(client.find_org(landscape.org).guid, landscape.space).guid,
         landscape.app,
     )
-    client.patch_app_annotations(app.guid, {LOCK_KEY: "someone-else until 2999-01-01T00:00:00Z"})
+    client.patch_app_annotations(app.guid, {lock_key: "someone-else until 2999-01-01T00:00:00Z"})
     before = env_leaf_sha256(landscape)
     report = rotate(request)
     assert report.outcome is Outcome.FAILED
     assert "someone-else" in (report.error or "")
     assert env_leaf_sha256(landscape) == before
-    client.patch_app_annotations(app.guid, {LOCK_KEY: "someone-else until 2000-01-01T00:00:00Z"})
+    client.patch_app_annotations(app.guid, {lock_key: "someone-else until 2000-01-01T00:00:00Z"})
     assert rotate(request).outcome is Outcome.ROTATED
 
 
@@ -303,7 +305,7 @@ def test_auto_with_pinning_off_renews_in_place(
 
 
 def test_lock_written_but_answer_lost_is_taken_back(landscape: Landscape) -> None:
-    from cpi_cert_rotate.rotation.observe import LOCK_KEY
+    lock_key = AnnotationKeys().lock
 
     minted = landscape.mint(cn="ntifext-client", days=90)
     landscape.add_fault(
@@ -313,7 +315,7 @@ def test_lock_written_but_answer_lost_is_taken_back(landscape: Landscape) -> Non
     report = rotate(request_for(landscape, minted.chain_pem, minted.key_pem))
     landscape.clear_faults()
     assert report.outcome is Outcome.FAILED
-    assert LOCK_KEY not in the_app(landscape)["annotations"]
+    assert lock_key not in the_app(landscape)["annotations"]
     assert rotate(request_for(landscape, minted.chain_pem, minted.key_pem)).rotated
 
 
@@ -335,3 +337,32 @@ def test_restage_that_fails_after_stopping_the_app_is_undone(
         time.sleep(0.1)
     assert instance_leaves(ls), "the app was left stopped"
     assert set(instance_leaves(ls)) == {old_leaf}
+
+
+def test_custom_annotation_prefix_records_the_rotation_under_it(landscape: Landscape) -> None:
+    minted = landscape.mint(cn="ntifext-client", days=90)
+    report = rotate(
+        request_for(
+            landscape, minted.chain_pem, minted.key_pem, annotation_prefix="rotation.example.com"
+        )
+    )
+    assert report.outcome is Outcome.ROTATED, report.error
+    notes = the_app(landscape)["annotations"]
+    assert notes["rotation.example.com/fingerprint-sha256"] == minted.leaf_sha256
+    assert not any(key.startswith(AnnotationKeys().prefix) for key in notes)
+
+
+def test_refused_annotation_prefix_stops_before_any_call(landscape: Landscape) -> None:
+    """The prefix every earlier version used: real CC answers 422 to its first write."""
+    minted = landscape.mint(cn="ntifext-client", days=90)
+    calls = len(landscape.calls())
+    report = rotate(
+        request_for(
+            landscape, minted.chain_pem, minted.key_pem, annotation_prefix="cpi-cert-rotate"
+        )
+    )
+    assert report.outcome is Outcome.INVALID_INPUT
+    assert report.exit_code is ExitCode.BAD_INPUT
+    assert report.error_code == "bad-annotation-prefix"
+    assert "at least one dot" in (report.error or "")
+    assert landscape.calls()[calls:] == []

@@ -11,11 +11,14 @@ from cpi_cert_rotate import material
 from cpi_cert_rotate.cf import App, Binding, ServiceInstance
 from cpi_cert_rotate.errors import CfApiError
 from cpi_cert_rotate.models import CfAuth, CfTarget, Outcome, RenewBefore, RotationRequest, Strategy
+from cpi_cert_rotate.rotation.annotations import AnnotationKeys
 from cpi_cert_rotate.rotation.decide import decide, in_place_blockers, initial_strategy
 from cpi_cert_rotate.rotation.journal import Compensation, Journal
 from cpi_cert_rotate.rotation.lock import LockValue
-from cpi_cert_rotate.rotation.observe import FINGERPRINT_KEY, Observation, RegisteredCert
+from cpi_cert_rotate.rotation.observe import Observation, RegisteredCert
 from pki_factory import CA, client_pki, utcnow
+
+FINGERPRINT_KEY = AnnotationKeys().fingerprint
 
 NOW = utcnow()
 

@@ -19,6 +19,7 @@ from .. import material
 from ..errors import InputError
 from ..models import CfAuth, CfTarget, PrivateKey, RenewBefore, RotationRequest, Strategy
 from ..rotation import rotate
+from ..rotation.annotations import DEFAULT_PREFIX, check_prefix
 from ..signals import stop_requested_on_signals
 from .issuer_args import add_issuer_arguments, issuer_from_args
 from .local_inputs import read_input, secret_from_env
@@ -78,6 +79,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     how.add_argument("--verify-url", help="full URL to call instead of the binding's url + path")
     how.add_argument("--timeout", type=float, default=900.0, help="seconds for the whole run")
     how.add_argument("--max-in-flight", type=int, default=1, help="instances replaced at a time")
+    how.add_argument(
+        "--annotation-prefix",
+        metavar="DNS-NAME",
+        help=f"prefix of the app annotations that record a rotation (default {DEFAULT_PREFIX})",
+    )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
@@ -154,6 +160,11 @@ def build_request(args: argparse.Namespace) -> RotationRequest:
         keep_root=args.keep_root,
         timeout_s=args.timeout,
         max_in_flight=args.max_in_flight,
+        annotation_prefix=(
+            check_prefix(args.annotation_prefix, source="--annotation-prefix")
+            if args.annotation_prefix is not None
+            else None
+        ),
     )
 
 

@@ -1,7 +1,7 @@
 """The stable problem codes of certificate material: severity, meaning and fix for each.
 
 One table serves three readers: `validate` (which builds `Problem`s from it), the
-loaders (which raise `InputError` with the same codes and fixes) and the README (whose
+loaders (which raise `InputError` with the same codes and fixes) and docs/certificates.md (whose
 problem table a test compares with this one). Codes never change once released: users
 match on them in scripts and the Action's `reason` output.
 
@@ -36,7 +36,7 @@ class Problem:
 
 @dataclass(frozen=True)
 class ProblemSpec:
-    """What a code means and what a person does about it (README table source)."""
+    """What a code means and what a person does about it (docs/certificates.md shows it)."""
 
     severity: Severity
     meaning: str
@@ -181,7 +181,7 @@ PROBLEMS: dict[str, ProblemSpec] = {
         "reject the chain too.",
     ),
 }
-"""Every problem code, in the order the README lists them."""
+"""Every problem code, in the order docs/certificates.md lists them."""
 
 
 def fix_for(code: str) -> str:

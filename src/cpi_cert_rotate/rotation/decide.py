@@ -14,7 +14,8 @@ from cryptography import x509
 
 from .. import material
 from ..models import CertFacts, Outcome, RenewBefore, RotationRequest, Strategy
-from .observe import FINGERPRINT_KEY, NOT_AFTER_KEY, NOT_BEFORE_KEY, Observation
+from .annotations import AnnotationKeys, keys_of
+from .observe import Observation
 
 ISSUER_RENEW_BEFORE = RenewBefore.parse("33%")
 """With an issuer and no `renew-before`, renew in the last third of the lifetime
@@ -46,7 +47,9 @@ class Decision:
     warnings: tuple[str, ...] = ()
 
 
-def live_certificate(obs: Observation) -> tuple[LiveCert | None, tuple[str, ...]]:
+def live_certificate(
+    obs: Observation, keys: AnnotationKeys
+) -> tuple[LiveCert | None, tuple[str, ...]]:
     """The live certificate: the chain env var's leaf, else the app's annotations.
 
     The env var is what every new instance will present, so it wins; the annotations
@@ -54,7 +57,7 @@ def live_certificate(obs: Observation) -> tuple[LiveCert | None, tuple[str, ...]
     unreadable. A disagreement between the two is reported, not resolved silently.
     """
     notes = obs.app.annotations
-    annotated = notes.get(FINGERPRINT_KEY)
+    annotated = notes.get(keys.fingerprint)
     if obs.env_leaf is not None:
         facts = material.facts(obs.env_leaf)
         warnings: tuple[str, ...] = ()
@@ -69,8 +72,8 @@ def live_certificate(obs: Observation) -> tuple[LiveCert | None, tuple[str, ...]
         return (
             LiveCert(
                 annotated,
-                _parse_time(notes.get(NOT_BEFORE_KEY)),
-                _parse_time(notes.get(NOT_AFTER_KEY)),
+                _parse_time(notes.get(keys.not_before)),
+                _parse_time(notes.get(keys.not_after)),
                 None,
                 "annotation",
             ),
@@ -86,7 +89,7 @@ def decide(
 
     `new` is None when an issuer will make the certificate: then only "due" is decided.
     """
-    live, warnings = live_certificate(obs)
+    live, warnings = live_certificate(obs, keys_of(request))
     if live is None:
         return Decision(
             None, "no live certificate found on the app: first rotation", None, warnings

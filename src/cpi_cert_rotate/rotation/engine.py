@@ -30,18 +30,11 @@ from ..cf import Binding, CfClient
 from ..errors import InputError, RotationError
 from ..models import CertFacts, Outcome, PrivateKey, Report, RotationRequest, Strategy
 from . import lock
+from .annotations import AnnotationKeys, keys_of
 from .context import RunContext
 from .decide import Decision, decide, initial_strategy, plan_lines
 from .journal import Compensation, Journal
-from .observe import (
-    FINGERPRINT_KEY,
-    NOT_AFTER_KEY,
-    NOT_BEFORE_KEY,
-    ROTATED_AT_KEY,
-    RUN_ID_KEY,
-    Observation,
-    observe,
-)
+from .observe import Observation, observe
 from .promote import roll_out, set_env, set_env_like_the_seed
 from .register import (
     delete_binding_when_settled,
@@ -107,9 +100,11 @@ class _Run:
         self.deadline = time.monotonic() + request.timeout_s
         """The run's deadline on `time.monotonic()`; undo and finish get a budget beyond it."""
         self.on_secret: Callable[[str], None] = lambda _secret: None
+        self.keys = AnnotationKeys()
 
     def execute(self) -> Report:
         try:
+            self.keys = keys_of(self.request)  # before any call: CC would refuse a bad prefix
             client, obs, decision, validation = self._prepare()
             stop = self._plan(obs, decision, validation)
         except InputError as error:
@@ -240,6 +235,7 @@ class _Run:
                     ctx.client,
                     ctx.obs.app.guid,
                     ctx.obs.app.annotations,
+                    keys=self.keys,
                     owner=self.run_id,
                     now=self.now,
                     timeout_s=self.request.timeout_s,
@@ -320,7 +316,7 @@ class _Run:
     def _release_lock_quietly(self, ctx: RunContext) -> None:
         ctx.client.set_deadline(ctx.rollback_deadline())
         try:
-            lock.release(ctx.client, ctx.obs.app.guid)
+            lock.release(ctx.client, ctx.obs.app.guid, keys=self.keys)
         except RotationError as error:
             self.warnings.append(
                 f"the lock annotation could not be removed ({error}); it expires by itself"
@@ -343,15 +339,9 @@ class _Run:
                     )
                     manual.append(f"cf curl -X DELETE /v3/service_credential_bindings/{old.guid}")
             assert self.new is not None
-            stamp = {
-                FINGERPRINT_KEY: self.new.fingerprint_sha256,
-                NOT_BEFORE_KEY: _iso(self.new.not_before),
-                NOT_AFTER_KEY: _iso(self.new.not_after),
-                ROTATED_AT_KEY: _iso(datetime.now(UTC)),
-                RUN_ID_KEY: self.run_id,
-            }
+            stamp = self.keys.record(self.new, run_id=self.run_id, rotated_at=datetime.now(UTC))
             try:
-                lock.release(ctx.client, ctx.obs.app.guid, stamp)
+                lock.release(ctx.client, ctx.obs.app.guid, keys=self.keys, extra=stamp)
                 notes.append("annotations written, lock released")
             except RotationError as error:
                 self.warnings.append(f"the app's annotations could not be written: {error}")
@@ -451,10 +441,6 @@ def _restart(client: CfClient, app_guid: str) -> None:
     """Stop and start: every instance takes the app's current env (the seed's downtime)."""
     client.stop_app(app_guid)
     client.start_app(app_guid)
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _kebab(name: str) -> str:

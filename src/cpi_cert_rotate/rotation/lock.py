@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 from ..cf import CfClient
 from ..errors import RotationError
-from .observe import LOCK_KEY
+from .annotations import AnnotationKeys
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +27,14 @@ LOCK_MARGIN_S = 600.0
 class Locked(RotationError):
     """Another run holds the lock; nothing was changed."""
 
+    def __init__(self, message: str, *, key: str) -> None:
+        super().__init__(message)
+        self.key = key
+
     def hint(self) -> str:
         return (
             f"{self}\n\nWait for the other run to finish. If it was killed, the lock expires "
-            f"by itself; or remove the `{LOCK_KEY}` annotation of the app by hand."
+            f"by itself; or remove the `{self.key}` annotation of the app by hand."
         )
 
 
@@ -61,24 +65,34 @@ def acquire(
     app_guid: str,
     annotations: dict[str, str],
     *,
+    keys: AnnotationKeys,
     owner: str,
     now: datetime,
     timeout_s: float,
 ) -> None:
     """Take the lock or raise `Locked` naming the holder and its expiry."""
-    held = LockValue.parse(annotations.get(LOCK_KEY, ""))
+    held = LockValue.parse(annotations.get(keys.lock, ""))
     if held is not None and held.owner != owner and held.expires > now:
-        raise Locked(f"another rotation ({held.owner}) holds the lock until {held.render()}")
+        raise Locked(
+            f"another rotation ({held.owner}) holds the lock until {held.render()}", key=keys.lock
+        )
     if held is not None and held.expires <= now:
         log.warning("taking over an expired lock of %s", held.owner)
     mine = LockValue(owner, now + timedelta(seconds=timeout_s + LOCK_MARGIN_S)).render()
-    app = client.patch_app_annotations(app_guid, {LOCK_KEY: mine})
-    if app.annotations.get(LOCK_KEY) != mine:
+    app = client.patch_app_annotations(app_guid, {keys.lock: mine})
+    if app.annotations.get(keys.lock) != mine:
         raise Locked(
-            f"another rotation took the lock at the same moment: {app.annotations.get(LOCK_KEY)}"
+            f"another rotation took the lock at the same moment: {app.annotations.get(keys.lock)}",
+            key=keys.lock,
         )
 
 
-def release(client: CfClient, app_guid: str, extra: Mapping[str, str | None] | None = None) -> None:
+def release(
+    client: CfClient,
+    app_guid: str,
+    *,
+    keys: AnnotationKeys,
+    extra: Mapping[str, str | None] | None = None,
+) -> None:
     """Remove the lock (and write `extra` annotations in the same call)."""
-    client.patch_app_annotations(app_guid, {**(extra or {}), LOCK_KEY: None})
+    client.patch_app_annotations(app_guid, {**(extra or {}), keys.lock: None})

@@ -21,15 +21,6 @@ from ..models import CfTarget
 
 log = logging.getLogger(__name__)
 
-# Annotation keys written on the app (CF metadata: "prefix/name", name <= 63 characters).
-ANNOTATION_PREFIX = "cpi-cert-rotate"
-FINGERPRINT_KEY = f"{ANNOTATION_PREFIX}/fingerprint-sha256"
-NOT_BEFORE_KEY = f"{ANNOTATION_PREFIX}/not-before"
-NOT_AFTER_KEY = f"{ANNOTATION_PREFIX}/not-after"
-ROTATED_AT_KEY = f"{ANNOTATION_PREFIX}/rotated-at"
-RUN_ID_KEY = f"{ANNOTATION_PREFIX}/run-id"
-LOCK_KEY = f"{ANNOTATION_PREFIX}/lock"
-
 
 @dataclass(frozen=True)
 class RegisteredCert:

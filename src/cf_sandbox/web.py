@@ -1,7 +1,8 @@
 """Requests, responses, CF error envelopes and routing: the HTTP vocabulary of the sandbox.
 
-Error texts are CC's (errors/v3.yml and the controllers), as collected in
-reference/cf-api-v3.md; clients match on code and title, tests also on the detail.
+Error texts are CC's (cloud_controller_ng `errors/v2.yml` for codes, titles and formats,
+`app/controllers/v3/application_controller.rb` for how details are built); clients match
+on code and title, tests also on the detail.
 """
 
 from __future__ import annotations

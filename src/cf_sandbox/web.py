@@ -195,18 +195,6 @@ def nested_params(raw_query: str) -> dict[str, Any]:
     return result
 
 
-def check_query(req: Request, allowed: list[str]) -> None:
-    """400 for query parameters the endpoint does not know, listing the valid ones."""
-    unknown = [key for key in req.params if key not in allowed]
-    if unknown:
-        raise bad_query(
-            "Unknown query parameter(s): "
-            + ", ".join(f"'{k}'" for k in unknown)
-            + ". Valid parameters are: "
-            + ", ".join(f"'{k}'" for k in allowed)
-        )
-
-
 Handler = Callable[..., Response]
 
 

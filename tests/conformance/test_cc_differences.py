@@ -17,6 +17,8 @@ from conformance_kit import Api
 
 from cf_sandbox import Landscape
 
+pytestmark = pytest.mark.e2e
+
 
 def _bad_query(api: Api, path: str) -> str:
     error = api.error(api.get(path), 400)

@@ -26,6 +26,8 @@ OLD_KEYS = (
 )
 _LONG_DOMAIN = ".".join(c * 61 for c in "abcde")  # 309 characters, valid labels
 
+pytestmark = pytest.mark.e2e
+
 
 def _patch(api: Api, metadata: Any) -> Any:
     return api.call("PATCH", f"/v3/apps/{api.ls.app_guid}", json={"metadata": metadata})

@@ -222,6 +222,7 @@ def test_troubleshooting_names_every_problem_code() -> None:
         *sorted((package / "action").glob("*.py")),
         *sorted((package / "cli").glob("*.py")),
         package / "issuers" / "vault.py",
+        package / "cf" / "oidc.py",
         package / "rotation" / "annotations.py",
         package / "models.py",
     ]

@@ -323,7 +323,11 @@ def test_two_step_ias_answers_an_id_token_that_uaa_takes(
 ) -> None:
     token = _github(ls).mint(_state(ls)["ias_url"])
     resp = _ias(
-        ls, http, assertion=token, client_assertion=token, client_assertion_type=CLIENT_ASSERTION_TYPE
+        ls,
+        http,
+        assertion=token,
+        client_assertion=token,
+        client_assertion_type=CLIENT_ASSERTION_TYPE,
     )
     assert resp.status_code == 200, resp.text
     body = resp.json()
@@ -390,7 +394,11 @@ def test_ias_trusts_a_client_assertion_only_for_its_exact_subject(
 ) -> None:
     other = _github(ls).mint(_state(ls)["ias_url"], sub="repo:acme/cpi-ops:ref:refs/heads/dev")
     resp = _ias(
-        ls, http, assertion=other, client_assertion=other, client_assertion_type=CLIENT_ASSERTION_TYPE
+        ls,
+        http,
+        assertion=other,
+        client_assertion=other,
+        client_assertion_type=CLIENT_ASSERTION_TYPE,
     )
     assert resp.status_code == 401
     assert resp.json()["error"] == "invalid_client"

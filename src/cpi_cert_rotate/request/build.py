@@ -277,7 +277,7 @@ def _oidc_auth(text: _Text, problems: Problems, oidc: _Oidc, ca_text: str | None
     if password_inputs:
         names = ", ".join(d.mention(n) for n in password_inputs)
         problems.add(
-            f"{d.mention('cf-oidc')} logs in with an OIDC token, so {names} would not be used",
+            f"{d.ref('cf-oidc')} logs in with an OIDC token, so {names} would not be used",
             code="ambiguous-auth",
             fix=f"Give exactly one way to log in: remove {names}, or remove "
             f"{d.mention('cf-oidc')} to log in with the password.",
@@ -287,8 +287,8 @@ def _oidc_auth(text: _Text, problems: Problems, oidc: _Oidc, ca_text: str | None
             problems.missing("cf-client-id", why=f" but {d.mention('cf-oidc')} is `client`")
         if secret:
             problems.add(
-                f"with {d.mention('cf-oidc')} `client` the OIDC token proves the client, so "
-                f"{d.mention('cf-client-secret')} would not be used",
+                f"{d.ref('cf-client-secret')} would not be used: with {d.mention('cf-oidc')} "
+                "`client` the OIDC token proves the client",
                 code="ambiguous-auth",
                 fix=f"Remove {d.mention('cf-client-secret')}, or remove {d.mention('cf-oidc')} "
                 "to log in with the secret.",

@@ -140,7 +140,9 @@ class IasTenant:
         self.corporate_idps: list[CorporateIdp] = []
         self.users: list[IasUser] = []
         self.exchanges: list[dict[str, str]] = []
-        """Every successful exchange: client, corporate issuer and user (no token)."""
+        """Every successful exchange: client, corporate issuer and user."""
+        self.issued: list[str] = []
+        """Every `id_token` handed out (tests check that none leaked)."""
 
     @property
     def issuer(self) -> str:
@@ -301,6 +303,7 @@ class IasTenant:
                 "jti": str(uuid.uuid4()),
             }
         )
+        self.issued.append(id_token)
         return {
             "access_token": secrets.token_urlsafe(32),
             "id_token": id_token,

@@ -252,7 +252,7 @@ def test_examples_pass_only_inputs_the_action_reads(path: Path) -> None:
         given = step.get("with", {})
         assert isinstance(given, dict)
         assert set(given) <= set(INPUTS), set(given) - set(INPUTS)
-        if "vault-auth-role" in given:  # the JWT login needs the job's OIDC token
+        if "vault-auth-role" in given or "cf-oidc" in given:  # needs the job's OIDC token
             permissions = job.get("permissions")
             assert isinstance(permissions, dict)
             assert permissions.get("id-token") == "write"

@@ -114,9 +114,12 @@ class OidcParts:
         )
 
     def state(self) -> dict[str, str]:
-        """What a client needs for a passwordless login (no secret: there is none)."""
+        """What a client needs for a passwordless login; `github_bearer` is what the runner
+        gives a job with `id-token: write` (the state file is the owner's only)."""
         return {
             "github_issuer": self.github.issuer,
+            "github_token_url": self.github.token_url,
+            "github_bearer": self.github.bearer,
             "ias_url": self.ias.url,
             "ias_token_url": self.ias.token_url,
             "platform_origin": PLATFORM_ORIGIN,

@@ -22,6 +22,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "inspect": ("inspect_cmd", "check a certificate chain (and key) and report every problem"),
     "format": ("format_cmd", "print a chain in the form CF, a manifest or an env var needs"),
     "rotate": ("rotate_cmd", "rotate the certificate of a Cloud Foundry app"),
+    "scan": ("scan_cmd", "find every CPI client certificate in the landscape and what is due"),
     "sandbox": ("sandbox_cmd", "run the local CF + UAA + CPI landscape until interrupted"),
     "demo": ("demo_cmd", "rotate against a fresh local sandbox while a probe measures failures"),
 }

@@ -10,6 +10,7 @@ it rotates as a first rotation), the scan judges by the binding's leaf instead.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 from .. import material
@@ -96,6 +97,8 @@ def _expiry(live: CertFacts | None, warn_days: int, now: datetime) -> list[Probl
 def _env(reading: Reading, chain_env_var: str) -> list[Problem]:
     """The chain env var against the binding: broken, missing, or another certificate."""
     registered, env_leaf = reading.registered, reading.env_leaf
+    if reading.env_foreign:
+        return []
     if reading.env_broken:
         return [
             Problem(
@@ -208,6 +211,16 @@ def _due(
     return None
 
 
+def _own_env(candidate: Candidate, reading: Reading) -> Reading:
+    """The reading without the env var's leaf when it belongs to a sibling instance."""
+    env_leaf, registered = reading.env_leaf, reading.registered
+    if not candidate.sibling_instances or env_leaf is None or registered is None:
+        return reading
+    if material.fingerprint(env_leaf) == material.fingerprint(registered):
+        return reading
+    return replace(reading, env_leaf=None, env_foreign=True)
+
+
 def assess(
     candidate: Candidate,
     reading: Reading,
@@ -219,7 +232,13 @@ def assess(
     keys: AnnotationKeys,
     now: datetime,
 ) -> Finding:
-    """The finding for one candidate."""
+    """The finding for one candidate.
+
+    An app bound to several it-rt instances holds one chain env var per instance; when
+    the chain env var holds another instance's certificate, this row is judged by its
+    own binding (the `several-instances` problem says why), not by that env var.
+    """
+    reading = _own_env(candidate, reading)
     registered = material.facts(reading.registered) if reading.registered else None
     env = material.facts(reading.env_leaf) if reading.env_leaf else None
     live = env or registered

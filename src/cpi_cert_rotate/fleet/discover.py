@@ -26,7 +26,7 @@ from ..cf import App, Binding, CfClient, Org, ServiceInstance, Space
 from ..cf.base import not_found
 from .models import Place, ScanRequest
 
-OUTSIDE_PLACES = "outside-places"
+OUTSIDE_SCOPE = "outside-scope"
 NOT_VISIBLE = "app-or-space-not-visible"
 _EARLIEST = datetime.min.replace(tzinfo=UTC)
 
@@ -58,6 +58,7 @@ class Discovery:
 
     candidates: tuple[Candidate, ...]
     skipped: dict[str, int]
+    """App and instance pairs set aside, by reason."""
 
 
 def _places_spaces(client: CfClient, places: tuple[Place, ...]) -> dict[str, tuple[Space, Org]]:
@@ -121,8 +122,8 @@ def discover(client: CfClient, request: ScanRequest) -> Discovery:
         app, instance = apps.get(app_guid), listing.instances.get(si_guid)
         place = chosen.get(app.space_guid or "") if app else None
         if app is None or instance is None or place is None:
-            reason = OUTSIDE_PLACES if request.places and app and instance else NOT_VISIBLE
-            skipped[reason] += len(bindings)
+            reason = OUTSIDE_SCOPE if request.places and app and instance else NOT_VISIBLE
+            skipped[reason] += 1
             continue
         space, org = place
         ordered = tuple(sorted(bindings, key=_created))

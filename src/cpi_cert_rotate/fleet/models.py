@@ -253,7 +253,8 @@ class ScanReport:
     renew_before: RenewBefore
     findings: tuple[Finding, ...]
     skipped: dict[str, int] = field(default_factory=dict)
-    """Bindings looked at but not reported, by reason (no certificate, outside the places)."""
+    """App and instance pairs listed but not reported, by reason (`no-certificate`: a
+    client secret binding, `generated`: SAP made the key, `outside-scope`, ...)."""
     matrix: tuple[dict[str, str], ...] = ()
     """The `include` entries of the `due` matrix, most urgent first, capped."""
     left_out: tuple[Finding, ...] = ()

@@ -65,6 +65,8 @@ class Reading:
     """Why the env vars could not be read (the user's role)."""
     env_broken: bool = False
     """The chain env var is set but holds no certificate that parses."""
+    env_foreign: bool = False
+    """The chain env var holds the certificate of another instance the app is bound to."""
 
 
 @dataclass(frozen=True)

@@ -50,11 +50,11 @@ def scan(request: ScanRequest, *, client_factory: ClientFactory = _default_clien
         found = discover(client, request)
         now = datetime.now(UTC)
         log.info(
-            "%d app binding(s) to %s/%s found; reading %d",
-            len(found.candidates) + sum(found.skipped.values()),
+            "%d app(s) bound to %s/%s instances in scope; reading their credentials and %s",
+            len(found.candidates),
             request.offering,
             request.plan,
-            len(found.candidates),
+            request.chain_env_var or "no env var",
         )
         readings = read_all(
             client,

@@ -14,7 +14,7 @@ App number i (from 0) is, by `i % 10`, deterministically:
   9  two succeeded bindings to the instance (a rotation left the old one behind);
      the app presents the newer certificate, which is due when i % 20 == 9
 
-and every app with i % 25 == 7 is also bound to a second it-rt instance, whose
+and every app with i % 25 == 12 is also bound to a second it-rt instance, whose
 certificate it holds in `CLI2_CHAIN`/`CLI2_KEY`. Every certificated app is started
 (one instance, healthy at once) with `CLI_CHAIN`/`CLI_KEY`, so a probe succeeds through
 it before any rotation, exactly like the seed app. Keys are EC P-256 (fast to make; CPI
@@ -160,7 +160,7 @@ class FleetSeeder:
             self._bind_plain(app, space.user_provided)
         if i % 10 == 4:
             self._annotate(app, minted, run=4000 + i)
-        if i % 25 == 7:
+        if i % 25 == 12:
             second = self._mint(f"{name}-second", FRESH_DAYS_LEFT)
             self.seeder.registered_binding(app, space.iflow_second, second)
             env |= {"CLI2_CHAIN": second.chain_pem, "CLI2_KEY": second.key_pem}

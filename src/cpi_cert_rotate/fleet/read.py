@@ -14,11 +14,12 @@ logged, kept or masked (masking would write it to the log stream, escaped).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
+from functools import partial
 from typing import Any, TypeVar
 
 from cryptography import x509
@@ -107,6 +108,27 @@ def _guarded(call: Callable[[], T]) -> T | CfApiError:
         raise
 
 
+def _credentials(client: CfClient, binding_guid: str) -> _Credentials:
+    return _classify(client.binding_credentials(binding_guid))
+
+
+def _env_chain(client: CfClient, app_guid: str, name: str) -> _EnvChain:
+    """Only the chain variable is kept; the rest (the app's key) is dropped here."""
+    return _EnvChain(client.get_env_vars(app_guid).get(name))
+
+
+def _run_all(jobs: Mapping[str, Callable[[], T]], parallel: int) -> dict[str, T | CfApiError]:
+    """Run every job, `parallel` at a time; the first failure cancels what has not
+    started and is raised (a landscape that fails one read will fail the next ones)."""
+    with ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="scan") as pool:
+        futures = {pool.submit(_guarded, job): key for key, job in jobs.items()}
+        try:
+            return {futures[f]: f.result() for f in as_completed(futures)}
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+
+
 def read_all(
     client: CfClient,
     candidates: Sequence[Candidate],
@@ -120,21 +142,12 @@ def read_all(
     Unreadable parts become errors in the reading; any other failure (unreachable,
     5xx after retries, the run's deadline) ends the scan.
     """
-    details_of = {c.live.guid for c in candidates if c.live is not None}
-    env_of = {c.app.guid for c in candidates} if chain_env_var else set()
-    with ThreadPoolExecutor(max_workers=max(1, parallel), thread_name_prefix="scan") as pool:
-        details = {
-            guid: pool.submit(_guarded, lambda g=guid: _classify(client.binding_credentials(g)))
-            for guid in sorted(details_of)
-        }
-        envs = {
-            guid: pool.submit(
-                _guarded, lambda g=guid: _EnvChain(client.get_env_vars(g).get(chain_env_var))
-            )
-            for guid in sorted(env_of)
-        }
-        found_details = {guid: future.result() for guid, future in details.items()}
-        found_envs = {guid: future.result() for guid, future in envs.items()}
+    details_of = sorted({c.live.guid for c in candidates if c.live is not None})
+    env_of = sorted({c.app.guid for c in candidates}) if chain_env_var else []
+    found_details = _run_all({g: partial(_credentials, client, g) for g in details_of}, parallel)
+    found_envs = _run_all(
+        {g: partial(_env_chain, client, g, chain_env_var) for g in env_of}, parallel
+    )
     return [_reading(c, found_details, found_envs, now) for c in candidates]
 
 

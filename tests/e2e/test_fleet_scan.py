@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -229,3 +232,49 @@ def test_the_report_holds_no_key_and_no_password(fleet: Landscape) -> None:
     assert lines
     assert not [ln for ln in lines if ln in text]
     assert fleet.password not in text
+
+
+def _cli(ls: Landscape, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    ca = tmp_path / "ca.pem"
+    ca.write_text(ls.ca_pem)
+    login = ["--cf-api", ls.api_url, "--cf-ca-cert", str(ca), "--cf-username", ls.username,
+             "--cf-password-env", "SANDBOX_PW", "--cf-origin", ls.origin]  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "cpi_cert_rotate", "scan", *login, *args],
+        env={"PATH": "/usr/bin:/bin", "SANDBOX_PW": ls.password},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_the_command_prints_a_table_json_and_exit_codes(fleet: Landscape, tmp_path: Path) -> None:
+    table = _cli(fleet, tmp_path)
+    assert table.returncode == 0, table.stderr
+    header = table.stdout.splitlines()[0].split()
+    assert header[:8] == ["ORG", "SPACE", "APP", "INSTANCE", "SUBJECT", "ISSUER", "NOT", "AFTER"]
+    found = scan(_request(fleet))
+    assert f"{len(found.findings)} certificate(s), {len(found.due)} due" in table.stdout
+    data = json.loads(_cli(fleet, tmp_path, "--json").stdout)
+    assert [a["app"] for a in data["apps"]] == [f.app for f in found.findings]
+    assert data["due"] == found.matrix_json()
+
+    strict = _cli(fleet, tmp_path, "--fail-if-expires-within", "14", "--matrix")
+    assert strict.returncode == 1
+    assert "expires within 14 days" in strict.stderr
+
+    fleet.clear_calls()
+    bad = _cli(fleet, tmp_path, "--environment", "cpi-{application}", "--scope", "acme/")
+    assert bad.returncode == 2
+    assert "not an org or org/space" in bad.stderr
+    assert fleet.calls() == []
+
+
+def test_without_a_chain_env_var_one_call_per_app_remains(fleet: Landscape) -> None:
+    fleet.clear_calls()
+    report = scan(_request(fleet, chain_env_var=""))
+    assert not [c for c in fleet.calls() if c["path"].endswith("/environment_variables")]
+    details = [c for c in fleet.calls() if c["path"].endswith("/details")]
+    assert len(details) == len(report.findings)
+    assert all(f.source == "binding" for f in report.findings)

@@ -71,7 +71,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     module = importlib.import_module(f"{__name__}.{known._module}")
     sub_parser = _subparser(parser, known.command)
     module.add_arguments(sub_parser)
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except RotationError as error:  # a flag's type (`--renew-before`, `--scope`) refused it
+        print(f"error: {error.hint()}", file=sys.stderr)
+        return int(error.exit_code)
     levels = (logging.WARNING, logging.INFO, logging.DEBUG)
     logging.basicConfig(
         level=levels[min(args.verbose, 2)],

@@ -13,7 +13,6 @@ logged, kept or masked (masking would write it to the log stream, escaped).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
@@ -27,8 +26,6 @@ from cryptography import x509
 from ..cf import CfApiError, CfClient
 from ..rotation.observe import credentials_of, leaf_of_chain
 from .discover import Candidate
-
-log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -173,7 +170,10 @@ def _reading(
         return reading
     found = details[live.guid]
     if isinstance(found, CfApiError):
-        why = f"binding credentials not readable ({_why(found)}; that needs Space Developer)"
+        why = (
+            f"binding credentials not readable ({_why(found)}): that needs Space Developer, "
+            "or the binding was deleted since the list"
+        )
         return replace(reading, kind=Kind.UNREADABLE, details_error=why)
     unparsed = found.kind is Kind.EXTERNAL and found.leaf is None
     return replace(

@@ -81,7 +81,8 @@ def _run(inputs: Mapping[str, str], env: Mapping[str, str], scanner: Scan) -> in
 
 def _failed(error: RotationError, title: str, code: ExitCode) -> int:
     """Outputs that feed no job, the hint in the summary, one error annotation."""
-    for name, value in (("due", '{"include":[]}'), ("due-count", "0"), ("found", "0")):
+    empty = (("due", '{"include":[]}'), ("due-count", "0"), ("found", "0"), ("held", "0"))
+    for name, value in empty:
         gha.set_output(name, value)
     gha.Summary().append(f"### ❌ {title}\n\n{error.hint()}\n")
     gha.error(str(error), title=title)

@@ -33,7 +33,7 @@ from fleet_kit import expected
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 EXAMPLE = ROOT / "examples" / "fleet-plan-rotate.yml"
-APPS = 20
+APPS = 50
 PROBE_RPS = 10
 SETTLE_S = 0.5  # the probe keeps calling after the step, so late failures count
 

@@ -28,7 +28,7 @@ from fleet_kit import Row, expected
 
 pytestmark = pytest.mark.e2e
 
-APPS = 30
+APPS = 50
 
 
 def _request(ls: Landscape, **changes: Any) -> ScanRequest:

@@ -2,44 +2,71 @@
 
 Env var and binding changes take effect only when instances are replaced (CC docs: "will
 not take effect until the app is restarted"); the runtime's snapshots make that visible.
+Sources (cloud_controller_ng): `app/controllers/v3/apps_controller.rb` (each action; the
+`include` decorators), `app/messages/apps_list_message.rb`, `app_show_message.rb`,
+`app_update_message.rb`, `update_environment_variables_message.rb`,
+`processes_list_message.rb`, `app/presenters/v3/app_env_presenter.rb` (`/env`),
+`app/controllers/v3/processes_controller.rb` and `process_stats_presenter.rb`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from . import present
-from .cc_lookups import list_response, names_match
-from .context import Ctx, include_values
+from . import included, present
+from .context import Ctx
 from .envs import env_document
-from .paging import PAGING_PARAMS, csv
+from .listing import list_spec, parse, show_spec
+from .metadata import metadata_problems, parse_metadata
+from .paging import by_attributes, list_response, names_match
 from .state import App, Process
-from .validate import apply_metadata, env_var_changes
+from .validate import env_var_changes
 from .web import (
     GUID,
-    ApiError,
     Request,
     Response,
     Router,
-    check_fields,
-    check_query,
     not_found,
     unprocessable,
 )
 
-_APP_LIST_PARAMS = [
-    *PAGING_PARAMS,
-    "guids",
-    "label_selector",
-    "created_ats",
-    "updated_ats",
+_APP_INCLUDES = ("space", "org", "space.organization")
+APPS = list_spec(  # apps_list_message.rb
     "names",
-    "space_guids",
     "organization_guids",
+    "space_guids",
     "stacks",
     "include",
     "lifecycle_type",
-]
+    arrays=("names", "organization_guids", "space_guids", "stacks", "include"),
+    orders=("created_at", "updated_at", "name", "state"),
+    includes=_APP_INCLUDES,
+)
+APP_SHOW = show_spec("include", includes=_APP_INCLUDES)  # app_show_message.rb
+PROCESSES = list_spec(  # processes_list_message.rb
+    "app_guid",
+    "types",
+    "space_guids",
+    "organization_guids",
+    "app_guids",
+    "embed",
+    arrays=("types", "space_guids", "organization_guids", "app_guids", "embed"),
+)
+
+
+def _update_problems(body: dict[str, Any]) -> list[str]:
+    """`AppUpdateMessage`: metadata, unknown fields, name (string, at most 255)."""
+    problems = metadata_problems(body["metadata"]) if "metadata" in body else []
+    unknown = [k for k in body if k not in ("name", "lifecycle", "metadata")]
+    if unknown:
+        problems.append("Unknown field(s): '" + "', '".join(unknown) + "'")
+    name = body.get("name")
+    if name is not None:
+        if not isinstance(name, str):
+            problems.append("Name must be a string")
+        elif len(name) > 255:
+            problems.append("Name is too long (maximum is 255 characters)")
+    return problems
 
 
 class AppRoutes:
@@ -73,12 +100,11 @@ class AppRoutes:
     # -- apps ---------------------------------------------------------------------
 
     def list(self, req: Request) -> Response:
-        """`GET /v3/apps` (names case-insensitive)."""
+        """`GET /v3/apps` (names case-insensitive; `include` fills `included`)."""
+        query = parse(req, APPS)
         store = self.ctx.store
-        names = csv(req, "names")
-        spaces = csv(req, "space_guids")
-        orgs = csv(req, "organization_guids")
-        include_values(req, ("space", "space.organization"))
+        names, spaces = query.many("names"), query.many("space_guids")
+        orgs = query.many("organization_guids")
 
         def keep(a: App) -> bool:
             space = store.spaces.get(a.space_guid)
@@ -89,33 +115,43 @@ class AppRoutes:
             )
 
         with store.lock:
-            return list_response(
-                req,
-                _APP_LIST_PARAMS,
-                store.apps.values(),
-                keep,
-                lambda a: present.app(a, req.base_url),
-                orders=("created_at", "updated_at", "name", "state"),
+            resp = list_response(
+                req, query, store.apps.values(), keep, lambda a: present.app(a, req.base_url)
             )
+            if query.includes:
+                shown = [store.apps[r["guid"]] for r in resp.body["resources"]]
+                resp.body["included"] = included.for_apps(
+                    store, shown, query.includes, req.base_url
+                )
+            return resp
 
     def show(self, req: Request, guid: str) -> Response:
-        """`GET /v3/apps/:guid`."""
-        check_query(req, ["include"])
-        include_values(req, ("space", "space.organization"))
-        with self.ctx.store.lock:
-            return Response(200, present.app(self.ctx.app_or_404(guid), req.base_url))
+        """`GET /v3/apps/:guid` (`include=space|org|space.organization`)."""
+        query = parse(req, APP_SHOW)
+        store = self.ctx.store
+        with store.lock:
+            app = self.ctx.app_or_404(guid)
+            body = present.app(app, req.base_url)
+            if query.includes:
+                body["included"] = included.for_apps(store, [app], query.includes, req.base_url)
+            return Response(200, body)
 
     def update(self, req: Request, guid: str) -> Response:
-        """`PATCH /v3/apps/:guid`: name and metadata (labels, annotations; null deletes)."""
+        """`PATCH /v3/apps/:guid`: name and metadata (labels, annotations; null deletes).
+
+        The message is validated before the app is looked up (apps_controller.rb `update`).
+        """
         body = req.json_object()
-        check_fields(body, {"name", "lifecycle", "metadata"})
+        problems = _update_problems(body)
+        if problems:
+            raise unprocessable(", ".join(problems))
+        change = parse_metadata(body)
         with self.ctx.store.lock:
             app = self.ctx.app_or_404(guid)
-            apply_metadata(app, body)
-            if "name" in body:
-                if not isinstance(body["name"], str) or not body["name"]:
-                    raise unprocessable("Name must be a string")
+            self.ctx.set_metadata(app, change)
+            if isinstance(body.get("name"), str):
                 app.name = body["name"]
+                app.touch()
             return Response(200, present.app(app, req.base_url))
 
     # -- env ----------------------------------------------------------------------
@@ -169,17 +205,13 @@ class AppRoutes:
             return Response(200, present.app(app, req.base_url))
 
     def stop(self, req: Request, guid: str) -> Response:
-        """`POST .../actions/stop`: every instance stops now."""
+        """`POST .../actions/stop`: every instance stops now.
+
+        v3 stops even during a deployment (`StopDisabledDuringDeployment` is only raised by
+        v2's `app/actions/v2/app_update.rb`); a rollout then makes no progress.
+        """
         with self.ctx.store.lock:
             app = self.ctx.app_or_404(guid)
-            if self.ctx.store.active_deployment(app.guid) is not None:
-                raise ApiError(
-                    422,
-                    390024,
-                    "CF-StopDisabledDuringDeployment",
-                    "Cannot stop the app while it is deploying, please cancel the deployment "
-                    "before stopping the app.",
-                )
             self.ctx.runtime.stop_app(app)
             return Response(200, present.app(app, req.base_url))
 
@@ -212,11 +244,19 @@ class AppRoutes:
     def set_current_droplet(self, req: Request, guid: str) -> Response:
         """`PATCH .../relationships/current_droplet {"data":{"guid":D}}`."""
         body = req.json_object()
-        check_fields(body, {"data"})
         data = body.get("data")
         droplet_guid = data.get("guid") if isinstance(data, dict) else None
+        if "data" in body and droplet_guid is None:
+            raise unprocessable(
+                "Current droplet cannot be removed. Replace it with a preferred droplet."
+            )
         with self.ctx.store.lock:
             app = self.ctx.app_or_404(guid)
+            if self.ctx.store.active_deployment(app.guid) is not None:
+                raise unprocessable(
+                    "Unable to assign current droplet while the app has a deployment in "
+                    "progress. Wait for the deployment to complete or cancel it."
+                )
             droplet = self.ctx.store.droplets.get(str(droplet_guid))
             if droplet is None or droplet.app_guid != app.guid or droplet.state != "STAGED":
                 raise unprocessable(
@@ -251,15 +291,15 @@ class AppRoutes:
 
     def app_processes(self, req: Request, guid: str) -> Response:
         """`GET /v3/apps/:guid/processes`."""
+        query = parse(req, PROCESSES, refused=("app_guids", "organization_guids", "space_guids"))
         with self.ctx.store.lock:
             app = self.ctx.app_or_404(guid)
             return list_response(
                 req,
-                [*PAGING_PARAMS, "guids", "types", "label_selector", "created_ats", "updated_ats"],
+                query,
                 self.ctx.store.web_processes(app.guid),
-                lambda p: True,
+                by_attributes(query, {"types": "type"}),
                 lambda p: self._show_process(p, req.base_url),
-                orders=("created_at", "updated_at"),
             )
 
     def app_process(self, req: Request, guid: str, ptype: str) -> Response:
@@ -277,29 +317,14 @@ class AppRoutes:
 
     def processes(self, req: Request) -> Response:
         """`GET /v3/processes`."""
-        app_guids = csv(req, "app_guids")
-        types = csv(req, "types")
+        query = parse(req, PROCESSES)
         with self.ctx.store.lock:
             return list_response(
                 req,
-                [
-                    *PAGING_PARAMS,
-                    "guids",
-                    "types",
-                    "app_guids",
-                    "space_guids",
-                    "organization_guids",
-                    "label_selector",
-                    "created_ats",
-                    "updated_ats",
-                ],
+                query,
                 self.ctx.store.processes.values(),
-                lambda p: (
-                    (app_guids is None or p.app_guid in app_guids)
-                    and (types is None or p.type in types)
-                ),
+                by_attributes(query, {"app_guids": "app_guid", "types": "type"}),
                 lambda p: self._show_process(p, req.base_url),
-                orders=("created_at", "updated_at"),
             )
 
     def process(self, req: Request, guid: str) -> Response:
@@ -310,7 +335,6 @@ class AppRoutes:
             guid,
             "Process",
             lambda found: self._show_process(found, req.base_url),
-            query=["embed"],
         )
 
     def process_stats(self, req: Request, guid: str) -> Response:

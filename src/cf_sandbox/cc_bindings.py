@@ -1,39 +1,30 @@
 """Service credential bindings: list, show, create (202 + job), delete, details, parameters.
 
-The create rules and their 422 texts are CC's (`service_credential_bindings_controller.rb`,
-`service_credential_binding_app_create.rb`, reference section 3): `strategy` exists only
-from CC 3.205.0; `single` (the default) allows one binding per app and instance,
-`multiple` up to the operator limit, checked in CC's order under the app's lock.
+Sources (cloud_controller_ng): `app/controllers/v3/service_credential_bindings_controller.rb`
+(every action, its order of checks and texts), `app/messages/
+service_credential_binding_list_message.rb` and `..._show_message.rb` (query),
+`app/actions/v3/service_binding_delete.rb` (`blocking_operation_in_progress?`: a create
+still `initial` or a delete `in progress` refuses a DELETE; a create `in progress` does
+not), `app/actions/v2/services/service_binding_read.rb` (`/parameters` needs a managed
+instance whose offering has `bindings_retrievable`, else 400 90007), `errors/v2.yml`.
+The create rules live in `binding_create.py`, the jobs in `jobs.py`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-from . import present
-from .cc_lookups import list_response, names_match
-from .context import Ctx, include_values
-from .paging import PAGING_PARAMS, csv
-from .state import App, Binding, LastOperation, ServiceInstance
-from .validate import apply_metadata
-from .web import (
-    GUID,
-    ApiError,
-    Request,
-    Response,
-    Router,
-    check_fields,
-    check_query,
-    resource_not_found,
-    unprocessable,
-)
+from . import included, present
+from .binding_create import CreateMessage, check_app_binding, check_instance
+from .context import Ctx
+from .listing import list_spec, parse, show_spec
+from .metadata import metadata_problems, parse_metadata
+from .paging import list_response, names_match
+from .state import Binding, LastOperation, ServiceInstance
+from .web import GUID, ApiError, Request, Response, Router, resource_not_found, unprocessable
 
-_LIST_PARAMS = [
-    *PAGING_PARAMS,
-    "created_ats",
-    "updated_ats",
-    "guids",
+# service_credential_binding_list_message.rb
+LIST = list_spec(
     "names",
     "service_instance_guids",
     "service_instance_names",
@@ -45,61 +36,27 @@ _LIST_PARAMS = [
     "app_names",
     "include",
     "type",
-    "label_selector",
-]
-_INCLUDES = ("app", "service_instance")
+    orders=("created_at", "updated_at", "name"),
+    includes=("app", "service_instance"),
+    enums={"type": (("app", "key"), "must be one of 'app', 'key'")},
+)
+SHOW = show_spec("include", includes=("app", "service_instance"))
 
 
 def _binding_not_found() -> ApiError:
     return resource_not_found("Service credential binding not found")
 
 
-@dataclass(frozen=True)
-class _CreateMessage:
-    """A binding create body that passed CC's message validation."""
-
-    kind: str
-    name: str | None
-    strategy: str
-    parameters: dict[str, Any] | None
-    si_guid: str
-    app_guid: str | None
-
-    @classmethod
-    def parse(cls, body: dict[str, Any], *, supports_strategy: bool) -> _CreateMessage:
-        """Validate field names and types (422s) before anything is looked up."""
-        kind = body.get("type")
-        allowed = {"type", "name", "relationships", "parameters", "metadata"}
-        if kind == "app" and supports_strategy:
-            allowed.add("strategy")
-        check_fields(body, allowed)
-        if kind not in ("app", "key"):
-            raise unprocessable("Type must be 'app' or 'key'")
-        strategy = body.get("strategy", "single")
-        if strategy not in ("single", "multiple"):
-            raise unprocessable("Strategy must be 'single' or 'multiple'")
-        name = body.get("name")
-        if name is not None and not isinstance(name, str):
-            raise unprocessable("Name must be a string")
-        if kind == "key" and not name:
-            raise unprocessable("Name can't be blank")
-        parameters = body.get("parameters")
-        if parameters is not None and not isinstance(parameters, dict):
-            raise unprocessable("Parameters must be an object")
-        si_guid = _relationship(body, "service_instance")
-        if si_guid is None:
-            raise unprocessable("Relationships Service instance can't be blank")
-        app_guid = _relationship(body, "app")
-        if kind == "app" and app_guid is None:
-            raise unprocessable("Relationships App can't be blank")
-        return cls(kind, name, strategy, parameters, si_guid, app_guid)
+def _not_succeeded(found: Binding) -> ApiError:
+    """`not_found_with_message!`: e.g. `Creation of service binding initial`."""
+    op = found.last_operation
+    operation = "Creation" if op.type == "create" else "Deletion"
+    kind = "key" if found.type == "key" else "binding"
+    return resource_not_found(f"{operation} of service {kind} {op.state}")
 
 
-def _relationship(body: dict[str, Any], name: str) -> str | None:
-    rel = (body.get("relationships") or {}).get(name)
-    data = rel.get("data") if isinstance(rel, dict) else None
-    guid = data.get("guid") if isinstance(data, dict) else None
-    return guid if isinstance(guid, str) else None
+def _order_name(b: Binding, field: str) -> Any:
+    return (b.name or "") if field == "name" else getattr(b, field)
 
 
 class BindingRoutes:
@@ -121,31 +78,12 @@ class BindingRoutes:
 
     # -- reading ------------------------------------------------------------------
 
-    def _included(
-        self, bindings: list[Binding], includes: list[str], base: str
-    ) -> dict[str, list[dict[str, Any]]] | None:
-        if not includes:
-            return None
-        store = self.ctx.store
-        included: dict[str, list[dict[str, Any]]] = {}
-        if "app" in includes:
-            guids = dict.fromkeys(b.app_guid for b in bindings if b.app_guid)
-            included["apps"] = [present.app(store.apps[g], base) for g in guids if g in store.apps]
-        if "service_instance" in includes:
-            guids = dict.fromkeys(b.service_instance_guid for b in bindings)
-            included["service_instances"] = [
-                present.service_instance(store.instances[g], base)
-                for g in guids
-                if g in store.instances
-            ]
-        return included
-
     def list(self, req: Request) -> Response:
         """`GET /v3/service_credential_bindings` (default order: created_at ascending)."""
+        query = parse(req, LIST)
         store = self.ctx.store
-        f = {name: csv(req, name) for name in _LIST_PARAMS}
-        kind = req.param("type")
-        includes = include_values(req, _INCLUDES)
+        kind = query.single("type")
+        wanted = {name: query.many(name) for name in LIST.arrays}
 
         def keep(b: Binding) -> bool:
             si = store.instances.get(b.service_instance_guid)
@@ -153,31 +91,34 @@ class BindingRoutes:
             plan = store.plan_of(si) if si else None
             offering = store.offering_of(si) if si else None
             checks = (
-                (f["names"], b.name),
-                (f["service_instance_guids"], b.service_instance_guid),
-                (f["service_instance_names"], si.name if si else None),
-                (f["app_guids"], b.app_guid),
-                (f["app_names"], app.name if app else None),
-                (f["service_plan_guids"], plan.guid if plan else None),
-                (f["service_plan_names"], plan.name if plan else None),
-                (f["service_offering_guids"], offering.guid if offering else None),
-                (f["service_offering_names"], offering.label if offering else None),
+                ("names", b.name),
+                ("service_instance_guids", b.service_instance_guid),
+                ("service_instance_names", si.name if si else None),
+                ("app_guids", b.app_guid),
+                ("app_names", app.name if app else None),
+                ("service_plan_guids", plan.guid if plan else None),
+                ("service_plan_names", plan.name if plan else None),
+                ("service_offering_guids", offering.guid if offering else None),
+                ("service_offering_names", offering.label if offering else None),
             )
             return (kind is None or b.type == kind) and all(
-                wanted is None or value in wanted for wanted, value in checks
+                wanted[name] is None or value in (wanted[name] or ()) for name, value in checks
             )
 
         with store.lock:
             resp = list_response(
                 req,
-                _LIST_PARAMS,
+                query,
                 store.bindings.values(),
                 keep,
                 lambda b: present.binding(b, req.base_url, store),
+                order_key=_order_name,
             )
-            if includes:
+            if query.includes:
                 shown = [store.bindings[r["guid"]] for r in resp.body["resources"]]
-                resp.body["included"] = self._included(shown, includes, req.base_url)
+                resp.body["included"] = included.for_bindings(
+                    store, shown, query.includes, req.base_url
+                )
             return resp
 
     def _get(self, guid: str) -> Binding:
@@ -188,14 +129,15 @@ class BindingRoutes:
 
     def show(self, req: Request, guid: str) -> Response:
         """`GET /v3/service_credential_bindings/:guid`."""
-        check_query(req, ["include"])
-        includes = include_values(req, _INCLUDES)
-        with self.ctx.store.lock:
+        query = parse(req, SHOW)
+        store = self.ctx.store
+        with store.lock:
             found = self._get(guid)
-            body = present.binding(found, req.base_url, self.ctx.store)
-            included = self._included([found], includes, req.base_url)
-            if included is not None:
-                body["included"] = included
+            body = present.binding(found, req.base_url, store)
+            if query.includes:
+                body["included"] = included.for_bindings(
+                    store, [found], query.includes, req.base_url
+                )
             return Response(200, body)
 
     def details(self, req: Request, guid: str) -> Response:
@@ -203,10 +145,7 @@ class BindingRoutes:
         with self.ctx.store.lock:
             found = self._get(guid)
             if not found.is_("create", "succeeded"):
-                op = found.last_operation
-                operation = "Creation" if op.type == "create" else "Deletion"
-                kind = "key" if found.type == "key" else "binding"
-                raise resource_not_found(f"{operation} of service {kind} {op.state}")
+                raise _not_succeeded(found)
             si = self.ctx.store.instances[found.service_instance_guid]
             credentials = found.credentials if si.managed else dict(si.credentials)
             return Response(
@@ -214,22 +153,16 @@ class BindingRoutes:
             )
 
     def parameters(self, req: Request, guid: str) -> Response:
-        """`GET .../parameters`: only if the broker has `bindings_retrievable` (it-rt has not)."""
-        with self.ctx.store.lock:
+        """`GET .../parameters`: only a managed instance with `bindings_retrievable`."""
+        store = self.ctx.store
+        with store.lock:
             found = self._get(guid)
-            si = self.ctx.store.instances[found.service_instance_guid]
-            offering = self.ctx.store.offering_of(si)
-            if not si.managed:
+            if not found.is_("create", "succeeded"):
+                raise _not_succeeded(found)
+            si = store.instances[found.service_instance_guid]
+            if not (si.managed and store.options.bindings_retrievable):
                 raise ApiError(
                     400,
-                    10000,
-                    "CF-BadRequest",
-                    "User provided service instances "
-                    "do not support fetching service binding parameters.",
-                )
-            if offering is None or not offering.bindings_retrievable:
-                raise ApiError(
-                    502,
                     90007,
                     "CF-ServiceFetchBindingParametersNotSupported",
                     "This service does not support fetching service binding parameters.",
@@ -237,14 +170,19 @@ class BindingRoutes:
             return Response(200, dict(found.parameters))
 
     def update(self, req: Request, guid: str) -> Response:
-        """`PATCH .../:guid`: metadata only."""
+        """`PATCH .../:guid`: metadata only (`MetadataUpdateMessage`)."""
         body = req.json_object()
-        check_fields(body, {"metadata"})
         with self.ctx.store.lock:
             found = self._get(guid)
             if found.last_operation.type == "delete" and found.in_flight:
                 raise unprocessable("The service binding is being deleted")
-            apply_metadata(found, body)
+            problems = metadata_problems(body["metadata"]) if "metadata" in body else []
+            unknown = [k for k in body if k != "metadata"]
+            if unknown:
+                problems.append("Unknown field(s): '" + "', '".join(unknown) + "'")
+            if problems:
+                raise unprocessable(", ".join(problems))
+            self.ctx.set_metadata(found, parse_metadata(body))
             return Response(200, present.binding(found, req.base_url, self.ctx.store))
 
     # -- creating -----------------------------------------------------------------
@@ -253,113 +191,50 @@ class BindingRoutes:
         """`POST /v3/service_credential_bindings`: managed -> 202 + job, UPSI -> 201."""
         body = req.json_object()
         store = self.ctx.store
-        msg = _CreateMessage.parse(body, supports_strategy=store.options.supports_multiple)
-        kind, name, si_guid, app_guid = msg.kind, msg.name, msg.si_guid, msg.app_guid
+        msg = CreateMessage.parse(body, supports_strategy=store.options.supports_multiple)
         with store.lock:
-            si = store.instances.get(si_guid)
+            si = store.instances.get(msg.si_guid)
             if si is None:
-                raise unprocessable(f"The service instance could not be found: '{si_guid}'")
+                raise unprocessable(f"The service instance could not be found: '{msg.si_guid}'")
             if not si.managed and "parameters" in body:
                 raise unprocessable(
                     "Binding parameters are not supported for user-provided service instances"
                 )
-            if kind == "app":
-                app = store.apps.get(app_guid or "")
+            failed: list[Binding] = []
+            if msg.kind == "app":
+                app = store.apps.get(msg.app_guid or "")
                 if app is None:
-                    raise unprocessable(f"The app could not be found: '{app_guid}'")
-                self._check_app_binding(si, app, name, msg.strategy)
+                    raise unprocessable(f"The app could not be found: '{msg.app_guid}'")
+                failed = check_app_binding(store, si, app, msg.name, msg.strategy)
             else:
                 app = None
-                self._check_key(si, name or "")
-            binding: Binding = store.add(
-                Binding(
-                    type=kind,
-                    name=name,
-                    service_instance_guid=si.guid,
-                    app_guid=app.guid if app else None,
-                    last_operation=LastOperation(type="create", state="initial"),
-                    parameters=dict(msg.parameters or {}),
-                )
+                self._check_key(si, msg.name or "")
+            binding = Binding(
+                type=msg.kind,
+                name=msg.name,
+                service_instance_guid=si.guid,
+                app_guid=app.guid if app else None,
+                last_operation=LastOperation(type="create", state="initial"),
+                parameters=dict(msg.parameters or {}),
             )
-            apply_metadata(binding, body)
+            self.ctx.set_metadata(binding, msg.metadata)  # may refuse: nothing stored yet
+            for stale in failed:  # CC destroys failed bindings when the new one is made
+                del store.bindings[stale.guid]
+            store.add(binding)
             if not si.managed:
                 binding.last_operation.state = "succeeded"
                 return Response(201, present.binding(binding, req.base_url, store))
             job = self.ctx.jobs.start_create(binding)
             return Response(202, None, {"Location": f"{req.base_url}/v3/jobs/{job.guid}"})
 
-    def _check_instance(self, si: ServiceInstance, *, period: str) -> None:
-        if not si.managed:
-            return
-        plan = self.ctx.store.plan_of(si)
-        if plan is not None and not plan.bindable:
-            raise unprocessable(f"Service plan does not allow bindings{period}")
-        if si.last_operation.state in ("initial", "in progress"):
-            raise unprocessable(
-                f"There is an operation in progress for the service instance{period}"
-            )
-
-    def _check_app_binding(
-        self, si: ServiceInstance, app: App, name: str | None, strategy: str
-    ) -> None:
-        """CC's precursor checks, in CC's order (reference section 3)."""
-        store = self.ctx.store
-        if si.space_guid != app.space_guid:
-            raise unprocessable("The service instance and the app are in different spaces")
-        self._check_instance(si, period="")
-        limit = store.options.bindings_limit if strategy == "multiple" else 1
-        valid = 0
-        failed: list[Binding] = []
-        for existing in store.app_bindings(app.guid, si.guid):
-            if existing.is_("create", "failed"):
-                failed.append(existing)
-                continue
-            creating = existing.last_operation.type == "create" and existing.in_flight
-            if limit == 1 and (existing.is_("create", "succeeded") or creating):
-                raise unprocessable("The app is already bound to the service instance")
-            if creating:
-                raise unprocessable(
-                    "There is already a binding in progress for this service instance and app "
-                    f"(binding guid: {existing.guid})"
-                )
-            if existing.last_operation.type == "delete":
-                if limit == 1:
-                    raise unprocessable("The binding is getting deleted or its deletion failed")
-                raise unprocessable(
-                    "A binding for this service instance and app is getting "
-                    "deleted or its deletion failed"
-                )
-            if existing.name != name:
-                raise unprocessable(
-                    "The binding name cannot be changed for the same app and service instance"
-                )
-            valid += 1
-        if valid >= limit:
-            raise unprocessable(
-                f"The app has too many bindings to this service instance (limit: {limit}). "
-                "Consider deleting existing/orphaned bindings."
-            )
-        if name is not None and any(
-            b.type == "app"
-            and b.app_guid == app.guid
-            and b.name == name
-            and b.service_instance_guid != si.guid
-            for b in store.bindings.values()
-        ):
-            raise unprocessable(
-                "The binding name is invalid. Binding names must be unique for a given service "
-                f"instance and app. The app already has a binding with name '{name}'."
-            )
-        for stale in failed:  # CC deletes failed bindings on the next successful create
-            del store.bindings[stale.guid]
-
     def _check_key(self, si: ServiceInstance, name: str) -> None:
+        """`service_credential_binding_key_create.rb` (`precursor`)."""
         if not si.managed:
             raise unprocessable(
                 "Service credential bindings of type 'key' are not supported "
                 "for user-provided service instances."
             )
-        self._check_instance(si, period=".")
+        check_instance(self.ctx.store, si, period=".")
         for existing in self.ctx.store.bindings.values():
             if existing.type != "key" or existing.service_instance_guid != si.guid:
                 continue
@@ -379,11 +254,13 @@ class BindingRoutes:
     # -- deleting -----------------------------------------------------------------
 
     def delete(self, req: Request, guid: str) -> Response:
-        """`DELETE .../:guid`: managed -> 202 + job, UPSI -> 204."""
+        """`DELETE .../:guid`: managed -> 202 + job (the row changes when it runs), UPSI -> 204."""
         store = self.ctx.store
         with store.lock:
             found = self._get(guid)
-            if found.last_operation.type == "delete" and found.in_flight:
+            op = found.last_operation
+            blocking = (op.type, op.state) in (("create", "initial"), ("delete", "in progress"))
+            if blocking:
                 raise unprocessable("There is an operation in progress for the service binding.")
             si = store.instances[found.service_instance_guid]
             if si.last_operation.state in ("initial", "in progress"):

@@ -1,41 +1,62 @@
-"""Packages, builds, droplets and revisions: what `cf restage` drives (reference 5).
+"""Packages, builds, droplets and revisions: what `cf restage` drives.
 
-`cf restage` = newest READY package -> `POST /v3/builds` (STAGING, `staging_s` later
-STAGED with a new droplet) -> stop -> set current droplet -> start. Staging itself does
-not touch running instances; the stop does.
+`cf restage` (cf CLI `command/v7/restage_command.go`, `command/v7/shared/app_stager.go`,
+`actor/v7action/build.go`) = newest READY package -> `POST /v3/builds` (STAGING,
+`staging_s` later STAGED with a new droplet) -> stop -> set current droplet -> start;
+`cf restart` first asks `/v3/packages/:guid/droplets?states=STAGED` whether the newest
+package is staged. Staging itself does not touch running instances; the stop does. While a
+build stages, its lines go to Log Cache (source type STG), where the CLI reads them.
+Sources (cloud_controller_ng): `app/controllers/v3/packages_controller.rb`,
+`builds_controller.rb`, `droplets_controller.rb` (`index` for an app, a package or all),
+`revisions_controller.rb`, and the list messages `packages_list_message.rb`,
+`builds_list_message.rb`, `droplets_list_message.rb` (nested routes refuse the filters
+they imply), `app_revisions_list_message.rb`, `app_builds_list_message.rb`.
 """
 
 from __future__ import annotations
 
 from . import present
-from .cc_lookups import app_scoped_list, list_response
 from .context import Ctx
-from .paging import PAGING_PARAMS
+from .listing import list_spec, parse
+from .logcache import LogStore
+from .metadata import parse_metadata
+from .paging import by_attributes, list_response
 from .state import Build, Droplet, Package
-from .validate import apply_metadata
-from .web import (
-    GUID,
-    Request,
-    Response,
-    Router,
-    check_fields,
-    unprocessable,
-)
+from .web import GUID, Request, Response, Router, check_fields, not_found, unprocessable
 
-_COMMON = [*PAGING_PARAMS, "guids", "label_selector", "created_ats", "updated_ats"]
+PACKAGES = list_spec(
+    "states", "types", "app_guids", "app_guid", "space_guids", "organization_guids"
+)
+BUILDS = list_spec("app_guids", "package_guids", "states")
+APP_BUILDS = list_spec("states")
+DROPLETS = list_spec(
+    "app_guid",
+    "app_guids",
+    "current",
+    "organization_guids",
+    "package_guid",
+    "space_guids",
+    "states",
+    arrays=("space_guids", "states", "app_guids", "organization_guids"),
+)
+REVISIONS = list_spec("versions", "deployable", arrays=("versions",))
+DEPLOYED_REVISIONS = list_spec(metadata=False)
+_APP_NESTED = ("app_guids", "organization_guids", "space_guids")
 
 
 class BuildRoutes:
     """Packages, builds, droplets, revisions."""
 
-    def __init__(self, ctx: Ctx) -> None:
+    def __init__(self, ctx: Ctx, logs: LogStore) -> None:
         self.ctx = ctx
+        self.logs = logs
 
     def register(self, router: Router) -> None:
         """Add the routes."""
         r = router.add
         r("GET", "/v3/packages", self.packages)
         r("GET", f"/v3/apps/{GUID}/packages", self.app_packages)
+        r("GET", f"/v3/packages/{GUID}/droplets", self.package_droplets)
         r("POST", "/v3/builds", self.create_build)
         r("GET", "/v3/builds", self.builds)
         r("GET", f"/v3/apps/{GUID}/builds", self.app_builds)
@@ -52,15 +73,19 @@ class BuildRoutes:
 
     # -- packages -----------------------------------------------------------------
 
-    def _package_list(self, req: Request, app_guids: list[str] | None) -> Response:
+    def _package_list(self, req: Request, app_guid: str | None) -> Response:
+        query = parse(req, PACKAGES, refused=_APP_NESTED if app_guid else ())
         with self.ctx.store.lock:
-            return app_scoped_list(
+            if app_guid is not None:
+                self.ctx.app_or_404(app_guid)
+            wanted = [app_guid] if app_guid else query.many("app_guids")
+            by_state = by_attributes(query, {"states": "state", "types": "type"})
+            return list_response(
                 req,
+                query,
                 self.ctx.store.packages.values(),
-                {"states": "state", "types": "type"},
+                lambda p: (wanted is None or p.app_guid in wanted) and by_state(p),
                 lambda p: present.package(p, req.base_url),
-                app_guids=app_guids,
-                extra=("space_guids", "organization_guids"),
             )
 
     def packages(self, req: Request) -> Response:
@@ -69,9 +94,22 @@ class BuildRoutes:
 
     def app_packages(self, req: Request, guid: str) -> Response:
         """`GET /v3/apps/:guid/packages`."""
+        return self._package_list(req, guid)
+
+    def package_droplets(self, req: Request, guid: str) -> Response:
+        """`GET /v3/packages/:guid/droplets` (404 `Package not found`)."""
+        query = parse(req, DROPLETS, refused=("current",))
         with self.ctx.store.lock:
-            self.ctx.app_or_404(guid)
-        return self._package_list(req, [guid])
+            if guid not in self.ctx.store.packages:
+                raise not_found("Package")
+            by_state = by_attributes(query, {"states": "state"})
+            return list_response(
+                req,
+                query,
+                self.ctx.store.droplets.values(),
+                lambda d: d.package_guid == guid and by_state(d),
+                lambda d: present.droplet(d, req.base_url),
+            )
 
     # -- builds -------------------------------------------------------------------
 
@@ -81,14 +119,16 @@ class BuildRoutes:
         check_fields(
             body,
             {
-                "package",
-                "lifecycle",
                 "staging_memory_in_mb",
                 "staging_disk_in_mb",
                 "staging_log_rate_limit_bytes_per_second",
+                "environment_variables",
+                "lifecycle",
+                "package",
                 "metadata",
             },
         )
+        change = parse_metadata(body)
         package_ref = body.get("package")
         package_guid = package_ref.get("guid") if isinstance(package_ref, dict) else None
         store = self.ctx.store
@@ -101,8 +141,10 @@ class BuildRoutes:
                 )
             if package.state != "READY":
                 raise unprocessable("Package must be in READY state.")
-            build: Build = store.add(Build(app_guid=package.app_guid, package_guid=package.guid))
-            apply_metadata(build, body)
+            build = Build(app_guid=package.app_guid, package_guid=package.guid)
+            self.ctx.set_metadata(build, change)
+            store.add(build)
+        self.logs.emit(build.app_guid, "Staging app and tracing logs...", source_type="STG")
         self.ctx.scheduler.call_later(store.options.staging_s, lambda: self._staged(build, package))
         return Response(201, present.build(build, req.base_url))
 
@@ -114,15 +156,21 @@ class BuildRoutes:
             build.droplet_guid = droplet.guid
             build.state = "STAGED"
             build.touch()
+        self.logs.emit(build.app_guid, "Uploading droplet...", source_type="STG")
 
-    def _build_list(self, req: Request, app_guids: list[str] | None) -> Response:
+    def _build_list(self, req: Request, app_guid: str | None) -> Response:
+        query = parse(req, APP_BUILDS if app_guid else BUILDS)
         with self.ctx.store.lock:
-            return app_scoped_list(
+            if app_guid is not None:
+                self.ctx.app_or_404(app_guid)
+            wanted = [app_guid] if app_guid else query.many("app_guids")
+            by_state = by_attributes(query, {"states": "state", "package_guids": "package_guid"})
+            return list_response(
                 req,
+                query,
                 self.ctx.store.builds.values(),
-                {"states": "state", "package_guids": "package_guid"},
+                lambda b: (wanted is None or b.app_guid in wanted) and by_state(b),
                 lambda b: present.build(b, req.base_url),
-                app_guids=app_guids,
             )
 
     def builds(self, req: Request) -> Response:
@@ -131,21 +179,27 @@ class BuildRoutes:
 
     def app_builds(self, req: Request, guid: str) -> Response:
         """`GET /v3/apps/:guid/builds`."""
-        with self.ctx.store.lock:
-            self.ctx.app_or_404(guid)
-        return self._build_list(req, [guid])
+        return self._build_list(req, guid)
 
     # -- droplets -----------------------------------------------------------------
 
-    def _droplet_list(self, req: Request, app_guids: list[str] | None) -> Response:
+    def _droplet_list(self, req: Request, app_guid: str | None) -> Response:
+        query = parse(req, DROPLETS, refused=_APP_NESTED if app_guid else ("current",))
         with self.ctx.store.lock:
-            return app_scoped_list(
+            app = self.ctx.app_or_404(app_guid) if app_guid is not None else None
+            wanted = [app_guid] if app_guid else query.many("app_guids")
+            current_only = query.single("current") == "true" and app is not None
+            by_state = by_attributes(query, {"states": "state"})
+            return list_response(
                 req,
+                query,
                 self.ctx.store.droplets.values(),
-                {"states": "state"},
+                lambda d: (
+                    (wanted is None or d.app_guid in wanted)
+                    and by_state(d)
+                    and (not current_only or (app is not None and d.guid == app.droplet_guid))
+                ),
                 lambda d: present.droplet(d, req.base_url),
-                app_guids=app_guids,
-                extra=("space_guids", "organization_guids", "current"),
             )
 
     def droplets(self, req: Request) -> Response:
@@ -154,27 +208,27 @@ class BuildRoutes:
 
     def app_droplets(self, req: Request, guid: str) -> Response:
         """`GET /v3/apps/:guid/droplets`."""
-        with self.ctx.store.lock:
-            self.ctx.app_or_404(guid)
-        return self._droplet_list(req, [guid])
+        return self._droplet_list(req, guid)
 
     # -- revisions ----------------------------------------------------------------
 
     def app_revisions(self, req: Request, guid: str) -> Response:
         """`GET /v3/apps/:guid/revisions`."""
+        query = parse(req, REVISIONS)
         with self.ctx.store.lock:
             self.ctx.app_or_404(guid)
+            versions = query.many("versions")
             return list_response(
                 req,
-                [*_COMMON, "versions", "deployable"],
+                query,
                 self.ctx.store.revisions.values(),
-                lambda r: r.app_guid == guid,
+                lambda r: r.app_guid == guid and (versions is None or str(r.version) in versions),
                 lambda r: present.revision(r, req.base_url),
-                orders=("created_at", "updated_at"),
             )
 
     def deployed_revisions(self, req: Request, guid: str) -> Response:
         """`GET /v3/apps/:guid/revisions/deployed`: revisions with running instances."""
+        query = parse(req, DEPLOYED_REVISIONS)
         with self.ctx.store.lock:
             self.ctx.app_or_404(guid)
             deployed = {
@@ -184,11 +238,10 @@ class BuildRoutes:
             }
             return list_response(
                 req,
-                _COMMON,
+                query,
                 self.ctx.store.revisions.values(),
                 lambda r: r.guid in deployed,
                 lambda r: present.revision(r, req.base_url),
-                orders=("created_at", "updated_at"),
             )
 
     def revision_env(self, req: Request, guid: str) -> Response:

@@ -1,8 +1,15 @@
 """Deployments: `POST /v3/deployments` (201 ACTIVE/DEPLOYING), show, list, cancel.
 
-The rollout itself runs in `rollout.Rollouts`. A rolling deployment needs room for one
-extra instance, so an org at its memory quota gets a 422 (the `{"deployment":"quota"}`
-fault); the text is CC's process validation message [U: not in the reference].
+The rollout itself runs in `rollout.Rollouts`. Sources (cloud_controller_ng):
+`app/controllers/v3/deployments_controller.rb` (create, cancel and continue answer 200 with
+an empty body), `app/messages/deployment_create_message.rb` (the body's texts),
+`app/actions/deployment_create.rb` and `lib/cloud_controller/deployments/
+deployment_target_state.rb` (droplet and revision texts; a quota error is the process
+validation message, e.g. "memory quota_exceeded", plus CC's hint for the org),
+`app/actions/deployment_cancel.rb` and `deployment_continue.rb` ("Cannot cancel a deployment
+with status: FINALIZED and reason: DEPLOYED"; CANCELING may be cancelled again),
+`app/messages/deployments_list_message.rb`. A rolling deployment needs room for one extra
+instance, so an org at its memory quota gets the 422 (the `{"deployment":"quota"}` fault).
 """
 
 from __future__ import annotations
@@ -10,20 +17,54 @@ from __future__ import annotations
 from typing import Any
 
 from . import present
-from .cc_lookups import app_scoped_list
 from .context import Ctx
+from .listing import list_spec, parse
+from .metadata import metadata_problems, parse_metadata
+from .paging import by_attributes, list_response
 from .state import Deployment
-from .validate import apply_metadata
-from .web import (
-    GUID,
-    Request,
-    Response,
-    Router,
-    check_fields,
-    unprocessable,
-)
+from .web import GUID, Request, Response, Router, unprocessable
 
-_QUOTA_TEXT = "memory quota_exceeded"
+_QUOTA_TEXT = (
+    "memory quota_exceeded for organization {org}. This organization's quota may not be large "
+    "enough to support rolling deployments or your configured max-in-flight."
+)
+_OPTION_KEYS = (
+    "canary",
+    "max_in_flight",
+    "web_instances",
+    "memory_in_mb",
+    "disk_in_mb",
+    "log_rate_limit_in_bytes_per_second",
+)
+LIST = list_spec("app_guids", "states", "status_reasons", "status_values")
+
+
+def _create_problems(body: dict[str, Any]) -> list[str]:
+    """`DeploymentCreateMessage` validations, in CC's order."""
+    problems = metadata_problems(body["metadata"]) if "metadata" in body else []
+    allowed = ("relationships", "droplet", "revision", "strategy", "options", "metadata")
+    unknown = [k for k in body if k not in allowed]
+    if unknown:
+        problems.append("Unknown field(s): '" + "', '".join(unknown) + "'")
+    strategy = body.get("strategy")
+    if strategy is not None and strategy not in ("rolling", "canary"):
+        problems.append(f"Strategy '{strategy}' is not a supported deployment strategy")
+    if body.get("revision") and body.get("droplet"):
+        problems.append("Droplet Cannot set both fields 'droplet' and 'revision'")
+    options = body.get("options")
+    if options:
+        if not isinstance(options, dict):
+            problems.append("Options must be an object")
+        else:
+            unsupported = [k for k in options if k not in _OPTION_KEYS]
+            if unsupported:
+                problems.append(f"Options has unsupported key(s): {', '.join(unsupported)}")
+            value = options.get("max_in_flight")
+            if value is not None and (
+                not isinstance(value, int) or isinstance(value, bool) or value < 1
+            ):
+                problems.append("Max in flight must be an integer greater than 0")
+    return problems
 
 
 def _guid_of(body: dict[str, Any], field: str) -> str | None:
@@ -52,38 +93,15 @@ class DeploymentRoutes:
     def create(self, req: Request) -> Response:
         """`POST /v3/deployments` -> 201 with status ACTIVE/DEPLOYING."""
         body = req.json_object()
-        check_fields(
-            body, {"droplet", "revision", "strategy", "options", "relationships", "metadata"}
-        )
-        strategy = body.get("strategy", "rolling")
-        if strategy not in ("rolling", "canary"):
-            raise unprocessable(f"Strategy '{strategy}' is not a supported deployment strategy")
+        problems = _create_problems(body)
+        if problems:
+            raise unprocessable(", ".join(problems))
+        strategy = body.get("strategy") or "rolling"
         options = body.get("options") or {}
-        if not isinstance(options, dict):
-            raise unprocessable("Options must be an object")
-        check_fields(
-            options,
-            {
-                "max_in_flight",
-                "canary",
-                "memory_in_mb",
-                "disk_in_mb",
-                "log_rate_limit_in_bytes_per_second",
-                "web_instances",
-            },
-        )
         store = self.ctx.store
-        max_in_flight = options.get("max_in_flight", store.options.max_in_flight_default)
-        if (
-            not isinstance(max_in_flight, int)
-            or isinstance(max_in_flight, bool)
-            or (max_in_flight < 1)
-        ):
-            raise unprocessable("Max in flight must be an integer greater than 0")
+        max_in_flight = options.get("max_in_flight") or 1
         droplet_guid = _guid_of(body, "droplet")
         revision_guid = _guid_of(body, "revision")
-        if droplet_guid and revision_guid:
-            raise unprocessable("Cannot set both fields 'droplet' and 'revision'")
         app_ref = (body.get("relationships") or {}).get("app")
         app_guid = _guid_of(app_ref, "data") if isinstance(app_ref, dict) else None
         with store.lock:
@@ -111,28 +129,32 @@ class DeploymentRoutes:
                     "or set a current droplet for the app."
                 )
             if self.ctx.faults.deployment("quota"):
-                raise unprocessable(_QUOTA_TEXT)
-            dep: Deployment = store.add(
-                Deployment(
-                    app_guid=app.guid,
-                    strategy=strategy,
-                    max_in_flight=max_in_flight,
-                    droplet_guid=droplet_guid,
-                )
+                org = store.orgs[store.spaces[app.space_guid].org_guid]
+                raise unprocessable(_QUOTA_TEXT.format(org=org.name))
+            dep = Deployment(
+                app_guid=app.guid,
+                strategy=strategy,
+                max_in_flight=max_in_flight,
+                droplet_guid=droplet_guid,
             )
-            apply_metadata(dep, body)
+            self.ctx.set_metadata(dep, parse_metadata(body))  # may refuse: nothing stored yet
+            store.add(dep)
             self.ctx.rollouts.create(app, dep)
             return Response(201, present.deployment(dep, req.base_url))
 
     def list(self, req: Request) -> Response:
         """`GET /v3/deployments`."""
+        query = parse(req, LIST)
         with self.ctx.store.lock:
-            return app_scoped_list(
+            return list_response(
                 req,
+                query,
                 self.ctx.store.deployments.values(),
-                {"status_values": "value", "status_reasons": "reason"},
+                by_attributes(
+                    query,
+                    {"app_guids": "app_guid", "status_values": "value", "status_reasons": "reason"},
+                ),
                 lambda d: present.deployment(d, req.base_url),
-                extra=("states",),
             )
 
     def _get(self, guid: str) -> Deployment:
@@ -141,19 +163,27 @@ class DeploymentRoutes:
     def update(self, req: Request, guid: str) -> Response:
         """`PATCH /v3/deployments/:guid`: metadata."""
         body = req.json_object()
-        check_fields(body, {"metadata"})
+        problems = metadata_problems(body["metadata"]) if "metadata" in body else []
+        unknown = [k for k in body if k != "metadata"]
+        if unknown:
+            problems.append("Unknown field(s): '" + "', '".join(unknown) + "'")
         with self.ctx.store.lock:
             dep = self._get(guid)
-            apply_metadata(dep, body)
+            if problems:
+                raise unprocessable(", ".join(problems))
+            self.ctx.set_metadata(dep, parse_metadata(body))
             return Response(200, present.deployment(dep, req.base_url))
 
     def cancel(self, req: Request, guid: str) -> Response:
         """`POST .../actions/cancel`: 200, empty body; the rollout reverts in the background."""
         with self.ctx.store.lock:
             dep = self._get(guid)
-            if dep.value != "ACTIVE" or dep.reason == "CANCELING":
-                raise unprocessable(f"Cannot cancel a {dep.reason} deployment")
-            self.ctx.rollouts.cancel(dep)
+            if dep.value != "ACTIVE":  # cancelable?: DEPLOYING, PAUSED and CANCELING
+                raise unprocessable(
+                    f"Cannot cancel a deployment with status: {dep.value} and reason: {dep.reason}"
+                )
+            if dep.reason != "CANCELING":
+                self.ctx.rollouts.cancel(dep)
             return Response(200)
 
     def resume(self, req: Request, guid: str) -> Response:
@@ -165,4 +195,4 @@ class DeploymentRoutes:
                     "Cannot continue a deployment with status: "
                     f"{dep.value} and reason: {dep.reason}"
                 )
-            return Response(200, present.deployment(dep, req.base_url))
+            return Response(200)

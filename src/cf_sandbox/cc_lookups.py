@@ -1,82 +1,98 @@
 """Lookups: organizations, spaces, service instances, plans and offerings.
 
-Name filters follow CC (reference section 2): org, space (and app) names match
-case-insensitively, service instance names case-sensitively.
+Name filters follow CC: org, space (and app) names match case-insensitively
+(`app/fetchers/org_list_fetcher.rb`, `space_list_fetcher.rb` use `lower`), service
+instance names case-sensitively (`service_instance_list_fetcher.rb`). The accepted query
+parameters are CC's message classes' (`app/messages/*_list_message.rb`, see `listing.py`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
 from typing import Any
 
-from . import present
+from . import included, present
 from .context import Ctx
-from .paging import PAGING_PARAMS, common_filters, csv, paginate, parse_page
-from .state import Resource, ServiceInstance, iso
+from .listing import list_spec, parse, show_spec
+from .paging import list_response, names_match
+from .state import ServiceInstance
 from .web import Request, Response, Router
 
-_COMMON = [*PAGING_PARAMS, "guids", "label_selector", "created_ats", "updated_ats"]
 _NAMED = ("created_at", "updated_at", "name")
+# service_instances_list_message.rb / service_instance_show_message.rb
+_INSTANCE_LIST_FIELDS = {
+    "space": ("guid", "name", "relationships.organization"),
+    "space.organization": ("name", "guid"),
+    "service_plan": ("guid", "name", "relationships.service_offering"),
+    "service_plan.service_offering": (
+        "name",
+        "guid",
+        "description",
+        "documentation_url",
+        "tags",
+        "relationships.service_broker",
+    ),
+    "service_plan.service_offering.service_broker": ("name", "guid"),
+}
+_INSTANCE_SHOW_FIELDS = {
+    "space": ("name", "guid"),
+    "space.organization": ("name", "guid"),
+    "service_plan": ("name", "guid"),
+    "service_plan.service_offering": ("name", "guid", "description", "tags", "documentation_url"),
+    "service_plan.service_offering.service_broker": ("name", "guid"),
+}
+ORGS = list_spec("names", "isolation_segment_guid", orders=_NAMED)  # orgs_list_message.rb
+SPACES = list_spec(  # spaces_list_message.rb
+    "names", "organization_guids", "include", orders=_NAMED, includes=("org", "organization")
+)
+SPACE_SHOW = show_spec("include", includes=("org", "organization"))  # space_show_message.rb
+INSTANCES = list_spec(  # service_instances_list_message.rb (single keys registered first)
+    "type",
+    "fields",
+    "names",
+    "space_guids",
+    "organization_guids",
+    "service_plan_guids",
+    "service_plan_names",
+    orders=_NAMED,
+    fields=_INSTANCE_LIST_FIELDS,
+    enums={"type": (("managed", "user-provided"), "must be one of 'managed', 'user-provided'")},
+)
+INSTANCE_SHOW = show_spec("fields", fields=_INSTANCE_SHOW_FIELDS)
+PLANS = list_spec(  # service_plans_list_message.rb
+    "available",
+    "fields",
+    "broker_catalog_ids",
+    "names",
+    "organization_guids",
+    "service_broker_guids",
+    "service_broker_names",
+    "service_instance_guids",
+    "service_offering_guids",
+    "service_offering_names",
+    "space_guids",
+    "include",
+    orders=_NAMED,
+    includes=("space.organization", "service_offering"),
+    fields={"service_offering.service_broker": ("guid", "name")},
+    enums={"available": (("true", "false"), "must be 'true' or 'false'")},
+)
+OFFERINGS = list_spec(  # service_offerings_list_message.rb
+    "available",
+    "fields",
+    "broker_catalog_ids",
+    "service_broker_guids",
+    "service_broker_names",
+    "names",
+    "space_guids",
+    "organization_guids",
+    orders=_NAMED,
+    fields={"service_broker": ("guid", "name")},
+    enums={"available": (("true", "false"), "must be 'true' or 'false'")},
+)
 
 
-def names_match(wanted: list[str] | None, name: str, *, case_sensitive: bool) -> bool:
-    """CC's `names=` filter."""
-    if wanted is None:
-        return True
-    if case_sensitive:
-        return name in wanted
-    return name.lower() in {w.lower() for w in wanted}
-
-
-def timestamps_match(req: Request, item: Resource) -> bool:
-    """`created_ats=`/`updated_ats=` with exact timestamps."""
-    for param, value in (("created_ats", item.created_at), ("updated_ats", item.updated_at)):
-        wanted = csv(req, param)
-        if wanted is not None and (iso(value) or "") not in wanted:
-            return False
-    return True
-
-
-def list_response(
-    req: Request,
-    allowed: list[str],
-    items: Iterable[Any],
-    keep: Callable[[Any], bool],
-    show: Callable[[Any], dict[str, Any]],
-    *,
-    orders: tuple[str, ...] = _NAMED,
-) -> Response:
-    """Validate, filter (common filters + `keep`), order and paginate."""
-    page = parse_page(req, allowed, orders=orders)
-    found = [i for i in common_filters(req, items) if keep(i) and timestamps_match(req, i)]
-    return paginate(req, page, found, show)
-
-
-def app_scoped_list(
-    req: Request,
-    items: Iterable[Any],
-    filters: dict[str, str],
-    show: Callable[[Any], dict[str, Any]],
-    *,
-    app_guids: list[str] | None = None,
-    extra: tuple[str, ...] = (),
-) -> Response:
-    """A list of app-owned resources filtered by `param -> attribute` value lists.
-
-    `app_guids` given: the `/v3/apps/:guid/<things>` form (no `app_guids` parameter).
-    """
-    wanted = {attr: csv(req, param) for param, attr in filters.items()}
-    allowed = [*_COMMON, *filters, *extra]
-    if app_guids is None:
-        allowed.append("app_guids")
-        app_guids = csv(req, "app_guids")
-
-    def keep(item: Any) -> bool:
-        return (app_guids is None or item.app_guid in app_guids) and all(
-            values is None or getattr(item, attr) in values for attr, values in wanted.items()
-        )
-
-    return list_response(req, allowed, items, keep, show, orders=("created_at", "updated_at"))
+def _order_name(item: Any, field: str) -> Any:
+    return getattr(item, "label" if field == "name" and hasattr(item, "label") else field)
 
 
 class LookupRoutes:
@@ -94,69 +110,75 @@ class LookupRoutes:
         router.add("GET", "/v3/service_plans", self.plans)
         router.add("GET", "/v3/service_offerings", self.offerings)
         show(router, "/v3/organizations", store.orgs, "Organization", present.org)
-        show(router, "/v3/spaces", store.spaces, "Space", present.space, query=["include"])
+        show(
+            router,
+            "/v3/spaces",
+            store.spaces,
+            "Space",
+            present.space,
+            spec=SPACE_SHOW,
+            decorate=lambda s, q, base: included.for_spaces(store, [s], q.includes, base),
+        )
         show(
             router,
             "/v3/service_instances",
             store.instances,
             "Service instance",
             present.service_instance,
-            query=["fields"],
+            spec=INSTANCE_SHOW,
+            decorate=lambda si, q, base: included.for_instance_fields(store, [si], q.fields),
         )
-        show(
-            router,
-            "/v3/service_plans",
-            store.plans,
-            "Service plan",
-            present.plan,
-            query=["include"],
-        )
+        show(router, "/v3/service_plans", store.plans, "Service plan", present.plan)
         show(
             router,
             "/v3/service_offerings",
             store.offerings,
             "Service offering",
-            present.offering,
-            query=["fields"],
+            lambda o, base: present.offering(o, base, store.options.bindings_retrievable),
         )
 
     def orgs(self, req: Request) -> Response:
         """`GET /v3/organizations`."""
-        names = csv(req, "names")
+        query = parse(req, ORGS)
+        names = query.many("names")
         with self.ctx.store.lock:
             return list_response(
                 req,
-                [*_COMMON, "names"],
+                query,
                 self.ctx.store.orgs.values(),
                 lambda o: names_match(names, o.name, case_sensitive=False),
                 lambda o: present.org(o, req.base_url),
             )
 
     def spaces(self, req: Request) -> Response:
-        """`GET /v3/spaces`."""
-        names = csv(req, "names")
-        orgs = csv(req, "organization_guids")
-        with self.ctx.store.lock:
-            return list_response(
+        """`GET /v3/spaces` (`include=organization` fills `included.organizations`)."""
+        query = parse(req, SPACES)
+        names, orgs = query.many("names"), query.many("organization_guids")
+        store = self.ctx.store
+        with store.lock:
+            resp = list_response(
                 req,
-                [*_COMMON, "names", "organization_guids", "include"],
-                self.ctx.store.spaces.values(),
+                query,
+                store.spaces.values(),
                 lambda s: (
                     names_match(names, s.name, case_sensitive=False)
                     and (orgs is None or s.org_guid in orgs)
                 ),
                 lambda s: present.space(s, req.base_url),
             )
+            shown = [store.spaces[r["guid"]] for r in resp.body["resources"]]
+            extra = included.for_spaces(store, shown, query.includes, req.base_url)
+            if extra:
+                resp.body["included"] = extra
+            return resp
 
     def instances(self, req: Request) -> Response:
-        """`GET /v3/service_instances` (names are case-sensitive here)."""
+        """`GET /v3/service_instances` (names are case-sensitive here; `fields[...]`)."""
+        query = parse(req, INSTANCES)
         store = self.ctx.store
-        names = csv(req, "names")
-        spaces = csv(req, "space_guids")
-        orgs = csv(req, "organization_guids")
-        kind = req.param("type")
-        plan_guids = csv(req, "service_plan_guids")
-        plan_names = csv(req, "service_plan_names")
+        names, spaces = query.many("names"), query.many("space_guids")
+        orgs, kind = query.many("organization_guids"), query.single("type")
+        plan_guids, plan_names = query.many("service_plan_guids"), query.many("service_plan_names")
 
         def keep(si: ServiceInstance) -> bool:
             plan = store.plan_of(si)
@@ -170,45 +192,33 @@ class LookupRoutes:
                 and (plan_names is None or (plan is not None and plan.name in plan_names))
             )
 
-        allowed = [
-            *_COMMON,
-            "names",
-            "space_guids",
-            "organization_guids",
-            "type",
-            "service_plan_guids",
-            "service_plan_names",
-            "fields",
-        ]
         with store.lock:
-            return list_response(
+            resp = list_response(
                 req,
-                allowed,
+                query,
                 store.instances.values(),
                 keep,
                 lambda si: present.service_instance(si, req.base_url),
             )
+            shown = [store.instances[r["guid"]] for r in resp.body["resources"]]
+            extra = included.for_instance_fields(store, shown, query.fields)
+            if extra:
+                resp.body["included"] = extra
+            return resp
 
     def plans(self, req: Request) -> Response:
-        """`GET /v3/service_plans`."""
+        """`GET /v3/service_plans` (`include` and `fields` accepted, not expanded)."""
+        query = parse(req, PLANS)
         store = self.ctx.store
-        names = csv(req, "names")
-        offering_guids = csv(req, "service_offering_guids")
-        offering_names = csv(req, "service_offering_names")
-        instance_guids = csv(req, "service_instance_guids")
+        names = query.many("names")
+        offering_guids = query.many("service_offering_guids")
+        offering_names = query.many("service_offering_names")
+        instance_guids = query.many("service_instance_guids")
         with store.lock:
             plan_of_instance = {si.guid: si.plan_guid for si in store.instances.values()}
             return list_response(
                 req,
-                [
-                    *_COMMON,
-                    "names",
-                    "service_offering_guids",
-                    "service_offering_names",
-                    "service_instance_guids",
-                    "available",
-                    "include",
-                ],
+                query,
                 store.plans.values(),
                 lambda p: (
                     names_match(names, p.name, case_sensitive=True)
@@ -227,21 +237,16 @@ class LookupRoutes:
 
     def offerings(self, req: Request) -> Response:
         """`GET /v3/service_offerings`."""
-        names = csv(req, "names")
+        query = parse(req, OFFERINGS)
+        names = query.many("names")
         with self.ctx.store.lock:
             return list_response(
                 req,
-                [
-                    *_COMMON,
-                    "names",
-                    "available",
-                    "service_broker_guids",
-                    "service_broker_names",
-                    "space_guids",
-                    "organization_guids",
-                    "fields",
-                ],
+                query,
                 self.ctx.store.offerings.values(),
                 lambda o: names_match(names, o.label, case_sensitive=True),
-                lambda o: present.offering(o, req.base_url),
+                lambda o: present.offering(
+                    o, req.base_url, self.ctx.store.options.bindings_retrievable
+                ),
+                order_key=_order_name,
             )

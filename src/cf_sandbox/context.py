@@ -9,9 +9,11 @@ from typing import Any, TypeVar
 from .faults import Faults
 from .instances import Runtime
 from .jobs import JobRunner, Scheduler
+from .listing import Query, QuerySpec, parse
+from .metadata import MetadataChange, apply_metadata
 from .rollout import Rollouts
-from .state import App, Store
-from .web import GUID, Request, Response, Router, bad_query, check_query, not_found
+from .state import App, Resource, Store
+from .web import GUID, Request, Response, Router, not_found
 
 T = TypeVar("T")
 
@@ -52,12 +54,23 @@ class Ctx:
         kind: str,
         render: Callable[[T], dict[str, Any]],
         *,
-        query: list[str] | None = None,
+        spec: QuerySpec | None = None,
+        decorate: Callable[[T, Query], dict[str, Any]] | None = None,
     ) -> Response:
-        """`GET /v3/<things>/:guid`: check the query, find it or 404, render it."""
-        check_query(req, query or [])
+        """`GET /v3/<things>/:guid`: check the query, find it or 404, render it.
+
+        `spec` None: CC's controller reads no query message there, so any query is ignored.
+        `decorate` returns the `included` block (empty: none).
+        """
+        query = parse(req, spec) if spec is not None else None
         with self.store.lock:
-            return Response(200, render(self.get_or_404(table, guid, kind)))
+            found = self.get_or_404(table, guid, kind)
+            body = render(found)
+            if decorate is not None and query is not None:
+                extra = decorate(found, query)
+                if extra:
+                    body["included"] = extra
+            return Response(200, body)
 
     def add_show(
         self,
@@ -67,23 +80,31 @@ class Ctx:
         kind: str,
         render: Callable[[T, str], dict[str, Any]],
         *,
-        query: list[str] | None = None,
+        spec: QuerySpec | None = None,
+        decorate: Callable[[T, Query, str], dict[str, Any]] | None = None,
     ) -> None:
         """Register `GET <collection>/:guid` rendered by `render(resource, base_url)`."""
 
         def handler(req: Request, guid: str) -> Response:
-            return self.show(req, table, guid, kind, lambda r: render(r, req.base_url), query=query)
+            base = req.base_url
+            return self.show(
+                req,
+                table,
+                guid,
+                kind,
+                lambda r: render(r, base),
+                spec=spec,
+                decorate=(lambda r, q: decorate(r, q, base)) if decorate else None,
+            )
 
         router.add("GET", f"{collection}/{GUID}", handler)
 
-
-def include_values(req: Request, allowed: tuple[str, ...]) -> list[str]:
-    """The `include` parameter, checked against the resources the endpoint can include."""
-    raw = req.param("include")
-    if raw is None:
-        return []
-    values = [v for v in raw.split(",") if v]
-    for value in values:
-        if value not in allowed:
-            raise bad_query(f"Invalid included resource: '{value}'")
-    return values
+    def set_metadata(self, resource: Resource, change: MetadataChange) -> None:
+        """Apply a validated metadata change with the landscape's per-resource limits."""
+        options = self.store.options
+        apply_metadata(
+            resource,
+            change,
+            max_labels=options.max_labels_per_resource,
+            max_annotations=options.max_annotations_per_resource,
+        )

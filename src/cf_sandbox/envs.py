@@ -1,8 +1,13 @@
 """What an app's containers see: VCAP_SERVICES, VCAP_APPLICATION and the `/env` document.
 
 CC puts only the newest *succeeded* binding per service instance into VCAP_SERVICES
-(`ServiceBinding.active_per_instance`, partitioned by instance, ordered by created_at
-desc then id desc), although the bindings list shows all of them (reference section 3).
+(`app/models/services/service_binding.rb#active_per_instance`, partitioned by instance,
+ordered by created_at desc then id desc), although the bindings list shows all of them.
+Each entry is `app/presenters/system_environment/service_binding_presenter.rb` merged over
+`service_instance_presenter.rb` (binding keys first; `name` is the binding's name or else
+the instance's). `/v3/apps/:guid/env` is `app/presenters/v3/app_env_presenter.rb`: its
+VCAP_APPLICATION comes from `lib/vcap/vars_builder.rb` for the *app*, so `limits` holds
+only `fds` (the operator's `instance_file_descriptor_limit`), and there is no `version`.
 """
 
 from __future__ import annotations
@@ -34,11 +39,7 @@ def vcap_services(store: Store, app_guid: str) -> dict[str, list[dict[str, Any]]
         plan = store.plan_of(si)
         offering = store.offering_of(si)
         entry: dict[str, Any] = {
-            "label": offering.label if offering else "user-provided",
-            "provider": None,
-            "plan": plan.name if plan else None,
             "name": b.name or si.name,
-            "tags": list(si.tags),
             "instance_guid": si.guid,
             "instance_name": si.name,
             "binding_guid": b.guid,
@@ -47,19 +48,26 @@ def vcap_services(store: Store, app_guid: str) -> dict[str, list[dict[str, Any]]
             "syslog_drain_url": None,
             "volume_mounts": [],
         }
-        if not si.managed:
-            del entry["provider"], entry["plan"]
-        services.setdefault(entry["label"], []).append(entry)
+        if si.managed:
+            entry.update(
+                label=offering.label if offering else None,
+                provider=None,
+                plan=plan.name if plan else None,
+                tags=list(si.tags),
+            )
+        else:
+            entry.update(label="user-provided", tags=list(si.tags))
+        services.setdefault(str(entry["label"]), []).append(entry)
     return services
 
 
 def vcap_application(store: Store, app: App, api_url: str) -> dict[str, Any]:
-    """VCAP_APPLICATION for the app."""
+    """VCAP_APPLICATION as `/env` shows it (VarsBuilder for the app, not a process)."""
     space = store.spaces[app.space_guid]
     org = store.orgs[space.org_guid]
     return {
         "cf_api": api_url,
-        "limits": {"fds": 16384, "mem": 256, "disk": 1024},
+        "limits": {"fds": store.options.instance_file_descriptor_limit},
         "application_name": app.name,
         "application_uris": [],
         "name": app.name,
@@ -76,9 +84,9 @@ def vcap_application(store: Store, app: App, api_url: str) -> dict[str, Any]:
 def env_document(store: Store, app: App, api_url: str) -> dict[str, Any]:
     """`GET /v3/apps/:guid/env`: what a *new* container would get."""
     return {
+        "environment_variables": dict(app.env_vars),
         "staging_env_json": {},
         "running_env_json": {},
-        "environment_variables": dict(app.env_vars),
         "system_env_json": {"VCAP_SERVICES": vcap_services(store, app.guid)},
         "application_env_json": {"VCAP_APPLICATION": vcap_application(store, app, api_url)},
     }

@@ -6,9 +6,10 @@ A rule is a JSON object (`POST /_sandbox/faults`). Three kinds:
   `headers`), `delay_s`, `drop_connection` (close the socket without answering; with
   `"after_apply": true` the server first applies the change, so the client cannot know
   whether its write happened);
-- job rules: `{"job": "service_bindings.create", "fail": true, "detail": "..."}` fails the
-  broker step; `"timeout": true` fails it as CC's poll timeout does; `"delay_s"` holds the
-  job in POLLING that much longer;
+- job rules: `{"job": "service_bindings.create", "fail": true, "detail": "..."}` makes the
+  broker refuse; `"timeout": true` fails the job as CC's `handle_timeout` does; `"delay_s"`
+  makes every broker answer for that job that much later (the job stays PROCESSING, or
+  POLLING for an asynchronous broker);
 - deployment rules: `{"deployment": "quota"}` (POST /v3/deployments answers the quota 422),
   `"cancel"` (the platform cancels the rollout after its first batch) or `"stall"` (new
   instances never become healthy, so the deployment stays DEPLOYING).

@@ -28,6 +28,7 @@ from cryptography import x509
 
 from . import memtls
 from .broker import ItRtBroker
+from .cc_app_parts import AppPartRoutes
 from .cc_apps import AppRoutes
 from .cc_bindings import BindingRoutes
 from .cc_builds import BuildRoutes
@@ -38,9 +39,11 @@ from .context import Ctx
 from .control import ControlRoutes, state_json
 from .cpi import Cpi
 from .faults import Faults
+from .fleet_seed import FleetSeeder, SeededApp
 from .gateway import CallLog, Gateway, RateLimiter
 from .instances import Runtime
 from .jobs import JobRunner, Scheduler
+from .logcache import LogCacheRoutes, LogStore
 from .pki import Minted, Pki, cert_pem
 from .probe import Probe
 from .rollout import Rollouts
@@ -71,13 +74,16 @@ class Landscape:
         job_steps_s: float = 0.05,
         cpi_propagation_s: float = 0.0,
         rate_limit: int | None = None,
-        max_in_flight_default: int = 1,
+        broker_async: bool = False,
+        bindings_retrievable: bool = False,
+        temporary_enable_v2: bool = False,
         cc_port: int = 0,
         uaa_port: int = 0,
         cpi_port: int = 0,
         username: str = "rotator@example.com",
         origin: str = "sap.ids",
         seed: bool = True,
+        fleet_apps: int = 0,
     ) -> None:
         options = Options().update(
             {
@@ -90,11 +96,16 @@ class Landscape:
                 "job_steps_s": job_steps_s,
                 "cpi_propagation_s": cpi_propagation_s,
                 "rate_limit": rate_limit,
-                "max_in_flight_default": max_in_flight_default,
+                "broker_async": broker_async,
+                "bindings_retrievable": bindings_retrievable,
+                "temporary_enable_v2": temporary_enable_v2,
             }
         )
         self._instances = instances
         self._seed_enabled = seed
+        self._fleet_apps = fleet_apps
+        self.fleet: list[SeededApp] = []
+        """The apps `fleet_apps` seeded (fleet_seed.py), besides the seed app."""
         self._stopping = threading.Event()
         self._started = False
         self.store = Store(options)
@@ -115,7 +126,10 @@ class Landscape:
         self._cc = self._server("cc", cc_port)
         self._uaa = self._server("uaa", uaa_port)
         self._cpi = self._server("cpi", cpi_port, client_ca_pem=self.pki.trusted_root.pem)
+        self._log_cache = self._server("log-cache", 0)
         self.api_url, self.uaa_url, self.cpi_url = self._cc.url, self._uaa.url, self._cpi.url
+        self.log_cache_url = self._log_cache.url
+        self.logs = LogStore()
         self.login_url = self.uaa_url
         self.ca_pem = self.pki.server_ca.pem
         self.trusted_root_pem = self.pki.trusted_root.pem
@@ -157,10 +171,11 @@ class Landscape:
         )
         cc = Router()
         for routes in (
-            RootRoutes(ctx),
+            RootRoutes(ctx, self.log_cache_url),
             LookupRoutes(ctx),
             AppRoutes(ctx),
-            BuildRoutes(ctx),
+            AppPartRoutes(ctx),
+            BuildRoutes(ctx, self.logs),
             BindingRoutes(ctx),
             DeploymentRoutes(ctx),
         ):
@@ -189,6 +204,17 @@ class Landscape:
             stopping=self._stopping,
         )
         self._cpi.app = self.cpi
+        log_cache = Router()
+        LogCacheRoutes(self.logs).register(log_cache)
+        self._log_cache.app = Gateway(
+            "log-cache",
+            log_cache,
+            faults=self.faults_,
+            calls=self.call_log,
+            issuer=self.issuer,
+            limiter=None,
+            stopping=self._stopping,
+        )
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -199,7 +225,9 @@ class Landscape:
         self.scheduler.start()
         if self._seed_enabled:
             self.seed_ids = self.seeder.demo(self._instances)
-        for server in (self._cc, self._uaa, self._cpi):
+        if self._fleet_apps:
+            self.fleet = FleetSeeder(self.seeder).add(self._fleet_apps)
+        for server in (self._cc, self._uaa, self._cpi, self._log_cache):
             server.start()
         self._started = True
         return self
@@ -210,7 +238,7 @@ class Landscape:
             self._probe.stop()
         self._stopping.set()
         self.rollouts.join()
-        for server in (self._cc, self._uaa, self._cpi):
+        for server in (self._cc, self._uaa, self._cpi, self._log_cache):
             server.stop()
         self.scheduler.stop()
         self.runtime.close()

@@ -1,71 +1,25 @@
-"""List endpoints: query validation, filters, ordering and CC's pagination envelope.
+"""List answers: label selectors, ordering and CC's pagination envelope.
 
-CC (concepts/_pagination.md.erb): `page` >= 1, `per_page` 1..5000 (default 50),
-`order_by` on created_at/updated_at/name with `-` for descending, `label_selector`.
+Sources (cloud_controller_ng): `app/presenters/v3/paginated_list_presenter.rb` (the
+envelope; links carry `per_page`, the order as given and the filters, and the keys are
+sorted as Rails' `Hash#to_query` sorts them), `app/mappers/order_by_mapper.rb` (an order
+given without a sign is linked as `+field`), `lib/cloud_controller/paging/
+pagination_options.rb` (default order: creation, i.e. the row id), and
+`app/models/helpers/metadata_helpers.rb` (label selector requirements). The query itself
+is validated in `listing.py`.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from .state import Resource
-from .web import Request, Response, bad_query, check_query
+from .listing import Query
+from .web import Request, Response
 
-PAGING_PARAMS = ["page", "per_page", "order_by"]
-_MAX_PER_PAGE = 5000
-_DEFAULT_PER_PAGE = 50
 _IN_SET = re.compile(r"^\s*(?P<key>[^\s!=]+)\s+(?P<op>in|notin)\s+\((?P<values>[^)]*)\)\s*$")
-
-
-@dataclass(frozen=True)
-class Page:
-    """Validated pagination and ordering."""
-
-    page: int
-    per_page: int
-    order_by: str
-    descending: bool
-
-
-def csv(req: Request, name: str) -> list[str] | None:
-    """A comma-separated filter value, or None when the filter is absent."""
-    raw = req.param(name)
-    if raw is None:
-        return None
-    return [value for value in raw.split(",") if value != ""]
-
-
-def parse_page(
-    req: Request, allowed: list[str], *, orders: tuple[str, ...] = ("created_at", "updated_at")
-) -> Page:
-    """Check the query (400 on unknown parameters) and read page, per_page and order_by."""
-    check_query(req, allowed)
-    page = _int_param(req, "page", 1)
-    if page < 1:
-        raise bad_query("Page must be greater than 0")
-    per_page = _int_param(req, "per_page", _DEFAULT_PER_PAGE)
-    if not 1 <= per_page <= _MAX_PER_PAGE:
-        raise bad_query(f"Per page must be between 1 and {_MAX_PER_PAGE}")
-    order = req.param("order_by") or "created_at"
-    descending = order.startswith("-")
-    field = order.lstrip("+-")
-    if field not in orders:
-        raise bad_query("Order by can only be: " + ", ".join(f"'{o}'" for o in orders))
-    return Page(page, per_page, field, descending)
-
-
-def _int_param(req: Request, name: str, default: int) -> int:
-    raw = req.param(name)
-    if raw is None:
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise bad_query(f"{name.replace('_', ' ').capitalize()} must be an integer") from None
 
 
 def match_labels(selector: str | None, labels: dict[str, str]) -> bool:
@@ -104,59 +58,97 @@ def _split_selector(selector: str) -> list[str]:
     return [p for p in parts if p.strip()]
 
 
-def common_filters(req: Request, items: Iterable[Resource]) -> list[Resource]:
-    """Apply `guids` and `label_selector`, which every list endpoint here accepts."""
-    guids = csv(req, "guids")
-    selector = req.param("label_selector")
-    return [
-        item
-        for item in items
-        if (guids is None or item.guid in guids) and match_labels(selector, item.labels)
-    ]
+def keeps(query: Query, item: Any) -> bool:
+    """The filters every list shares: guids, timestamps and (where taken) label_selector."""
+    return query.keeps(item) and match_labels(query.single("label_selector"), item.labels)
+
+
+OrderKey = Callable[[Any, str], Any]
+
+
+def _attribute(item: Any, order_by: str) -> Any:
+    return getattr(item, order_by)
 
 
 def paginate(
     req: Request,
-    page: Page,
+    query: Query,
     items: Iterable[Any],
     present: Callable[[Any], dict[str, Any]],
     *,
-    included: dict[str, list[dict[str, Any]]] | None = None,
+    order_key: OrderKey = _attribute,
 ) -> Response:
     """Order, slice and wrap `items` in the pagination envelope."""
-    ordered = sorted(
-        items, key=lambda r: (getattr(r, page.order_by), r.seq), reverse=page.descending
-    )
+    if query.order_by is None:
+        ordered = sorted(items, key=lambda r: r.seq)
+    else:
+        field = query.order_by
+        ordered = sorted(
+            items, key=lambda r: (order_key(r, field), r.seq), reverse=query.descending
+        )
     total = len(ordered)
-    pages = max((total + page.per_page - 1) // page.per_page, 1)
-    start = (page.page - 1) * page.per_page
-    chunk = ordered[start : start + page.per_page]
+    pages = max((total + query.per_page - 1) // query.per_page, 1)
+    start = (query.page - 1) * query.per_page
+    chunk = ordered[start : start + query.per_page]
     body: dict[str, Any] = {
         "pagination": {
             "total_results": total,
             "total_pages": pages,
-            "first": {"href": _href(req, 1, page.per_page)},
-            "last": {"href": _href(req, pages, page.per_page)},
-            "next": {"href": _href(req, page.page + 1, page.per_page)}
-            if page.page < pages
-            else None,
-            "previous": {"href": _href(req, page.page - 1, page.per_page)}
-            if page.page > 1
-            else None,
+            "first": {"href": _href(req, query, 1)},
+            "last": {"href": _href(req, query, pages)},
+            "next": {"href": _href(req, query, query.page + 1)} if query.page < pages else None,
+            "previous": {"href": _href(req, query, query.page - 1)} if query.page > 1 else None,
         },
         "resources": [present(item) for item in chunk],
     }
-    if included is not None:
-        body["included"] = included
     return Response(200, body)
 
 
-def _href(req: Request, number: int, per_page: int) -> str:
-    kept = [
-        f"{key}={quote(value, safe=',')}"
-        for key, values in req.query.items()
-        if key not in ("page", "per_page")
-        for value in values
-    ]
-    query = "&".join([*kept, f"page={number}", f"per_page={per_page}"])
-    return f"{req.base_url}{req.path}?{query}"
+def _href(req: Request, query: Query, number: int) -> str:
+    params: dict[str, str] = {"per_page": str(query.per_page), "page": str(number)}
+    if query.order_by is not None:
+        params["order_by"] = ("-" if query.descending else "+") + query.order_by
+    for key, value in req.params.items():
+        if key in ("page", "per_page", "order_by"):
+            continue
+        if isinstance(value, dict):
+            params.update({f"{key}[{sub}]": str(v) for sub, v in value.items()})
+        elif isinstance(value, list):
+            params[f"{key}[]"] = ",".join(value)
+        else:
+            params[key] = value
+    encoded = "&".join(
+        f"{quote(k, safe='')}={quote(v, safe='')}" for k, v in sorted(params.items())
+    )
+    return f"{req.base_url}{req.path}?{encoded}"
+
+
+def names_match(wanted: list[str] | None, name: str, *, case_sensitive: bool) -> bool:
+    """CC's `names=` filter (case-insensitive for orgs, spaces and apps)."""
+    if wanted is None:
+        return True
+    if case_sensitive:
+        return name in wanted
+    return name.lower() in {w.lower() for w in wanted}
+
+
+def list_response(
+    req: Request,
+    query: Query,
+    items: Iterable[Any],
+    keep: Callable[[Any], bool],
+    show: Callable[[Any], dict[str, Any]],
+    *,
+    order_key: OrderKey = _attribute,
+) -> Response:
+    """Filter (common filters + `keep`), order and paginate an already parsed query."""
+    found = [i for i in items if keeps(query, i) and keep(i)]
+    return paginate(req, query, found, show, order_key=order_key)
+
+
+def by_attributes(query: Query, filters: dict[str, str]) -> Callable[[Any], bool]:
+    """A `keep` for `param -> attribute` value lists (`states=READY` -> `state`)."""
+    wanted = {attr: query.many(param) for param, attr in filters.items()}
+    return lambda item: all(
+        values is None or getattr(item, attr) in values for attr, values in wanted.items()
+    )

@@ -30,6 +30,8 @@ from .state import (
 )
 
 _STACK = "cflinuxfs4"
+OFFERING_DESCRIPTION = "Process Integration Runtime"
+BROKER_GUID = "sandbox-broker"
 
 
 def _link(base: str, path: str, method: str | None = None) -> dict[str, str]:
@@ -111,6 +113,7 @@ def app(a: App, base: str) -> dict[str, Any]:
             "tasks": _link(base, f"{path}/tasks"),
             "start": _link(base, f"{path}/actions/start", "POST"),
             "stop": _link(base, f"{path}/actions/stop", "POST"),
+            "clear_buildpack_cache": _link(base, f"{path}/actions/clear_buildpack_cache", "POST"),
             "revisions": _link(base, f"{path}/revisions"),
             "deployed_revisions": _link(base, f"{path}/revisions/deployed"),
             "features": _link(base, f"{path}/features"),
@@ -118,13 +121,13 @@ def app(a: App, base: str) -> dict[str, Any]:
     }
 
 
-def offering(o: Offering, base: str) -> dict[str, Any]:
-    """A service offering (`it-rt`)."""
+def offering(o: Offering, base: str, bindings_retrievable: bool) -> dict[str, Any]:
+    """A service offering (`it-rt`); `bindings_retrievable` is the broker catalog's."""
     path = f"/v3/service_offerings/{o.guid}"
     return {
         **_common(o),
         "name": o.label,
-        "description": "Process Integration Runtime",
+        "description": OFFERING_DESCRIPTION,
         "available": True,
         "tags": [],
         "requires": [],
@@ -137,16 +140,16 @@ def offering(o: Offering, base: str) -> dict[str, Any]:
                 "plan_updateable": True,
                 "bindable": True,
                 "instances_retrievable": True,
-                "bindings_retrievable": o.bindings_retrievable,
+                "bindings_retrievable": bindings_retrievable,
                 "allow_context_updates": False,
             },
         },
-        "relationships": {"service_broker": _rel("sandbox-broker")},
+        "relationships": {"service_broker": _rel(BROKER_GUID)},
         "metadata": metadata(o),
         "links": {
             "self": _link(base, path),
             "service_plans": _link(base, f"/v3/service_plans?service_offering_guids={o.guid}"),
-            "service_broker": _link(base, "/v3/service_brokers/sandbox-broker"),
+            "service_broker": _link(base, f"/v3/service_brokers/{BROKER_GUID}"),
         },
     }
 
@@ -394,7 +397,7 @@ def process(p: Process, base: str, space_guid: str) -> dict[str, Any]:
 
 
 def deployment(d: Deployment, base: str) -> dict[str, Any]:
-    """A deployment."""
+    """A deployment (CC `app/presenters/v3/deployment_presenter.rb`)."""
     path = f"/v3/deployments/{d.guid}"
     details: dict[str, Any] = {
         "last_successful_healthcheck": iso(d.last_healthcheck),
@@ -417,9 +420,16 @@ def deployment(d: Deployment, base: str) -> dict[str, Any]:
         else None,
         "relationships": {"app": _rel(d.app_guid)},
         "metadata": metadata(d),
-        "links": {
-            "self": _link(base, path),
-            "app": _link(base, f"/v3/apps/{d.app_guid}"),
-            "cancel": _link(base, f"{path}/actions/cancel", "POST"),
-        },
+        "links": _deployment_links(d, base, path),
     }
+
+
+def _deployment_links(d: Deployment, base: str, path: str) -> dict[str, Any]:
+    """`cancel` only while cancelable (any ACTIVE state, CANCELING included), `continue`
+    only while PAUSED (CC `deployment_presenter.rb`, `deployment_model.rb`)."""
+    links = {"self": _link(base, path), "app": _link(base, f"/v3/apps/{d.app_guid}")}
+    if d.value == "ACTIVE":
+        links["cancel"] = _link(base, f"{path}/actions/cancel", "POST")
+    if d.reason == "PAUSED":
+        links["continue"] = _link(base, f"{path}/actions/continue", "POST")
+    return links

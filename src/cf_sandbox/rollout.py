@@ -111,6 +111,12 @@ class Rollouts:
             with store.lock:
                 if (dep.value, dep.reason) != ("ACTIVE", "DEPLOYING"):
                     break
+                stopped = app.state != "STARTED"
+            if stopped:  # a stopped app's new instances never become healthy
+                if not self._wait(dep, store.options.start_s):
+                    break
+                continue
+            with store.lock:
                 batch = min(dep.max_in_flight, target - started)
                 fresh = [
                     runtime.spawn(new_process, started + i, healthy_after=None)

@@ -98,7 +98,6 @@ class App(Resource):
 @dataclass(kw_only=True)
 class Offering(Resource):
     label: str
-    bindings_retrievable: bool = False
 
 
 @dataclass(kw_only=True)
@@ -225,10 +224,36 @@ class Deployment(Resource):
 
 @dataclass
 class Options:
-    """What a landscape can be tuned with, live (`Landscape.set_options`)."""
+    """What a landscape can be tuned with, live (`Landscape.set_options`).
+
+    Operator settings of a real landscape (the CC job spec in capi-release
+    `jobs/cloud_controller_ng/spec`, CC `config/cloud_controller.yml`):
+    - `bindings_limit`: `max_service_credential_bindings_per_app_service_instance`
+      (CC default 1; capi-release default 5 from 1.231.0);
+    - `max_labels_per_resource` / `max_annotations_per_resource` (50 / 200);
+    - `rate_limit` / `rate_limit_window_s`: `rate_limiter.per_process_general_limit` and
+      `reset_interval_in_minutes` (None: the limiter is off);
+    - `temporary_enable_v2`: whether `GET /` links `cloud_controller_v2` and `/v2/info` says
+      v2 is on (root_controller.rb, info_controller.rb);
+    - `instance_file_descriptor_limit`: VCAP_APPLICATION.limits.fds in `/env` (16384).
+    What the broker does (OSBAPI; SAP does not document it for it-rt):
+    - `broker_async`: the broker answers bind/unbind with 202 and CC polls it (job POLLING);
+    - `bindings_retrievable`: the catalog's `bindings_retrievable` (GET binding; needed by
+      CC for an async bind, and for `/parameters`).
+    What UAA's zone shows (`IdentityZoneConfiguration`, `LoginInfoEndpoint.populatePrompts`):
+    - `uaa_passcode_prompt`: `/login` lists the SSO `passcode` prompt (an IdP with a link).
+    The rest are the sandbox's own durations and switches (api_version, pinning, timings).
+    """
 
     api_version: str = "3.228.0"
     bindings_limit: int = 5
+    max_labels_per_resource: int = 50
+    max_annotations_per_resource: int = 200
+    temporary_enable_v2: bool = False
+    instance_file_descriptor_limit: int = 16384
+    broker_async: bool = False
+    bindings_retrievable: bool = False
+    uaa_passcode_prompt: bool = True
     pinning: bool = True
     token_ttl_s: float = 600.0
     start_s: float = 0.05
@@ -237,7 +262,6 @@ class Options:
     cpi_propagation_s: float = 0.0
     rate_limit: int | None = None
     rate_limit_window_s: float = 60.0
-    max_in_flight_default: int = 1
 
     def update(self, changes: dict[str, Any]) -> Options:
         """A copy with `changes` applied; unknown names or bad versions raise ValueError."""

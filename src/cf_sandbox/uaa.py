@@ -1,8 +1,16 @@
-"""UAA: `POST /oauth/token` for the password, client_credentials and refresh_token grants.
+"""UAA: `POST /oauth/token` (password, client_credentials, refresh_token) and `GET /login`.
 
 Tokens are JWT-shaped (HS256 over a per-landscape secret) so clients can read `exp` and
-refresh before expiry as the cf CLI does. The error bodies are UAA's
-`{"error","error_description"}` (reference/cf-api-v3.md section 1).
+refresh before expiry as the cf CLI does; `exp` and `iat` are integer seconds as in UAA's
+tokens (uaa `server/.../oauth/UaaTokenServices.java` sets them from epoch seconds). Token
+answers and OAuth errors carry `Cache-Control: no-store` and `Pragma: no-cache`
+(uaa `server/.../oauth/provider/endpoint/TokenEndpoint.java`,
+`.../provider/error/DefaultWebResponseExceptionTranslator.java`, RFC 6749 section 5.1).
+The error bodies are UAA's `{"error","error_description"}`. `GET /login` with
+`Accept: application/json` answers the login info the cf CLI reads its prompts from (cf CLI
+`api/uaa/prompts.go`; uaa `server/.../login/LoginInfoEndpoint.java`, default prompts in
+`model/.../zone/IdentityZoneConfiguration.java`; `passcode` only when an identity provider
+shows a login link, the `uaa_passcode_prompt` option).
 """
 
 from __future__ import annotations
@@ -47,8 +55,21 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+_PROMPTS = {
+    "username": ["text", "Email"],
+    "password": ["password", "Password"],
+    "passcode": ["password", "Temporary Authentication Code (Get on at /passcode)"],
+}
+UAA_VERSION = "78.0.0"
+
+
 def _error(status: int, error: str, description: str) -> Response:
-    return Response(status, {"error": error, "error_description": description})
+    return Response(status, {"error": error, "error_description": description}, dict(_NO_STORE))
+
+
+def _granted(body: dict[str, Any]) -> Response:
+    return Response(200, body, dict(_NO_STORE))
 
 
 @dataclass(frozen=True)
@@ -104,7 +125,7 @@ class TokenIssuer:
             "scope": _SCOPES,
             "grant_type": grant_type,
             "iat": int(issued),
-            "exp": round(issued + ttl, 3),
+            "exp": int(issued + ttl),
             "iss": f"{self.issuer_url}/oauth/token",
             "zid": "uaa",
             "aud": ["cloud_controller", "openid", subject["client_id"]],
@@ -118,11 +139,15 @@ class TokenIssuer:
             "jti": jti,
         }
         if grant_type != "client_credentials":
-            refresh = {"jti": f"{jti}-r", "exp": issued + _REFRESH_TTL_S, **subject}
+            refresh = {"jti": f"{jti}-r", "exp": int(issued + _REFRESH_TTL_S), **subject}
             with self._lock:
                 self._refresh[refresh["jti"]] = subject
             answer["refresh_token"] = self._sign(refresh)
         return answer
+
+    def passcode_prompt(self) -> bool:
+        """Whether `/login` lists the SSO passcode prompt (an option of the zone's IdPs)."""
+        return self._store.options.uaa_passcode_prompt
 
     def redeem_refresh(self, token: str) -> dict[str, Any] | None:
         """The subject of a valid refresh token (each may be used many times, as UAA's)."""
@@ -162,8 +187,40 @@ class Uaa:
         self.issuer = issuer
 
     def register(self, router: Router) -> None:
-        """Add `/oauth/token` to a router."""
+        """Add `/oauth/token`, `/login` and `/info` to a router."""
         router.add("POST", "/oauth/token", self.token, auth=False)
+        router.add("GET", "/login", self.login_info, auth=False)
+        router.add("GET", "/info", self.login_info, auth=False)
+
+    def login_info(self, req: Request) -> Response:
+        """`GET /login` (JSON when asked for; otherwise UAA's HTML login page)."""
+        if "application/json" not in (req.headers.get("Accept") or ""):
+            page = "<!DOCTYPE html><html><body>UAA login (cf-sandbox)</body></html>\n"
+            return Response(200, page, content_type="text/html;charset=UTF-8")
+        prompts = dict(_PROMPTS)
+        show_links = self.issuer.passcode_prompt()
+        if not show_links:
+            del prompts["passcode"]
+        base = self.issuer.issuer_url
+        return Response(
+            200,
+            {
+                "app": {"version": UAA_VERSION},
+                "showLoginLinks": show_links,
+                "links": {
+                    "uaa": base,
+                    "passwd": "/forgot_password",
+                    "login": base,
+                    "register": "/create_account",
+                },
+                "zone_name": "uaa",
+                "entityID": "cloudfoundry-saml-login",
+                "commit_id": "sandbox",
+                "idpDefinitions": {},
+                "prompts": prompts,
+                "timestamp": "2026-01-01T00:00:00+0000",
+            },
+        )
 
     def token(self, req: Request) -> Response:
         """The token endpoint: dispatch on `grant_type`."""
@@ -186,7 +243,7 @@ class Uaa:
         if client != (accounts.client_id, accounts.client_secret):
             return _error(401, "invalid_client", "Bad credentials")
         subject = {"client_id": client[0], "cid": client[0], "sub": client[0]}
-        return Response(200, self.issuer.grant(subject, "client_credentials"))
+        return _granted(self.issuer.grant(subject, "client_credentials"))
 
     def _refresh(self, form: dict[str, str], client: tuple[str, str]) -> Response:
         if client[0] != "cf":
@@ -194,7 +251,7 @@ class Uaa:
         subject = self.issuer.redeem_refresh(form.get("refresh_token", ""))
         if subject is None:
             return _error(401, "invalid_token", "Invalid refresh token (expired)")
-        return Response(200, self.issuer.grant(subject, "refresh_token"))
+        return _granted(self.issuer.grant(subject, "refresh_token"))
 
     def _password(self, form: dict[str, str], client: tuple[str, str]) -> Response:
         accounts = self.issuer.accounts
@@ -216,4 +273,4 @@ class Uaa:
             "email": accounts.username,
             "origin": accounts.origin,
         }
-        return Response(200, self.issuer.grant(subject, "password"))
+        return _granted(self.issuer.grant(subject, "password"))

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import Message
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, parse_qsl
 
 
 @dataclass
@@ -28,6 +28,7 @@ class Request:
     base_url: str
     peer_cert_der: bytes | None = None
     claims: dict[str, Any] | None = None
+    raw_query: str = ""
 
     @classmethod
     def parse(
@@ -44,7 +45,16 @@ class Request:
         """Split the request target into path and query."""
         path, _, raw_query = target.partition("?")
         query = parse_qs(raw_query, keep_blank_values=True)
-        return cls(server, method, path, query, headers, body, base_url, peer_cert_der)
+        return cls(
+            server, method, path, query, headers, body, base_url, peer_cert_der, None, raw_query
+        )
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The query as Rack nests it for CC: `a=1` -> "1", `a[b]=1` -> {"b": "1"},
+        `a[]=1` -> ["1"]; a repeated key keeps its last value (Rack's
+        `parse_nested_query`)."""
+        return nested_params(self.raw_query)
 
     @property
     def query_string(self) -> str:
@@ -52,9 +62,9 @@ class Request:
         return "&".join(f"{k}={v}" for k, vs in self.query.items() for v in vs)
 
     def param(self, name: str) -> str | None:
-        """The first value of a query parameter."""
-        values = self.query.get(name)
-        return values[0] if values else None
+        """A plain query parameter as CC sees it (the last one of that name)."""
+        value = self.params.get(name)
+        return value if isinstance(value, str) else None
 
     def json(self) -> Any:
         """The JSON body; an empty body is `{}`; anything unparsable is CC's 400."""
@@ -164,9 +174,29 @@ def check_fields(body: dict[str, Any], allowed: set[str]) -> None:
         raise unprocessable("Unknown field(s): " + ", ".join(f"'{k}'" for k in unknown))
 
 
+def nested_params(raw_query: str) -> dict[str, Any]:
+    """Rack's `parse_nested_query` for one level of brackets (what CC's messages use)."""
+    result: dict[str, Any] = {}
+    for key, value in parse_qsl(raw_query, keep_blank_values=True):
+        found = re.fullmatch(r"([^\[\]]+)\[([^\[\]]*)\]", key)
+        if found is None:
+            result[key] = value
+            continue
+        name, sub = found.groups()
+        if sub == "":
+            current = result.get(name)
+            result[name] = [*current, value] if isinstance(current, list) else [value]
+        else:
+            current = result.get(name)
+            nested = current if isinstance(current, dict) else {}
+            nested[sub] = value
+            result[name] = nested
+    return result
+
+
 def check_query(req: Request, allowed: list[str]) -> None:
     """400 for query parameters the endpoint does not know, listing the valid ones."""
-    unknown = [key for key in req.query if key not in allowed]
+    unknown = [key for key in req.params if key not in allowed]
     if unknown:
         raise bad_query(
             "Unknown query parameter(s): "

@@ -26,7 +26,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -180,9 +180,14 @@ class Podman:
         return int(out) / 1e6
 
     def run_action(
-        self, image: str, inputs: Mapping[str, str], dirs: RunnerDirs
+        self,
+        image: str,
+        inputs: Mapping[str, str],
+        dirs: RunnerDirs,
+        action_args: Sequence[str] = (),
     ) -> tuple[ActionRun, list[str]]:
-        """Run the image as the runner does; returns the run and `podman diff` lines."""
+        """Run the image as the runner does (`action_args`: the action's `runs.args`);
+        returns the run and `podman diff` lines."""
         name = f"cpi-action-{uuid.uuid4().hex[:8]}"
         values = {**dirs.env(), **input_env(inputs)}
         args = ["run", "--name", name, "--read-only", "--read-only-tmpfs=false"]
@@ -192,11 +197,11 @@ class Podman:
         for variable in values:
             args += ["-e", variable]  # by name: the value comes from podman's environment
         try:
-            done = self("run", *args[1:], image, env=values, check=False, timeout=300)
+            done = self("run", *args[1:], image, *action_args, env=values, check=False, timeout=300)
             diff = self("diff", name).stdout.split("\n")
         finally:
             self("rm", "--force", name, check=False)
-        self.last_command_line = ["podman", *args, image]
+        self.last_command_line = ["podman", *args, image, *action_args]
         return finish(done.returncode, done.stdout, done.stderr, dirs), [d for d in diff if d]
 
 

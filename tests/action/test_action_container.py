@@ -18,7 +18,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from material_kit import key_lines
 from podman_kit import Podman, unavailable_reason
-from runner_kit import RunnerDirs, audit, landscape_inputs
+from runner_kit import ROOT, RunnerDirs, audit, landscape_inputs
 
 pytestmark = [pytest.mark.container, pytest.mark.slow, pytest.mark.timeout(1800)]
 
@@ -147,3 +147,27 @@ def test_image_builds_and_rotates_like_on_a_runner(
         assert token not in " ".join(podman.last_command_line)
         for text in dirs.files().values():
             assert b"PRIVATE KEY" not in text
+
+    # (5) the scan action: the same image with `runs.args` of scan/action.yml, on a fleet
+    import yaml
+
+    from cpi_cert_rotate.action.scan.inputs import DEFAULTS
+
+    scan_args = yaml.safe_load((ROOT / "scan" / "action.yml").read_text())["runs"]["args"]
+    with Landscape(instances=1, fleet_apps=10) as ls:
+        inputs = {
+            **DEFAULTS,
+            "cf-api": ls.api_url,
+            "cf-username": ls.username,
+            "cf-password": ls.password,
+            "cf-origin": ls.origin,
+            "cf-ca-cert": ls.ca_pem,
+        }
+        dirs = RunnerDirs(tmp_path / "scan", prefix="/github")
+        result, diff = podman.run_action(image, inputs, dirs, scan_args)
+        audit(result, [ls.password], dirs)
+        assert result.code == 0, result.stdout + result.stderr
+        assert int(result.outputs["due-count"]) >= 3
+        assert result.outputs["due"].startswith('{"include":[{"org":')
+        assert "CPI client certificates" in result.summary
+        assert set(diff) <= ALLOWED_DIFF, diff

@@ -88,16 +88,17 @@ def test_annotations_patch_merge_and_delete(cf: Cf) -> None:
             {
                 "metadata": {
                     "annotations": {
-                        "cpi-cert-rotate/fingerprint": "ab" * 32,
-                        "cpi-cert-rotate/not-after": "2030",
+                        "cpi-cert-rotate.example.com/fingerprint": "ab" * 32,
+                        "cpi-cert-rotate.example.com/not-after": "2030",
                     }
                 }
             },
         )
     )
-    assert app["metadata"]["annotations"]["cpi-cert-rotate/not-after"] == "2030"
-    app = cf.ok(cf.patch(url, {"metadata": {"annotations": {"cpi-cert-rotate/not-after": None}}}))
-    assert app["metadata"]["annotations"] == {"cpi-cert-rotate/fingerprint": "ab" * 32}
+    assert app["metadata"]["annotations"]["cpi-cert-rotate.example.com/not-after"] == "2030"
+    deletion = {"metadata": {"annotations": {"cpi-cert-rotate.example.com/not-after": None}}}
+    app = cf.ok(cf.patch(url, deletion))
+    assert app["metadata"]["annotations"] == {"cpi-cert-rotate.example.com/fingerprint": "ab" * 32}
     assert cf.ls.state()["apps"][0]["annotations"] == app["metadata"]["annotations"]
     bad = cf.error(cf.patch(url, {"metadata": {"annotations": {"bad key!": "x"}}}), 422)
     assert bad["code"] == 10008

@@ -34,7 +34,30 @@ def _new_leaf(ls: Landscape, cn: str = "next") -> str:
     return leaf_of(ls.mint(cn).chain_pem)
 
 
+def _wait_job_state(cf: Cf, location: str, state: str, deadline_s: float = 5.0) -> None:
+    end = time.monotonic() + deadline_s
+    while cf.ok(cf.get(location))["state"] != state:
+        assert time.monotonic() < end, f"job never {state}"
+        time.sleep(0.01)
+
+
+def _states_until_done(cf: Cf, location: str, guid: str) -> tuple[list[str], list[str]]:
+    """The job states and binding states seen while polling, each change once."""
+    jobs: list[str] = []
+    rows: list[str] = []
+    while not jobs or jobs[-1] not in ("COMPLETE", "FAILED"):
+        job = cf.ok(cf.get(location))
+        row = cf.ok(cf.get(f"{URL}/{guid}"))["last_operation"]["state"]
+        if not jobs or jobs[-1] != job["state"]:
+            jobs.append(job["state"])
+        if not rows or rows[-1] != row:
+            rows.append(row)
+        time.sleep(0.02)
+    return jobs, rows
+
+
 def test_create_is_202_with_job_and_row_in_initial_at_once() -> None:
+    """A synchronous broker: PROCESSING then COMPLETE, never POLLING (reoccurring_job.rb)."""
     with Landscape(job_steps_s=0.3, bindings_limit=5) as ls:
         cf = Cf(ls)
         location = _create(cf, bind_body(ls, _new_leaf(ls), strategy="multiple"))
@@ -46,20 +69,43 @@ def test_create_is_202_with_job_and_row_in_initial_at_once() -> None:
         assert new["last_operation"]["type"] == "create"
         details = cf.error(cf.get(f"{URL}/{new['guid']}/details"), 404)
         assert details["detail"] == "Creation of service binding initial"
-        seen, states = [], []
-        while not seen or seen[-1] not in ("COMPLETE", "FAILED"):
-            job = cf.ok(cf.get(location))
-            binding = cf.ok(cf.get(f"{URL}/{new['guid']}"))
-            if not seen or seen[-1] != job["state"]:
-                seen.append(job["state"])
-            states.append(binding["last_operation"]["state"])
-            time.sleep(0.02)
-        assert seen == ["PROCESSING", "POLLING", "COMPLETE"]
-        assert "in progress" in states
+        jobs, states = _states_until_done(cf, location, new["guid"])
+        assert jobs == ["PROCESSING", "COMPLETE"]
+        assert states == ["initial", "succeeded"]
+        job = cf.ok(cf.get(location))
         assert job["operation"] == "service_bindings.create"
         assert job["errors"] == []
         assert job["links"]["service_credential_binding"]["href"].endswith(new["guid"])
-        assert cf.ok(cf.get(f"{URL}/{new['guid']}"))["last_operation"]["state"] == "succeeded"
+
+
+def test_async_broker_with_retrievable_bindings_polls() -> None:
+    """An asynchronous broker: the row goes `in progress` and the job POLLING."""
+    with Landscape(job_steps_s=0.2, broker_async=True, bindings_retrievable=True) as ls:
+        cf = Cf(ls)
+        location = _create(cf, bind_body(ls, _new_leaf(ls), strategy="multiple"))
+        new = cf.ok(cf.get(f"{URL}?app_guids={ls.app_guid}"))["resources"][-1]
+        jobs, states = _states_until_done(cf, location, new["guid"])
+        assert jobs == ["PROCESSING", "POLLING", "COMPLETE"]
+        assert states == ["initial", "in progress", "succeeded"]
+
+
+def test_async_broker_without_retrievable_bindings_fails_the_bind() -> None:
+    """service_binding_create.rb `not_retrievable!`: the job fails with 90001."""
+    with Landscape(job_steps_s=0.05, broker_async=True) as ls:
+        cf = Cf(ls)
+        job = cf.wait_job(_create(cf, bind_body(ls, _new_leaf(ls), strategy="multiple")))
+        assert job["state"] == "FAILED"
+        reason = "The broker responded asynchronously but does not support fetching binding data"
+        assert job["errors"] == [
+            {
+                "code": 90001,
+                "title": "CF-ServiceBindingInvalid",
+                "detail": f"The service binding is invalid: {reason}",
+            }
+        ]
+        row = cf.ok(cf.get(f"{URL}?app_guids={ls.app_guid}"))["resources"][-1]
+        assert row["last_operation"]["state"] == "failed"
+        assert row["last_operation"]["description"] == reason
 
 
 def test_binding_object_shape(cf: Cf) -> None:
@@ -143,19 +189,24 @@ def test_multiple_while_a_create_is_in_flight(cf: Cf) -> None:
     )
 
 
-def test_multiple_while_a_delete_is_in_flight(cf: Cf) -> None:
-    ls = cf.ls
-    ls.set_options(job_steps_s=1.0)
-    old = cf.ok(cf.get(f"{URL}?app_guids={ls.app_guid}"))["resources"][0]
-    assert cf.delete(f"{URL}/{old['guid']}").status_code == 202
-    detail = _unprocessable(cf, bind_body(ls, _new_leaf(ls), strategy="multiple"))
-    assert detail == (
-        "A binding for this service instance and app is getting deleted or its deletion failed"
-    )
-    ls.set_options(bindings_limit=1)
-    assert _unprocessable(cf, bind_body(ls, _new_leaf(ls, "x"))) == (
-        "The binding is getting deleted or its deletion failed"
-    )
+def test_multiple_while_a_delete_is_in_flight() -> None:
+    """A delete `in progress` (an asynchronous broker) blocks new bindings; the text
+    depends on the operator limit (service_credential_binding_app_create.rb)."""
+    with Landscape(job_steps_s=0.5, broker_async=True, bindings_retrievable=True) as ls:
+        cf = Cf(ls)
+        old = cf.ok(cf.get(f"{URL}?app_guids={ls.app_guid}"))["resources"][0]
+        location = cf.delete(f"{URL}/{old['guid']}").headers["Location"]
+        _wait_job_state(cf, location, "POLLING")  # the broker works on it for 0.5 s
+        row = cf.ok(cf.get(f"{URL}/{old['guid']}"))["last_operation"]
+        assert (row["type"], row["state"]) == ("delete", "in progress")
+        detail = _unprocessable(cf, bind_body(ls, _new_leaf(ls), strategy="multiple"))
+        assert detail == (
+            "A binding for this service instance and app is getting deleted or its deletion failed"
+        )
+        ls.set_options(bindings_limit=1)
+        assert _unprocessable(cf, bind_body(ls, _new_leaf(ls, "x"))) == (
+            "The binding is getting deleted or its deletion failed"
+        )
 
 
 def test_name_used_for_another_instance(ls: Landscape, cf: Cf) -> None:
@@ -279,10 +330,13 @@ def test_failed_binding_is_deleted_by_the_next_create(ls: Landscape, cf: Cf) -> 
 
 
 def test_delete_is_202_with_job_then_gone(ls: Landscape, cf: Cf) -> None:
+    """The row is untouched until the job runs (delete_binding_job.rb), then gone."""
+    ls.set_options(job_steps_s=0.3)
     old = cf.ok(cf.get(f"{URL}?app_guids={ls.app_guid}"))["resources"][0]
     resp = cf.delete(f"{URL}/{old['guid']}")
     assert resp.status_code == 202
-    assert cf.ok(cf.get(f"{URL}/{old['guid']}"))["last_operation"]["type"] == "delete"
+    row = cf.ok(cf.get(f"{URL}/{old['guid']}"))["last_operation"]
+    assert (row["type"], row["state"]) == ("create", "succeeded")
     job = cf.wait_job(resp.headers["Location"])
     assert (job["state"], job["operation"]) == ("COMPLETE", "service_bindings.delete")
     assert "service_credential_binding" not in job["links"]
@@ -297,21 +351,56 @@ def test_delete_is_202_with_job_then_gone(ls: Landscape, cf: Cf) -> None:
     )
 
 
-def test_delete_while_deleting_is_422(ls: Landscape, cf: Cf) -> None:
+def test_delete_while_the_create_is_initial_is_422(ls: Landscape, cf: Cf) -> None:
+    """`blocking_operation_in_progress?`: a create still `initial` (service_binding_delete.rb)."""
     ls.set_options(job_steps_s=1.0)
-    old = cf.ok(cf.get(f"{URL}?app_guids={ls.app_guid}"))["resources"][0]
-    assert cf.delete(f"{URL}/{old['guid']}").status_code == 202
-    error = cf.error(cf.delete(f"{URL}/{old['guid']}"), 422)
+    _create(cf, bind_body(ls, _new_leaf(ls), strategy="multiple"))
+    new = cf.ok(cf.get(f"{URL}?app_guids={ls.app_guid}"))["resources"][-1]
+    assert new["last_operation"]["state"] == "initial"
+    error = cf.error(cf.delete(f"{URL}/{new['guid']}"), 422)
     assert error["detail"] == "There is an operation in progress for the service binding."
 
 
+def test_delete_while_the_create_is_in_progress_is_accepted() -> None:
+    """A create `in progress` does not block: the delete wins and the create job fails."""
+    with Landscape(job_steps_s=0.05, broker_async=True, bindings_retrievable=True) as ls:
+        cf = Cf(ls)
+        ls.add_fault({"job": "service_bindings.create", "delay_s": 0.5, "times": 1})
+        create_job = _create(cf, bind_body(ls, _new_leaf(ls), strategy="multiple"))
+        _wait_job_state(cf, create_job, "POLLING")  # each broker answer takes 0.5 s
+        new = cf.ok(cf.get(f"{URL}?app_guids={ls.app_guid}"))["resources"][-1]
+        assert new["last_operation"]["state"] == "in progress"
+        delete_job = cf.delete(f"{URL}/{new['guid']}")
+        assert delete_job.status_code == 202
+        assert cf.wait_job(delete_job.headers["Location"])["state"] == "COMPLETE"
+        failed = cf.wait_job(create_job)
+        assert failed["state"] == "FAILED"
+        assert failed["errors"][0] == {
+            "code": 10010,
+            "title": "CF-ResourceNotFound",
+            "detail": f"The binding could not be found: {new['guid']}",
+        }
+
+
+def test_delete_while_deleting_is_422() -> None:
+    with Landscape(job_steps_s=0.5, broker_async=True, bindings_retrievable=True) as ls:
+        cf = Cf(ls)
+        old = cf.ok(cf.get(f"{URL}?app_guids={ls.app_guid}"))["resources"][0]
+        location = cf.delete(f"{URL}/{old['guid']}").headers["Location"]
+        _wait_job_state(cf, location, "POLLING")
+        error = cf.error(cf.delete(f"{URL}/{old['guid']}"), 422)
+        assert error["detail"] == "There is an operation in progress for the service binding."
+
+
 def test_failed_delete_job_says_unbind(ls: Landscape, cf: Cf) -> None:
+    """service_binding_delete.rb `unprocessable!` wraps the broker's error."""
     ls.add_fault({"job": "service_bindings.delete", "fail": True, "detail": "broker down"})
     old = cf.ok(cf.get(f"{URL}?app_guids={ls.app_guid}"))["resources"][0]
     job = cf.wait_job(cf.delete(f"{URL}/{old['guid']}").headers["Location"])
     assert job["state"] == "FAILED"
     assert job["errors"][0]["detail"] == (
-        "unbind could not be completed: Service broker error: broker down"
+        "unbind could not be completed: Service broker failed to delete service binding for "
+        "instance iflowext: Service broker error: broker down"
     )
     row = cf.ok(cf.get(f"{URL}/{old['guid']}"))["last_operation"]
     assert (row["type"], row["state"]) == ("delete", "failed")
@@ -322,8 +411,10 @@ def test_unknown_job_is_404(cf: Cf) -> None:
 
 
 def test_parameters_are_not_retrievable_from_it_rt(ls: Landscape, cf: Cf) -> None:
+    """errors/v2.yml 90007 is a 400."""
     old = cf.ok(cf.get(f"{URL}?app_guids={ls.app_guid}"))["resources"][0]
-    error = cf.error(cf.get(f"{URL}/{old['guid']}/parameters"), 502)
+    error = cf.error(cf.get(f"{URL}/{old['guid']}/parameters"), 400)
+    assert error["code"] == 90007
     assert error["title"] == "CF-ServiceFetchBindingParametersNotSupported"
     assert error["detail"] == "This service does not support fetching service binding parameters."
 
@@ -379,16 +470,19 @@ def test_binding_metadata_patch(ls: Landscape, cf: Cf) -> None:
 
 
 def test_broker_poll_timeout_fault(ls: Landscape, cf: Cf) -> None:
+    """`handle_timeout` marks the binding; the job fails with CF-JobTimeout 290006."""
     ls.add_fault({"job": "service_bindings.create", "timeout": True, "times": 1})
     job = cf.wait_job(_create(cf, bind_body(ls, _new_leaf(ls), strategy="multiple")))
-    assert job["errors"][0]["detail"] == (
-        "bind could not be completed: Service Broker failed to bind within the required time."
-    )
+    assert job["errors"] == [
+        {"code": 290006, "title": "CF-JobTimeout", "detail": "The job execution has timed out."}
+    ]
+    row = cf.ok(cf.get(f"{URL}?app_guids={ls.app_guid}"))["resources"][-1]["last_operation"]
+    assert row["description"] == "Service Broker failed to bind within the required time."
 
 
-def test_slow_broker_holds_the_job_in_polling(ls: Landscape, cf: Cf) -> None:
+def test_slow_broker_holds_the_job_in_processing(ls: Landscape, cf: Cf) -> None:
     ls.add_fault({"job": "service_bindings.create", "delay_s": 0.5})
     location = _create(cf, bind_body(ls, _new_leaf(ls), strategy="multiple"))
     time.sleep(0.3)
-    assert cf.ok(cf.get(location))["state"] == "POLLING"
+    assert cf.ok(cf.get(location))["state"] == "PROCESSING"
     assert cf.wait_job(location)["state"] == "COMPLETE"

@@ -169,12 +169,14 @@ def test_stopped_app_is_started_and_deployed_at_once(cf: Cf) -> None:
     assert cf.ok(cf.get(f"/v3/apps/{cf.ls.app_guid}"))["state"] == "STARTED"
 
 
-def test_stop_during_a_deployment_is_refused() -> None:
+def test_stop_during_a_deployment_is_accepted_by_v3() -> None:
+    """`StopDisabledDuringDeployment` is v2 only (app/actions/v2/app_update.rb)."""
     with Landscape(instances=2, start_s=0.5) as ls:
         cf = Cf(ls)
-        _deploy(cf)
-        error = cf.error(cf.post(f"/v3/apps/{ls.app_guid}/actions/stop"), 422)
-        assert error["detail"].startswith("Cannot stop the app while it is deploying")
+        dep = _deploy(cf)
+        assert cf.ok(cf.post(f"/v3/apps/{ls.app_guid}/actions/stop"))["state"] == "STOPPED"
+        cancel = cf.post(f"/v3/deployments/{dep['guid']}/actions/cancel")
+        assert (cancel.status_code, cancel.content) == (200, b"")
 
 
 def test_list_by_app_and_status(cf: Cf) -> None:

@@ -170,10 +170,11 @@ def test_invalid_token_is_cf_invalid_auth_token(cf: Cf, token: str) -> None:
 
 
 def test_expired_token_is_cf_invalid_auth_token_and_refresh_helps() -> None:
-    with Landscape(token_ttl_s=0.3) as ls:
+    # UAA's exp is whole seconds: a 2 s token lives more than 1 s and less than 2 s.
+    with Landscape(token_ttl_s=2.0) as ls:
         cf = Cf(ls)
         assert cf.get("/v3/apps").status_code == 200
-        time.sleep(0.5)
+        time.sleep(2.1)
         error = cf.error(cf.get("/v3/apps"), 401)
         assert (error["code"], error["title"]) == (1000, "CF-InvalidAuthToken")
         cf.token = cf.login()

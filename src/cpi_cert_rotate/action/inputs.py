@@ -103,14 +103,16 @@ def build_settings(
     """
     return build(
         inputs,
-        _dialect(env),
+        dialect(env),
         mask=mask,
         jwt=_OidcToken(env, id_token or gha.id_token),
         run_id=_run_id(env),
     )
 
 
-def _dialect(env: Mapping[str, str]) -> Dialect:
+def dialect(env: Mapping[str, str]) -> Dialect:
+    """How the Action names its inputs, with the hints for empty `secrets.*`/`vars.*`."""
+
     def empty_hint(secret: bool) -> str:
         if not secret:
             return _VARS_HINT

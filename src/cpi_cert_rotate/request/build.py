@@ -69,13 +69,7 @@ def build(
     for name in REQUIRED:
         if not text(name):
             problems.missing(name)
-    if target.api_url:
-        problems.check(
-            lambda: rules.https_url(
-                target.api_url, d.ref("cf-api"), ca_label=d.mention("cf-ca-cert")
-            )
-        )
-    auth = _auth(text, values, problems)
+    auth = cf_login(values, problems)
     strategy = _strategy(text("strategy") or DEFAULTS["strategy"], problems)
     renew_before = _renew_before(text("renew-before"), problems)
     force, dry_run, keep_root = (
@@ -155,6 +149,19 @@ def _basic(name: str, value: str | bytes, dialect: Dialect) -> None:
         rules.utf8(value, label)
     else:
         rules.one_line(value, label, spec.limit)
+
+
+def cf_login(values: Mapping[str, str | bytes], problems: Problems) -> CfAuth | None:
+    """The CF API URL's rule and exactly one way to log in: what every command that calls
+    Cloud Foundry checks (`rotate`, `scan`). A missing `cf-api` is the caller's to report."""
+    text = _Text(values)
+    d = problems.dialect
+    api = text("cf-api").rstrip("/")
+    if api:
+        problems.check(
+            lambda: rules.https_url(api, d.ref("cf-api"), ca_label=d.mention("cf-ca-cert"))
+        )
+    return _auth(text, values, problems)
 
 
 def _auth(text: _Text, values: Mapping[str, str | bytes], problems: Problems) -> CfAuth | None:

@@ -38,7 +38,8 @@ IFS=, read -r -a wanted <<< "$platforms"
 for platform in "${wanted[@]}"; do
   arch=${platform#linux/}
   machine=$(podman run --rm --platform "$platform" --entrypoint /opt/venv/bin/python "$list" \
-    -B -c 'import platform, cpi_cert_rotate.action; print(platform.machine())' \
+    -B -c 'import sys; sys.path[:0] = ["/action"]; import platform, cpi_cert_rotate.action
+print(platform.machine())' \
     2>"$work/err") || { cat "$work/err" >&2; exit 1; }
   case "$arch:$machine" in
     amd64:x86_64 | arm64:aarch64) echo "release-image: $platform runs ($machine)" >&2 ;;

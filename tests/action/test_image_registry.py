@@ -50,7 +50,9 @@ def test_release_image_is_pushed_pulled_and_run_by_digest(
         manifest = registry.manifest(NAME, entry["digest"])
         config = json.loads(registry.blob(NAME, manifest["config"]["digest"]))
         labels = config["config"]["Labels"]
-        assert labels["org.opencontainers.image.source"] == "https://github.com/acme/cpi-cert-rotate"
+        assert (
+            labels["org.opencontainers.image.source"] == "https://github.com/acme/cpi-cert-rotate"
+        )
         assert labels["org.opencontainers.image.version"] == published.tag
         assert config["config"]["Entrypoint"][0] == "/opt/venv/bin/python"
         pull_mb = sum(layer["size"] for layer in manifest["layers"]) / 1e6

@@ -42,6 +42,8 @@ RUN /opt/venv/bin/python -B /tmp/image_modules.py /usr/lib/python3.11/ > /tmp/st
 # Action imports is kept, recompiled in the same layer. (The unused parts of the
 # standard library stay: python3.11's postinst fails when dpkg leaves any of them out.)
 FROM ${BASE_IMAGE}
+# (a COPY, not RUN --mount: the runner's `docker build` of this file must also work
+# without BuildKit, on older self-hosted runners)
 COPY --from=build /tmp/stdlib.txt /tmp/stdlib.txt
 # hadolint ignore=DL3008
 RUN apt-get update \

@@ -84,6 +84,18 @@ def test_image_builds_and_rotates_like_on_a_runner(
     # Action works without it
     for unused in ("github", "nacl", "jwt", "pycparser", "typing_extensions.py"):
         assert unused not in listing.split("\n"), unused
+    # byte code for what the Action imports (scripts/image_modules.py), none for the rest
+    cached = _shell(
+        podman,
+        image,
+        "cd /usr/lib/python3.11/__pycache__ && ls ssl.* pydoc.* 2>/dev/null;"
+        " ls /action/cpi_cert_rotate/__pycache__/action.* /action/cpi_cert_rotate/rotation/"
+        "__pycache__/engine.* /opt/venv/lib/python3.11/site-packages/requests/__pycache__/"
+        "sessions.* 2>/dev/null; true",
+    ).split()
+    assert "ssl.cpython-311.pyc" in cached
+    assert "pydoc.cpython-311.pyc" not in cached
+    assert len([name for name in cached if name.startswith("/")]) == 3, cached
     size, base_size = podman.size_mb(image), podman.size_mb(podman.base)
     record_property("image_size_mb", round(size, 1))
     print(f"\nimage size: {size:.1f} MB ({size - base_size:.1f} MB on the base)")

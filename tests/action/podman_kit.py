@@ -142,7 +142,7 @@ class Podman:
         tag = f"{IMAGE}:ctx-{context_digest()[:16]}-{base.rsplit(':', 1)[1]}"
         with _locked("build"):
             if self("image", "exists", tag, check=False).returncode != 0:
-                self("tag", self.build(base), tag)
+                self.build(base, tag)
         return tag
 
     def _bootstrap(self, tag: str, parent: Path) -> str:
@@ -187,9 +187,9 @@ class Podman:
             f"{pip_conf}:/etc/pip.conf:ro",
         ]
 
-    def build(self, base: str) -> str:
+    def build(self, base: str, tag: str | None = None) -> str:
         """`podman build` of the repository's Dockerfile, unchanged, on `base`."""
-        tag = f"{IMAGE}:test-{uuid.uuid4().hex[:8]}"
+        tag = tag or f"{IMAGE}:test-{uuid.uuid4().hex[:8]}"
         self("build", *self.build_flags(base), "--tag", tag, str(ROOT), timeout=900)
         return tag
 

@@ -10,7 +10,7 @@ checking, exit 2, after every import the Action does). Printed per image:
   runner downloads on top of a cached base);
 - first line: container start (podman's StartedAt) to the first log line, median;
 - exit: container start to exit, median;
-and the ratio of each to the earlier revision.
+and the ratio of each to the earlier revision. The starts alternate between the images.
 
     sudo python bench/image_footprint.py [--against b828f6f] [--runs 7]
 
@@ -73,9 +73,10 @@ def _started_to(podman: Podman, name: str) -> tuple[float, float]:
     return stamp - started, finished - started
 
 
-def measure(
-    podman: Podman, registry: Registry, base: str, name: str, context: Path, runs: int
-) -> Footprint:
+def build_and_push(
+    podman: Podman, registry: Registry, base: str, name: str, context: Path
+) -> tuple[str, float, float]:
+    """Build `context` on `base`, push it; (tag, unpacked MB added, pull MB added)."""
     tag = f"localhost/cpi-cert-rotate-bench:{name}"
     podman("build", *podman.build_flags(base), "--tag", tag, str(context), timeout=1800)
     unpacked = podman.size_mb(tag) - podman.size_mb(base)
@@ -86,16 +87,18 @@ def measure(
     manifest = registry.manifest(f"bench/{name}", digest_file.read_text().strip())
     base_layers = len(json.loads(podman("image", "inspect", base).stdout)[0]["RootFS"]["Layers"])
     pull = sum(layer["size"] for layer in manifest["layers"][base_layers:]) / 1e6
-    firsts, exits = [], []
-    for run in range(runs):
-        container = f"cpi-cert-rotate-bench-{name}-{run}"
+    return tag, unpacked, pull
+
+
+def start_once(podman: Podman, tag: str, name: str) -> tuple[float, float]:
+    """One container start with an empty input: (first log line, exit) after start."""
+    container = f"cpi-cert-rotate-bench-{name}"
+    podman("rm", "--force", container, check=False)
+    podman("run", "--name", container, "-e", "INPUT_CF-API=x", tag, check=False)
+    try:
+        return _started_to(podman, container)
+    finally:
         podman("rm", "--force", container, check=False)
-        podman("run", "--name", container, "-e", "INPUT_CF-API=x", tag, check=False)
-        first, end = _started_to(podman, container)
-        podman("rm", "--force", container, check=False)
-        firsts.append(first)
-        exits.append(end)
-    return Footprint(name, unpacked, pull, statistics.median(firsts), statistics.median(exits))
 
 
 def main() -> None:
@@ -107,11 +110,24 @@ def main() -> None:
         work = Path(scratch)
         podman = Podman(work / "podman")
         base = podman.base_image()
+        contexts = {"before": _context(args.against, work / "ctx"), "after": ROOT}
         with Registry(work / "registry", work / "storage") as registry:
-            before = measure(
-                podman, registry, base, "before", _context(args.against, work / "ctx"), args.runs
-            )
-            after = measure(podman, registry, base, "after", ROOT, args.runs)
+            built = {n: build_and_push(podman, registry, base, n, c) for n, c in contexts.items()}
+        # interleaved, so that a change in the machine's load hits both images alike
+        starts: dict[str, list[tuple[float, float]]] = {name: [] for name in built}
+        for _ in range(args.runs):
+            for name, (tag, _unpacked, _pull) in built.items():
+                starts[name].append(start_once(podman, tag, name))
+    before, after = (
+        Footprint(
+            name,
+            built[name][1],
+            built[name][2],
+            statistics.median(first for first, _ in starts[name]),
+            statistics.median(end for _, end in starts[name]),
+        )
+        for name in ("before", "after")
+    )
     print(f"base: {base} (cache {CACHE}); before = {args.against}, after = work tree")
     print(f"{'image':8} {'unpacked MB':>12} {'pull MB':>8} {'first line s':>13} {'exit s':>7}")
     for row in (before, after):

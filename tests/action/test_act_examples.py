@@ -46,7 +46,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from material_kit import key_lines
 from podman_kit import CACHE, ROOT, Podman, unavailable_reason
 from registry_kit import Registry, publish_once
-from runner_kit import landscape_inputs
+from runner_kit import RunnerDirs, landscape_inputs, run_entrypoint
 
 pytestmark = [pytest.mark.container, pytest.mark.slow, pytest.mark.timeout(1800)]
 
@@ -57,17 +57,23 @@ EXPRESSION = re.compile(r"^\$\{\{\s*(vars|secrets|inputs)\.([A-Za-z0-9_-]+)\s*\}
 
 @dataclass(frozen=True)
 class Scenario:
-    """How an example runs here, and the outcome of its passing run."""
+    """How an example runs here: the outcome of its passing run, and how one fails.
+
+    `fails_by`: "wrong-password" (the CF login is refused) or "expiring" (the live
+    certificate is first rotated to one that expires in 10 days, which the check's
+    `fail-if-expires-within` must turn red).
+    """
 
     event: str
     reason: str
     dispatch: dict[str, str] = field(default_factory=dict)
+    fails_by: str = "wrong-password"
 
 
 SCENARIOS = {
     "scheduled-rotation.yml": Scenario("schedule", "rotated"),
     "fleet-rotation.yml": Scenario("schedule", "rotated"),
-    "check-expiry.yml": Scenario("schedule", "dry-run"),
+    "check-expiry.yml": Scenario("schedule", "dry-run", fails_by="expiring"),
     "manual-rotation.yml": Scenario(
         "workflow_dispatch",
         "rotated",
@@ -235,7 +241,7 @@ def test_example_runs_under_act(
             assert run.outputs["fingerprint-sha256"] == minted.leaf_sha256
             assert app["env"]["CLI_CHAIN"].startswith("-----BEGIN CERTIFICATE-----")
         _audit(run.shown_log, secrets)
-        assert released.split("@")[1] in run.log or "docker://" in run.log
+        assert f"image={released}" in run.log  # act ran the pinned image, by digest
 
         # (2) a failing run, when the example has a notice step for it
         notices = [
@@ -246,16 +252,38 @@ def test_example_runs_under_act(
         ]
         if not notices:
             return
-        wrong = {**wired["secrets"], **dict.fromkeys(_password_secrets(step), "wrong-password")}
-        failed = go(wrong)
+        if scenario.fails_by == "expiring":
+            _rotate_to_a_certificate_expiring_in_10_days(ls, tmp_path)
+            failed = go(wired["secrets"])
+            assert failed.outputs.get("days-remaining") in ("9", "10"), failed.outputs
+        else:
+            wrong = dict.fromkeys(_password_secrets(step), "wrong-password")
+            failed = go({**wired["secrets"], **wrong})
+            assert failed.outputs.get("reason") == "failed", failed.outputs
         assert failed.code != 0, failed.log[-4000:]
-        assert failed.outputs.get("reason") == "failed", failed.outputs
-        assert "❌" in failed.summary
+        assert "❌" in failed.summary, failed.summary
+        # the notice ran once, with the Action's outputs that its env names in its text
+        (notice,) = notices
         (call,) = failed.gh_calls
         assert call[:2] == ["issue", "create"]
-        title = call[call.index("--title") + 1]
-        assert "failed" in title or "expires" in title, title
+        shown = [
+            failed.outputs.get(match.group(1), "")
+            for value in notice.get("env", {}).values()
+            if (match := re.search(r"steps\.[\w-]+\.outputs\.([\w-]+)", str(value)))
+        ]
+        assert any(shown), (notice, failed.outputs)
+        for value in filter(None, shown):
+            assert any(value in argument for argument in call), (value, call)
         _audit(failed.shown_log, secrets)
+
+
+def _rotate_to_a_certificate_expiring_in_10_days(ls: Any, tmp_path: Path) -> None:
+    """Make the live certificate a 10-day one (the runner emulation runs the Action)."""
+    short = ls.mint(cn="ntifext-client", days=10)
+    dirs = RunnerDirs(tmp_path / "pre-rotate")
+    done = run_entrypoint(landscape_inputs(ls, short, force="true"), dirs)
+    assert done.code == 0, done.stdout + done.stderr
+    assert done.outputs["rotated"] == "true"
 
 
 def _password_secrets(step: dict[str, Any]) -> list[str]:

@@ -135,6 +135,7 @@ class Act:
             command += ["-P", f"{label}={job_image}"]
         command += ["--pull=false", "--rebuild=false", "--bind", "--network", "host"]
         command += ["--no-cache-server", "--container-daemon-socket", "-"]
+        command += ["--rm"]  # without it act keeps a failed job's container running
         command += ["--action-offline-mode", "--json"]
         for name, value in variables.items():
             command += ["--var", f"{name}={value}"]

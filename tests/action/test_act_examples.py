@@ -115,6 +115,12 @@ def released(podman: Podman, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 def act(podman: Podman, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Act, str]]:
     with Act(podman, tmp_path_factory.mktemp("act")) as runner:
         yield runner, runner.job_image(podman.base_image())
+    # act removes its job containers (also after a failed job, with --rm); none may stay
+    listed = podman("ps", "--all", "--filter", "name=^act-", "--format", "{{.Names}}")
+    leftovers = listed.stdout.split()
+    for name in leftovers:
+        podman("rm", "--force", name, check=False)
+    assert not leftovers, leftovers
 
 
 def _copy(example: Path, ls: Any) -> dict[str, Any]:

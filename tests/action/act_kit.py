@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,6 +89,8 @@ class Act:
                 self.__exit__()
                 raise RuntimeError((self.workdir / "service.log").read_text())
             time.sleep(0.2)
+        self.label = f"cpi-cert-rotate-act={uuid.uuid4().hex[:12]}"
+        """On every job container of this instance (other processes may run act too)."""
         self.home = self.workdir / "home"
         self.home.mkdir(exist_ok=True)
         (self.home / ".actrc").write_text("")  # no first-run question about images
@@ -136,6 +139,7 @@ class Act:
         command += ["--pull=false", "--rebuild=false", "--bind", "--network", "host"]
         command += ["--no-cache-server", "--container-daemon-socket", "-"]
         command += ["--rm"]  # without it act keeps a failed job's container running
+        command += ["--container-options", f"--label {self.label}"]
         command += ["--action-offline-mode", "--json"]
         for name, value in variables.items():
             command += ["--var", f"{name}={value}"]

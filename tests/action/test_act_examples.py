@@ -116,7 +116,7 @@ def act(podman: Podman, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tu
     with Act(podman, tmp_path_factory.mktemp("act")) as runner:
         yield runner, runner.job_image(podman.base_image())
     # act removes its job containers (also after a failed job, with --rm); none may stay
-    listed = podman("ps", "--all", "--filter", "name=^act-", "--format", "{{.Names}}")
+    listed = podman("ps", "--all", "--filter", f"label={runner.label}", "--format", "{{.Names}}")
     leftovers = listed.stdout.split()
     for name in leftovers:
         podman("rm", "--force", name, check=False)

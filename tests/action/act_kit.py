@@ -77,11 +77,12 @@ class Act:
     def __enter__(self) -> Act:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.sock = self.workdir / "podman.sock"
+        self.service_log = open(self.workdir / "service.log", "wb")
         self.service = subprocess.Popen(
             ["podman", "system", "service", "--time=0", f"unix://{self.sock}"],
             env=self.podman.env,
             stdout=subprocess.DEVNULL,
-            stderr=open(self.workdir / "service.log", "wb"),
+            stderr=self.service_log,
         )
         deadline = time.monotonic() + 30
         while not _ping(self.sock):
@@ -103,6 +104,7 @@ class Act:
         except subprocess.TimeoutExpired:
             self.service.kill()
             self.service.wait()
+        self.service_log.close()
 
     def job_image(self, base: str) -> str:
         """The job container's image: the base plus the `gh` recorder (and bash)."""

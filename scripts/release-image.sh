@@ -8,7 +8,8 @@
 #                  the proxy's CA; see tests/action/podman_kit.py)
 #   PUSH_FLAGS     extra `podman manifest push` flags, word-split (e.g. --cert-dir DIR)
 #   SOURCE_DATE_EPOCH  image and file timestamps (default: the HEAD commit's time), so
-#                  that the same commit builds the same layers
+#                  that they say which commit, not when the build ran (apt still installs
+#                  the bookworm packages current at build time)
 # podman, because it runs the same here and on a GitHub runner (ubuntu-24.04 has it).
 set -euo pipefail
 repo=${1:?usage: release-image.sh REGISTRY/NAME TAG}

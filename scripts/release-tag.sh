@@ -18,7 +18,14 @@ fi
 tag="v$version"
 major="v${version%%.*}"
 
-tag_exists() { [[ -n "$(git ls-remote --tags "$1" "refs/tags/$tag")" ]]; }
+tag_exists() {
+  local refs
+  if ! refs=$(git ls-remote --tags "$1" "refs/tags/$tag"); then
+    echo "release-tag: cannot list the tags of $1" >&2
+    exit 1
+  fi
+  [[ -n "$refs" ]]
+}
 
 case "$mode" in
   check)

@@ -177,3 +177,13 @@ def test_a_dirty_work_tree_is_not_released(checkout: Path, tmp_path: Path) -> No
     assert done.returncode == 1
     assert "work tree has changes" in done.stderr
     assert _run("git", "ls-remote", "--tags", origin, cwd=checkout).stdout == ""
+
+
+def test_a_remote_that_cannot_be_read_is_not_taken_for_a_free_tag(
+    checkout: Path, tmp_path: Path
+) -> None:
+    missing = str(tmp_path / "no-such-origin.git")
+    done = _run("scripts/release-tag.sh", "check", "1.2.0", missing, cwd=checkout)
+    assert done.returncode == 1
+    assert "cannot list the tags" in done.stderr
+    assert "is free" not in done.stdout

@@ -8,6 +8,7 @@
 #       (scripts/release-pin-action.sh), tagged vX.Y.Z; the major tag vX moves to it;
 #       both are pushed to REMOTE. The branch (main) is not touched: it keeps
 #       `image: Dockerfile`, and only the tags reach the release commit.
+# With GH_TOKEN and GITHUB_SERVER_URL set (the workflow), git authenticates with the token.
 set -euo pipefail
 mode=${1:?usage: release-tag.sh check|publish X.Y.Z [IMAGE@DIGEST] REMOTE}
 version=${2:?version X.Y.Z}
@@ -17,6 +18,16 @@ if [[ ! "$version" =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]]; then
 fi
 tag="v$version"
 major="v${version%%.*}"
+
+# In the workflow: GitHub's token reaches git through the environment (as actions/checkout
+# would put it into .git/config), never on a command line, masked in the log first.
+if [[ -n "${GH_TOKEN:-}" && -n "${GITHUB_SERVER_URL:-}" ]]; then
+  auth=$(printf 'x-access-token:%s' "$GH_TOKEN" | base64 -w0)
+  echo "::add-mask::$auth"
+  export GIT_CONFIG_COUNT=1
+  export GIT_CONFIG_KEY_0="http.$GITHUB_SERVER_URL/.extraheader"
+  export GIT_CONFIG_VALUE_0="AUTHORIZATION: basic $auth"
+fi
 
 tag_exists() {
   local refs

@@ -7,6 +7,8 @@ pass the same checks as the Dockerfile one (GitHub's schema, zizmor).
 
 from __future__ import annotations
 
+import base64
+import os
 import shutil
 import subprocess
 import sys
@@ -187,3 +189,27 @@ def test_a_remote_that_cannot_be_read_is_not_taken_for_a_free_tag(
     assert done.returncode == 1
     assert "cannot list the tags" in done.stderr
     assert "is free" not in done.stdout
+
+
+def test_a_token_reaches_git_through_the_environment_masked(checkout: Path, tmp_path: Path) -> None:
+    token = "ghs_" + "t0ken" * 8
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "GH_TOKEN": token,
+        "GITHUB_SERVER_URL": "https://github.example",
+        "GIT_TRACE": "1",  # git prints each command line it runs
+    }
+    origin = str(tmp_path / "origin.git")
+    done = subprocess.run(
+        ["scripts/release-tag.sh", "check", "1.2.0", origin],
+        cwd=checkout,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    auth = base64.b64encode(f"x-access-token:{token}".encode()).decode()
+    assert done.stdout.startswith(f"::add-mask::{auth}\n")  # masked before any git call
+    assert token not in done.stdout + done.stderr  # not in any command line git ran

@@ -9,6 +9,7 @@ directory of the caller's; two registries may serve the same one.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import socket
@@ -152,12 +153,15 @@ def publish_once(podman: Any, root: Path) -> Published:
 
     The release job's build step, run here as it runs there (one platform: arm64 would
     need qemu-user-static and binfmt_misc). Several test modules and pytest-xdist
-    workers share the result through a lock and a file naming the digest.
+    workers share the result through a lock and a file naming the digest, keyed by
+    everything the build reads and the script itself.
     """
     from podman_kit import ROOT, _locked, context_digest
 
     base = podman.base_image()
-    key = f"{context_digest()[:16]}-{base.rsplit(':', 1)[1]}"
+    script = ROOT / "scripts" / "release-image.sh"
+    inputs = hashlib.sha256(context_digest().encode() + script.read_bytes()).hexdigest()
+    key = f"{inputs[:16]}-{base.rsplit(':', 1)[1]}"
     storage = root / f"registry-{key}"
     done = root / f"published-{key}.json"
     with _locked("publish"):
@@ -167,7 +171,7 @@ def publish_once(podman: Any, root: Path) -> Published:
         with Registry(root / f"registry-run-{key}", storage) as registry:
             started = time.monotonic()
             run = subprocess.run(
-                [str(ROOT / "scripts" / "release-image.sh"), f"{registry.host}/{NAME}", tag],
+                [str(script), f"{registry.host}/{NAME}", tag],
                 env={
                     **podman.env,
                     "PLATFORMS": "linux/amd64",

@@ -39,6 +39,7 @@ from .context import Ctx
 from .control import ControlRoutes, state_json
 from .cpi import Cpi
 from .faults import Faults
+from .fleet_seed import FleetSeeder, SeededApp
 from .gateway import CallLog, Gateway, RateLimiter
 from .instances import Runtime
 from .jobs import JobRunner, Scheduler
@@ -84,6 +85,7 @@ class Landscape:
         username: str = "rotator@example.com",
         origin: str = "sap.ids",
         seed: bool = True,
+        fleet_apps: int = 0,
         oidc: bool = False,
     ) -> None:
         options = Options().update(
@@ -104,6 +106,9 @@ class Landscape:
         )
         self._instances = instances
         self._seed_enabled = seed
+        self._fleet_apps = fleet_apps
+        self.fleet: list[SeededApp] = []
+        """The apps `fleet_apps` seeded (fleet_seed.py), besides the seed app."""
         self._stopping = threading.Event()
         self._started = False
         self.store = Store(options)
@@ -245,6 +250,8 @@ class Landscape:
         self.scheduler.start()
         if self._seed_enabled:
             self.seed_ids = self.seeder.demo(self._instances)
+        if self._fleet_apps:
+            self.fleet = FleetSeeder(self.seeder).add(self._fleet_apps)
         for server in (self._cc, self._uaa, self._cpi, self._log_cache, *self._oidc_servers):
             server.start()
         self._started = True

@@ -109,6 +109,10 @@ class TlsServer(ThreadingHTTPServer):
 
     def get_request(self) -> tuple[socket.socket, Any]:
         sock, addr = self.socket.accept()
+        # http.server writes the headers and the body in two sends; with Nagle's algorithm
+        # the body then waits for the client's delayed ACK (40 ms on Linux) on every
+        # keep-alive response. Real routers (gorouter, nginx) send without that wait.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return self.ctx.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), addr
 
     def process_request(self, request: Any, client_address: Any) -> None:

@@ -16,7 +16,7 @@ import re
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -217,14 +217,17 @@ def run_entrypoint(
     *,
     timeout: float = 240,
     env: Mapping[str, str] | None = None,
+    args: Sequence[str] = (),
 ) -> ActionRun:
     """Run `entrypoint.py` in a subprocess exactly as the container would, minus the image.
 
-    `env` adds variables the runner sets in some jobs (`ACTIONS_ID_TOKEN_REQUEST_*`).
+    `env` adds variables the runner sets in some jobs (`ACTIONS_ID_TOKEN_REQUEST_*`);
+    `args` are the action's `runs.args` (the scan action's `scan`).
     """
     env = {**base_env(), **dirs.env(), **(env or {}), **input_env(inputs)}
+    python = [sys.executable, "-B", "-E", "-s", "-u", "-X", "utf8"]
     done = subprocess.run(
-        [sys.executable, "-B", "-E", "-s", "-u", "-X", "utf8", str(ROOT / "entrypoint.py")],
+        [*python, str(ROOT / "entrypoint.py"), *args],
         cwd=dirs.base / "workspace",
         env=env,
         capture_output=True,

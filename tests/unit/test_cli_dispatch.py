@@ -32,7 +32,7 @@ def test_abbreviated_flag_is_refused(capsys: pytest.CaptureFixture[str]) -> None
 
 
 def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
-    for command in ("inspect", "format", "rotate", "sandbox", "demo"):
+    for command in ("inspect", "format", "rotate", "scan", "sandbox", "demo"):
         with pytest.raises(SystemExit) as exit_info:
             main([command, "--help"])
         assert exit_info.value.code == 0
@@ -161,3 +161,23 @@ def test_an_unreadable_file_is_json_with_json(capsys: pytest.CaptureFixture[str]
     (problem,) = json.loads(out)["problems"]
     assert problem["code"] == "unreadable-input"
     assert "/nonexistent/chain.pem" in problem["message"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["rotate", "--cf-api", "a", "--cf-org", "o", "--cf-space", "s", "--app", "a",
+          "--service-instance", "i", "--renew-before", "soon"],
+         "`--renew-before` 'soon' is not understood"),
+        (["scan", "--cf-api", "a", "--scope", "acme/"], "'acme/' is not an org or org/space"),
+    ],
+    ids=["rotate-renew-before", "scan-scope"],
+)  # fmt: skip
+def test_a_flag_its_type_refuses_is_bad_input_with_the_fix(
+    argv: list[str], says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Exit 2 and the message with its fix, not a traceback with exit 1."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert says in err
+    assert "Traceback" not in err

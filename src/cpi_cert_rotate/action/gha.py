@@ -195,6 +195,11 @@ def error(message: str, *, title: str | None = None) -> None:
     _annotation("error", message, title)
 
 
+def notice(message: str, *, title: str | None = None) -> None:
+    """A notice annotation: one command line, newlines escaped."""
+    _annotation("notice", message, title)
+
+
 def start_group(title: str) -> None:
     """Open a collapsible group (the log relay closes it when the engine's step ends)."""
     _command("::group::" + _escape_data(title))

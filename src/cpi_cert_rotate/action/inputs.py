@@ -106,7 +106,7 @@ def build_settings(
     token = _OidcToken(env, id_token or gha.id_token)
     return build(
         inputs,
-        _dialect(env),
+        dialect(env),
         mask=mask,
         jwt=token,
         cf_jwt=token,
@@ -114,7 +114,9 @@ def build_settings(
     )
 
 
-def _dialect(env: Mapping[str, str]) -> Dialect:
+def dialect(env: Mapping[str, str]) -> Dialect:
+    """How the Action names its inputs, with the hints for empty `secrets.*`/`vars.*`."""
+
     def empty_hint(secret: bool) -> str:
         if not secret:
             return _VARS_HINT

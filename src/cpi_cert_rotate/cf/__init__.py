@@ -11,6 +11,7 @@ from .client import MIN_VERSION_BINDING_STRATEGY, CfClient
 from .resources import (
     App,
     Binding,
+    BindingListing,
     Build,
     Deployment,
     Job,
@@ -20,12 +21,14 @@ from .resources import (
     RootInfo,
     ServiceInstance,
     Space,
+    SpaceListing,
 )
 
 __all__ = [
     "MIN_VERSION_BINDING_STRATEGY",
     "App",
     "Binding",
+    "BindingListing",
     "Build",
     "CfApiError",
     "CfClient",
@@ -40,4 +43,5 @@ __all__ = [
     "RootInfo",
     "ServiceInstance",
     "Space",
+    "SpaceListing",
 ]

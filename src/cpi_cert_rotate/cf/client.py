@@ -11,7 +11,7 @@ passed through as given.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,12 +22,15 @@ from .base import MIN_VERSION_BINDING_STRATEGY, CfBase, not_found
 from .resources import (
     App,
     Binding,
+    BindingListing,
     Build,
     Deployment,
     Org,
     Package,
     ServiceInstance,
     Space,
+    SpaceListing,
+    parse,
 )
 
 __all__ = ["MIN_VERSION_BINDING_STRATEGY", "CfClient"]
@@ -36,6 +39,14 @@ logger = logging.getLogger(__name__)
 
 _BINDING_BUSY = "in progress for the service binding"
 _EARLIEST = datetime.min.replace(tzinfo=UTC)  # sorts bindings without created_at first
+
+LIST_PER_PAGE = 5000
+"""Cloud Controller's largest page (`per_page` 1..5000, app/messages/list_message.rb):
+a landscape-wide list is then one call per 5000 resources."""
+GUIDS_PER_CALL = 100
+"""Guids per `guids=` filter: 100 guids are ~3.7 KB of query, well under the 8 KiB
+request line that common proxies (nginx's default buffers) accept."""
+_MAX_LIST_PAGES = 1000
 
 
 class CfClient(CfBase):
@@ -343,3 +354,99 @@ class CfClient(CfBase):
             if error.status != 404:
                 raise
             logger.debug("no process stats here (404); not waiting for instances")
+
+    # -- landscape-wide lists (the fleet scan) ----------------------------------------------
+    # Each of these is one call per page of LIST_PER_PAGE resources, whatever the number
+    # of apps: the parameters are those of cloud_controller_ng's list messages
+    # (app/messages/service_credential_binding_list_message.rb, spaces_list_message.rb,
+    # orgs_list_message.rb).
+
+    def list_app_bindings_of_plan(self, offering: str, plan: str) -> BindingListing:
+        """Every `type=app` binding to an instance of `offering`/`plan` the user can see,
+        with the bound apps (metadata included) and the instances from the same pages
+        (`include=app,service_instance`). Offering and plan names are matched exactly."""
+        params = {
+            "type": "app",
+            "service_offering_names": offering,
+            "service_plan_names": plan,
+            "include": "app,service_instance",
+        }
+        path = "/v3/service_credential_bindings"
+        bindings: list[Binding] = []
+        apps: dict[str, App] = {}
+        instances: dict[str, ServiceInstance] = {}
+        for resources, included in self._page_bodies(path, params):
+            bindings += [parse(Binding.from_api, r, "a binding", status=200) for r in resources]
+            for raw in included.get("apps") or ():
+                app = parse(App.from_api, raw, "an included app", status=200)
+                apps[app.guid] = app
+            for raw in included.get("service_instances") or ():
+                instance = parse(ServiceInstance.from_api, raw, "an included instance", status=200)
+                instances[instance.guid] = instance
+        return BindingListing(tuple(bindings), apps, instances)
+
+    def list_orgs(self, names: Sequence[str]) -> list[Org]:
+        """The orgs with these names (case-insensitive, as Cloud Controller matches them)."""
+        if not names:
+            return []
+        params = {"names": ",".join(names)}
+        return [
+            parse(Org.from_api, r, "an org", status=200)
+            for resources, _ in self._page_bodies("/v3/organizations", params)
+            for r in resources
+        ]
+
+    def list_spaces(
+        self, *, guids: Sequence[str] = (), org_guids: Sequence[str] = ()
+    ) -> SpaceListing:
+        """Spaces by guid or by org, with their orgs (`include=organization`).
+
+        Long guid lists are split over several calls (GUIDS_PER_CALL each) so that no
+        request line outgrows what proxies in front of Cloud Controller accept.
+        """
+        spaces: dict[str, Space] = {}
+        orgs: dict[str, Org] = {}
+        for key, values in (("guids", guids), ("organization_guids", org_guids)):
+            unique = list(dict.fromkeys(values))
+            for start in range(0, len(unique), GUIDS_PER_CALL):
+                chunk = ",".join(unique[start : start + GUIDS_PER_CALL])
+                params = {key: chunk, "include": "organization"}
+                for resources, included in self._page_bodies("/v3/spaces", params):
+                    for raw in resources:
+                        space = parse(Space.from_api, raw, "a space", status=200)
+                        spaces[space.guid] = space
+                    for raw in included.get("organizations") or ():
+                        org = parse(Org.from_api, raw, "an included org", status=200)
+                        orgs[org.guid] = org
+        return SpaceListing(tuple(spaces.values()), orgs)
+
+    def _page_bodies(
+        self, path: str, params: Mapping[str, str]
+    ) -> Iterator[tuple[list[Any], dict[str, Any]]]:
+        """(resources, included) of every page, LIST_PER_PAGE at a time, following
+        `pagination.next` re-rooted on the API URL (the token goes nowhere else)."""
+        url: str | None = self.api_url + path
+        query: Mapping[str, str | int] | None = {**params, "per_page": LIST_PER_PAGE}
+        for _ in range(_MAX_LIST_PAGES):
+            if url is None:
+                return
+            response = self._http.request("GET", url, bearer=self._auth, params=query)
+            body = self._json(response, f"a list of {path}")
+            resources, included, next_href = parse(
+                _page_with_included, body, f"a list of {path}", status=200
+            )
+            yield resources, included
+            url, query = (self._same_origin(next_href), None) if next_href else (None, None)
+        raise CfApiError(f"more than {_MAX_LIST_PAGES} pages listing {path}", status=200, path=path)
+
+
+def _page_with_included(data: Mapping[str, Any]) -> tuple[list[Any], dict[str, Any], str | None]:
+    resources = data["resources"]
+    if not isinstance(resources, list):
+        raise TypeError("resources is not a list")
+    included = data.get("included") or {}
+    if not isinstance(included, dict):
+        raise TypeError("included is not an object")
+    next_link = (data.get("pagination") or {}).get("next") or {}
+    href = next_link.get("href") if isinstance(next_link, Mapping) else None
+    return resources, included, href if isinstance(href, str) and href else None

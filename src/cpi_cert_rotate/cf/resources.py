@@ -18,6 +18,7 @@ from ..errors import CfApiError
 __all__ = [
     "App",
     "Binding",
+    "BindingListing",
     "Build",
     "Deployment",
     "Job",
@@ -27,6 +28,7 @@ __all__ = [
     "RootInfo",
     "ServiceInstance",
     "Space",
+    "SpaceListing",
     "parse",
 ]
 
@@ -348,3 +350,20 @@ class Build:
             droplet_guid=_str(data, "droplet", "guid"),
             error=_str(data, "error"),
         )
+
+
+@dataclass(frozen=True)
+class BindingListing:
+    """App bindings with the apps and service instances their list included (by guid)."""
+
+    bindings: tuple[Binding, ...]
+    apps: Mapping[str, App]
+    instances: Mapping[str, ServiceInstance]
+
+
+@dataclass(frozen=True)
+class SpaceListing:
+    """Spaces with the organizations their list included (by guid)."""
+
+    spaces: tuple[Space, ...]
+    orgs: Mapping[str, Org]

@@ -31,6 +31,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "inspect": ("inspect_cmd", "check a certificate chain (and key) and report every problem"),
     "format": ("format_cmd", "print a chain in the form CF, a manifest or an env var needs"),
     "rotate": ("rotate_cmd", "rotate the certificate of a Cloud Foundry app"),
+    "scan": ("scan_cmd", "find every CPI client certificate in the landscape and what is due"),
     "sandbox": ("sandbox_cmd", "run the local CF + UAA + CPI landscape until interrupted"),
     "demo": ("demo_cmd", "rotate against a fresh local sandbox while a probe measures failures"),
 }
@@ -150,7 +151,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command is not None:  # its flags exist before parsing, so `--help` shows them
         module = importlib.import_module(f"{__name__}.{_COMMANDS[command][0]}")
         module.add_arguments(_subparser(parser, command))
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except InputError as error:  # a flag's type (`--scope`) refused its value
+        if "--json" in argv:
+            _print_json_problems(error.problems)
+        else:
+            _print_errors(error)
+        return int(error.exit_code)
     assert module is not None  # argparse refused a missing or unknown command above
     _log_to_stderr(args.verbose)
     try:

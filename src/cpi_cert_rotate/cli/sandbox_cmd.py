@@ -80,6 +80,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="CC calls per user and minute before 429 (default: no limit)",
     )
     parser.add_argument(
+        "--apps",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also seed a fleet of N apps over several orgs and spaces for `scan` "
+        "(some due, some not, some without it-rt; default none)",
+    )
+    parser.add_argument(
         "--oidc",
         action="store_true",
         help="also run GitHub's OIDC issuer and an SAP Cloud Identity Services tenant, and "
@@ -103,6 +111,8 @@ def run(args: argparse.Namespace) -> int:
         ) from error
     if args.instances < 1 or args.bindings_limit < 1:
         raise InputError("--instances and --bindings-limit must be at least 1")
+    if args.apps < 0:
+        raise InputError("--apps must be 0 or more")
     try:
         landscape = Landscape(
             api_version=args.api_version,
@@ -117,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
             cc_port=args.cc_port,
             uaa_port=args.uaa_port,
             cpi_port=args.cpi_port,
+            fleet_apps=args.apps,
             oidc=args.oidc,
         )
     except (ValueError, OSError) as error:
@@ -136,6 +147,9 @@ def run(args: argparse.Namespace) -> int:
             f"{landscape.service_instance}",
             flush=True,
         )
+        if landscape.fleet:
+            orgs = sorted({a.org for a in landscape.fleet})
+            print(f"fleet: {len(landscape.fleet)} apps in orgs {', '.join(orgs)}", flush=True)
         if args.state_file:
             print(f"state file: {args.state_file}", flush=True)
         else:

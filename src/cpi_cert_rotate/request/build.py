@@ -80,13 +80,7 @@ def build(
     for name in REQUIRED:
         if not text(name):
             problems.missing(name)
-    if target.api_url:
-        problems.check(
-            lambda: rules.https_url(
-                target.api_url, d.ref("cf-api"), ca_label=d.mention("cf-ca-cert")
-            )
-        )
-    auth = _auth(text, values, problems, _Oidc(cf_jwt, mask))
+    auth = cf_login(values, problems, jwt=cf_jwt, mask=mask)
     strategy = _strategy(text("strategy") or DEFAULTS["strategy"], problems)
     renew_before = _renew_before(text("renew-before"), problems)
     force, dry_run, keep_root = (
@@ -176,6 +170,26 @@ class _Oidc:
     mask: Callable[[str], None]
 
 
+def cf_login(
+    values: Mapping[str, str | bytes],
+    problems: Problems,
+    *,
+    jwt: JwtSource | None = None,
+    mask: Callable[[str], None] = lambda _token: None,
+) -> CfAuth | None:
+    """The CF API URL's rule and exactly one way to log in: what every command that calls
+    Cloud Foundry checks (`rotate`, `scan`). A missing `cf-api` is the caller's to report.
+    `jwt` gives the token of an OIDC login (`cf-oidc`); without one, `cf-oidc` is refused."""
+    text = _Text(values)
+    d = problems.dialect
+    api = text("cf-api").rstrip("/")
+    if api:
+        problems.check(
+            lambda: rules.https_url(api, d.ref("cf-api"), ca_label=d.mention("cf-ca-cert"))
+        )
+    return _auth(text, values, problems, _Oidc(jwt, mask))
+
+
 def _ca_text(text: _Text, values: Mapping[str, str | bytes], problems: Problems) -> str | None:
     d = problems.dialect
     ca_pem = values.get("cf-ca-cert") or None
@@ -232,14 +246,20 @@ def _auth(
         if not password:
             problems.missing("cf-password", why=f" but {d.mention('cf-username')} is set")
         return CfAuth(username=user, password=password, origin=origin, ca_pem=ca_text)
+    oidc_named = oidc.jwt is not None  # `scan` has no OIDC login (yet)
+    also = f" and {d.mention('cf-oidc')}" if oidc_named else ""
     problems.add(
-        f"no Cloud Foundry credentials: {user_pair}, {client_pair} and {d.mention('cf-oidc')} "
-        "are all empty",
+        f"no Cloud Foundry credentials: {user_pair}, {client_pair}{also} are all empty",
         code="missing-credentials",
         fix=f"Give a technical user ({d.mention('cf-username')}, {d.mention('cf-password')}, "
-        f"and {d.mention('cf-origin')} for a custom identity provider), a UAA client "
-        f"({d.mention('cf-client-id')}, {d.mention('cf-client-secret')}), or log in with an "
-        f"OIDC token ({d.mention('cf-oidc')}; docs/passwordless.md).",
+        f"and {d.mention('cf-origin')} for a custom identity provider)"
+        + (", a UAA client" if oidc_named else " or a UAA client")
+        + f" ({d.mention('cf-client-id')}, {d.mention('cf-client-secret')})"
+        + (
+            f", or log in with an OIDC token ({d.mention('cf-oidc')}; docs/passwordless.md)."
+            if oidc_named
+            else "."
+        ),
     )
     problems.empty_hint(secret=True)
     return None

@@ -173,6 +173,22 @@ def test_direct_trust_checks_the_audience_against_the_relying_party(
     )
 
 
+def test_an_es256_issuer_is_trusted_like_an_rs256_one(
+    ls: Landscape, http: requests.Session
+) -> None:
+    from cf_sandbox.uaa_jwt_bearer import OidcOrigin
+
+    issuer = OidcIssuer("https://token.es256.example", alg="ES256")
+    ls.jwt_bearer.origins.append(OidcOrigin("es256-ci", issuer.issuer, issuer.jwks, "cf-es"))
+    token = issuer.mint("cf-es")
+    assert Jwt.parse(token).header["alg"] == "ES256"
+    ok = _bearer(ls, http, token, "es256-ci")
+    assert ok.status_code == 200, ok.text
+    assert Jwt.parse(ok.json()["access_token"]).claims["origin"] == "es256-ci"
+    forged = OidcIssuer(issuer.url, alg="ES256").mint("cf-es")
+    _refused(_bearer(ls, http, forged), "invalid_token", "Could not verify token signature.")
+
+
 def test_an_unknown_origin_is_ignored_and_the_issuer_decides(
     ls: Landscape, http: requests.Session
 ) -> None:

@@ -89,7 +89,7 @@ def test_image_builds_and_rotates_like_on_a_runner(
         podman,
         image,
         "cd /usr/lib/python3.11/__pycache__ && ls ssl.* pydoc.* 2>/dev/null;"
-        " ls /action/cpi_cert_rotate/__pycache__/action.* /action/cpi_cert_rotate/rotation/"
+        " ls /action/cpi_cert_rotate/action/__pycache__/step.* /action/cpi_cert_rotate/rotation/"
         "__pycache__/engine.* /opt/venv/lib/python3.11/site-packages/requests/__pycache__/"
         "sessions.* 2>/dev/null; true",
     ).split()

@@ -27,7 +27,8 @@ MACHINERY = {
     "openbao.py": "runs a real OpenBao, which needs no model",
     "pki.py": "the sandbox's own certificate authorities",
     "probe.py": "measures failed calls",
-    "seed.py": "the blog post's landscape, created directly",
+    "seed.py": "the starting landscape, created directly",
+    "fleet_seed.py": "a fleet of apps for the scan, created directly through seed.py",
     "server.py": "HTTPS listeners",
 }
 # A public repository or document set, named so that a reader can find the file.

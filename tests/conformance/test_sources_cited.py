@@ -20,7 +20,6 @@ MACHINERY = {
     "context.py": "wiring shared by the route modules",
     "control.py": "the sandbox's own /_sandbox routes",
     "faults.py": "fault injection for tests",
-    "fleet_seed.py": "a fleet of apps for `scan`, created directly (like seed.py)",
     "jose.py": "JWS signing and checking (RFC 7515/7518) for the identity providers",
     "landscape.py": "starts and stops the servers",
     "memtls.py": "in-memory TLS keys for the sandbox's servers and instances",

@@ -44,6 +44,7 @@ from .gateway import CallLog, Gateway, RateLimiter
 from .instances import Runtime
 from .jobs import JobRunner, Scheduler
 from .logcache import LogCacheRoutes, LogStore
+from .oidc_landscape import OidcParts, uaa_clients
 from .pki import Minted, Pki, cert_pem
 from .probe import Probe
 from .rollout import Rollouts
@@ -51,6 +52,7 @@ from .seed import SEED_APP, SEED_INSTANCE, SEED_ORG, SEED_SPACE, Seeder
 from .server import TlsServer
 from .state import App, Options, ServiceInstance, Space, Store
 from .uaa import Accounts, TokenIssuer, Uaa
+from .uaa_jwt_bearer import JwtBearer
 from .web import Request, Response, Router
 
 
@@ -84,6 +86,7 @@ class Landscape:
         origin: str = "sap.ids",
         seed: bool = True,
         fleet_apps: int = 0,
+        oidc: bool = False,
     ) -> None:
         options = Options().update(
             {
@@ -148,6 +151,14 @@ class Landscape:
         )
         self.seeder = Seeder(self.store, self.runtime, self.broker, self.pki)
         self._probe: Probe | None = None
+        self.jwt_bearer = JwtBearer(f"{self.uaa_url}/oauth/token")
+        uaa_clients(self.jwt_bearer, (self.client_id, self.client_secret))
+        self.oidc: OidcParts | None = None
+        self._oidc_servers: list[TlsServer] = []
+        if oidc:
+            self._oidc_servers = [self._server("github", 0), self._server("ias", 0)]
+            github, ias = self._oidc_servers
+            self.oidc = OidcParts(github.url, ias.url, self.jwt_bearer)
         self._wire()
 
     # -- construction -----------------------------------------------------------
@@ -182,7 +193,7 @@ class Landscape:
             routes.register(cc)
         self.jobs.register(cc)
         uaa = Router()
-        Uaa(self.issuer).register(uaa)
+        Uaa(self.issuer, self.jwt_bearer).register(uaa)
         limiter = RateLimiter(self.store)
         self._cc.app = Gateway(
             "cc",
@@ -204,6 +215,20 @@ class Landscape:
             stopping=self._stopping,
         )
         self._cpi.app = self.cpi
+        if self.oidc is not None:
+            github, ias = Router(), Router()
+            self.oidc.github.register(github)
+            self.oidc.ias.register(ias)
+            for server, router in zip(self._oidc_servers, (github, ias), strict=True):
+                server.app = Gateway(
+                    server.name,
+                    router,
+                    faults=self.faults_,
+                    calls=self.call_log,
+                    issuer=None,
+                    limiter=None,
+                    stopping=self._stopping,
+                )
         log_cache = Router()
         LogCacheRoutes(self.logs).register(log_cache)
         self._log_cache.app = Gateway(
@@ -227,7 +252,7 @@ class Landscape:
             self.seed_ids = self.seeder.demo(self._instances)
         if self._fleet_apps:
             self.fleet = FleetSeeder(self.seeder).add(self._fleet_apps)
-        for server in (self._cc, self._uaa, self._cpi, self._log_cache):
+        for server in (self._cc, self._uaa, self._cpi, self._log_cache, *self._oidc_servers):
             server.start()
         self._started = True
         return self
@@ -238,7 +263,7 @@ class Landscape:
             self._probe.stop()
         self._stopping.set()
         self.rollouts.join()
-        for server in (self._cc, self._uaa, self._cpi, self._log_cache):
+        for server in (self._cc, self._uaa, self._cpi, self._log_cache, *self._oidc_servers):
             server.stop()
         self.scheduler.stop()
         self.runtime.close()
@@ -375,6 +400,7 @@ class Landscape:
             "client_id": self.client_id,
             "client_secret": self.client_secret,
             "untrusted_root_pem": self.untrusted_root_pem,
+            **({"oidc": self.oidc.state()} if self.oidc else {}),
         }
 
     def write_state_file(self, path: Path) -> None:

@@ -245,6 +245,8 @@ class Options:
       CC for an async bind, and for `/parameters`).
     What UAA's zone shows (`IdentityZoneConfiguration`, `LoginInfoEndpoint.populatePrompts`):
     - `uaa_passcode_prompt`: `/login` lists the SSO `passcode` prompt (an IdP with a link).
+    - `uaa_restrict_refresh_grant`: UAA's `jwt.refresh.restrict_grant`: no refresh token
+      unless the scope holds `uaa.offline_token` (RefreshTokenCreator.isRefreshTokenSupported).
     The rest are the sandbox's own durations and switches (api_version, pinning, timings).
     """
 
@@ -257,6 +259,7 @@ class Options:
     broker_async: bool = False
     bindings_retrievable: bool = False
     uaa_passcode_prompt: bool = True
+    uaa_restrict_refresh_grant: bool = False
     pinning: bool = True
     token_ttl_s: float = 600.0
     start_s: float = 0.05

@@ -1,4 +1,5 @@
-"""UAA: `POST /oauth/token` (password, client_credentials, refresh_token) and `GET /login`.
+"""UAA: `POST /oauth/token` (password, client_credentials, refresh_token, and with
+`uaa_jwt_bearer` the JWT bearer grant and JWT client authentication) and `GET /login`.
 
 Tokens are JWT-shaped (HS256 over a per-landscape secret) so clients can read `exp` and
 refresh before expiry as the cf CLI does; `exp` and `iat` are integer seconds as in UAA's
@@ -29,6 +30,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from .state import Store
+from .uaa_jwt_bearer import JWT_BEARER, JwtBearer
 from .web import Request, Response, Router
 
 # Refresh tokens outlive access tokens, as UAA's default (30 days) does.
@@ -138,7 +140,13 @@ class TokenIssuer:
             "scope": " ".join(_SCOPES),
             "jti": jti,
         }
-        if grant_type != "client_credentials":
+        # UAA issues no refresh token for client credentials, nor for any grant when the
+        # operator restricts the refresh grant (`jwt.refresh.restrict_grant`,
+        # RefreshTokenCreator.isRefreshTokenSupported) and the scope lacks uaa.offline_token.
+        if (
+            grant_type != "client_credentials"
+            and not self._store.options.uaa_restrict_refresh_grant
+        ):
             refresh = {"jti": f"{jti}-r", "exp": int(issued + _REFRESH_TTL_S), **subject}
             with self._lock:
                 self._refresh[refresh["jti"]] = subject
@@ -183,8 +191,9 @@ def _login_hint_origin(raw: str | None) -> str | None:
 class Uaa:
     """The token endpoint's routes."""
 
-    def __init__(self, issuer: TokenIssuer) -> None:
+    def __init__(self, issuer: TokenIssuer, jwt_bearer: JwtBearer | None = None) -> None:
         self.issuer = issuer
+        self.jwt_bearer = jwt_bearer
 
     def register(self, router: Router) -> None:
         """Add `/oauth/token`, `/login` and `/info` to a router."""
@@ -227,6 +236,11 @@ class Uaa:
         form = req.form()
         client = _basic_client(req) or (form.get("client_id", ""), form.get("client_secret", ""))
         grant_type = form.get("grant_type", "")
+        if self.jwt_bearer is not None:
+            if grant_type == JWT_BEARER:
+                return self._jwt_bearer(form, client)
+            if grant_type == "client_credentials" and "client_assertion" in form:
+                return self._client_assertion(form)
         grants = {
             "password": self._password,
             "client_credentials": self._client_credentials,
@@ -246,12 +260,43 @@ class Uaa:
         return _granted(self.issuer.grant(subject, "client_credentials"))
 
     def _refresh(self, form: dict[str, str], client: tuple[str, str]) -> Response:
-        if client[0] != "cf":
+        if client[0] != "cf" and not self._known_client(client):
             return _error(401, "invalid_client", "Bad credentials")
         subject = self.issuer.redeem_refresh(form.get("refresh_token", ""))
         if subject is None:
             return _error(401, "invalid_token", "Invalid refresh token (expired)")
+        if subject.get("client_id") != client[0]:
+            # UaaTokenServices.refreshAccessToken: InvalidGrantException (400)
+            return _error(400, "invalid_grant", f"Wrong client for this refresh token: {client[0]}")
         return _granted(self.issuer.grant(subject, "refresh_token"))
+
+    def _known_client(self, client: tuple[str, str]) -> bool:
+        """A client of the JWT grants that authenticates with its secret (Basic or form)."""
+        known = self.jwt_bearer.clients.get(client[0]) if self.jwt_bearer else None
+        return (
+            known is not None
+            and known.secret is not None
+            and hmac.compare_digest(known.secret, client[1])
+        )
+
+    def _jwt_bearer(self, form: dict[str, str], client: tuple[str, str]) -> Response:
+        assert self.jwt_bearer is not None
+        if not self._known_client(client):
+            return _error(401, "invalid_client", "Bad credentials")
+        subject = self.jwt_bearer.user_subject(form, client[0])
+        if isinstance(subject, Response):
+            return subject
+        return _granted(self.issuer.grant(subject, JWT_BEARER))
+
+    def _client_assertion(self, form: dict[str, str]) -> Response:
+        assert self.jwt_bearer is not None
+        client = self.jwt_bearer.assertion_client(form)
+        if isinstance(client, Response):
+            return client
+        if "client_credentials" not in client.grant_types:
+            return _error(401, "invalid_client", "Unauthorized grant type")
+        subject = {"client_id": client.client_id, "cid": client.client_id, "sub": client.client_id}
+        return _granted(self.issuer.grant(subject, "client_credentials"))
 
     def _password(self, form: dict[str, str], client: tuple[str, str]) -> Response:
         accounts = self.issuer.accounts

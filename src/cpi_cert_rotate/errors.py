@@ -105,6 +105,27 @@ class CfApiError(RotationError):
         return f"{self}{rid}" + (f"\n\n{tip}" if tip else "")
 
 
+class LoginRefused(RotationError):
+    """UAA, or the identity provider it trusts, refused an OIDC login; nothing changed.
+
+    `code` names the cause (`oidc-wrong-audience`, `oidc-untrusted-issuer`, ...) and `fix`
+    what to configure where; the message quotes what the server said (never a token).
+    """
+
+    def __init__(
+        self, message: str, *, code: str, fix: str = "", status: int = 0, request_id: str = ""
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.fix = fix
+        self.status = status
+        self.request_id = request_id
+
+    def hint(self) -> str:
+        rid = f" (request id `{self.request_id}`)" if self.request_id else ""
+        return f"{self}{rid}" + (f"\n\n{self.fix}" if self.fix else "")
+
+
 class CfJobFailed(CfApiError):
     """An asynchronous Cloud Controller job ended FAILED (e.g. a broker error 10009).
 

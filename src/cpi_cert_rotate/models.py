@@ -9,6 +9,7 @@ so that a stray log of a request cannot leak them.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -142,9 +143,42 @@ class CfTarget:
     service_instance: str
 
 
+class OidcGrant(StrEnum):
+    """How an OIDC token logs in to Cloud Foundry (the cf CLI's `cf auth --assertion`)."""
+
+    USER = "user"
+    """UAA's JWT bearer grant: the token names a user of an origin (`cf auth --assertion`)."""
+    CLIENT = "client"
+    """Client credentials with the token as client assertion instead of a secret
+    (`cf auth CLIENT_ID --client-credentials --assertion`)."""
+
+
+@dataclass(frozen=True)
+class CfAssertion:
+    """A login with a short-lived OIDC token instead of a password or client secret.
+
+    `fetch` returns a fresh token each call (the job's GitHub OIDC token, or one the user
+    exported); it is called only when UAA is asked for a token, again for every new login,
+    so an expiring Cloud Foundry token is replaced without a stored secret. With
+    `exchange_url`, the token is first exchanged there (SAP Cloud Identity Services' JWT
+    bearer grant, client `exchange_client_id`) for the `id_token` UAA trusts. `on_secret`
+    receives every token derived on the way (the exchanged `id_token`) before its use.
+    """
+
+    grant: OidcGrant
+    fetch: Callable[[], str] = field(repr=False, compare=False)
+    exchange_url: str | None = None
+    exchange_client_id: str | None = None
+    source: str = "the OIDC token"
+    """What the token is, for messages: "the job's GitHub OIDC token (audience ...)"."""
+    on_secret: Callable[[str], None] = field(default=lambda _token: None, repr=False, compare=False)
+
+
 @dataclass(frozen=True)
 class CfAuth:
-    """How to authenticate: a (technical) user with password, or a UAA client.
+    """How to authenticate: a (technical) user with password, a UAA client with its
+    secret, or an OIDC token (`assertion`, with `client_id` as the client it logs in as
+    or authenticates with).
 
     `ca_pem` is a private CA for the CF API (and the iFlow endpoint); verification is
     never turned off.
@@ -156,6 +190,7 @@ class CfAuth:
     client_id: str = ""
     client_secret: str = field(default="", repr=False)
     ca_pem: str | None = None
+    assertion: CfAssertion | None = None
 
 
 @dataclass(frozen=True)

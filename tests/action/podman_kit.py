@@ -203,11 +203,13 @@ class Podman:
         inputs: Mapping[str, str],
         dirs: RunnerDirs,
         action_args: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
     ) -> tuple[ActionRun, list[str]]:
         """Run the image as the runner does (`action_args`: the action's `runs.args`);
-        returns the run and `podman diff` lines."""
+        returns the run and `podman diff` lines. `env` adds variables the runner sets in
+        some jobs (`ACTIONS_ID_TOKEN_REQUEST_*`)."""
         name = f"cpi-action-{uuid.uuid4().hex[:8]}"
-        values = {**dirs.env(), **input_env(inputs)}
+        values = {**dirs.env(), **(env or {}), **input_env(inputs)}
         args = ["run", "--name", name, "--read-only", "--read-only-tmpfs=false"]
         args += ["--network", "host", "--workdir", "/github/workspace"]
         for mount in ("workspace", "home", "workflow", "file_commands"):

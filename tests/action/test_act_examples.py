@@ -91,6 +91,12 @@ CANNOT_RUN = {
         "ACTIONS_ID_TOKEN_REQUEST_URL (tests/action/test_action_runner_vault.py runs this "
         "login against a real OpenBao with the runner emulation)"
     ),
+    "scheduled-passwordless.yml": (
+        "logs in to Cloud Foundry and Vault with the job's GitHub OIDC token; act provides "
+        "no ACTIONS_ID_TOKEN_REQUEST_URL (tests/action/test_action_runner_oidc.py runs its "
+        "`with:` as written with the runner emulation, and the container test runs the same "
+        "logins in the image)"
+    ),
 }
 
 

@@ -184,3 +184,53 @@ def test_image_builds_and_rotates_like_on_a_runner(
         assert result.outputs["due"].startswith('{"include":[{"org":')
         assert "CPI client certificates" in result.summary
         assert set(diff) <= ALLOWED_DIFF, diff
+
+    # (6) no stored secret at all: the job's OIDC token logs in to CF (through the
+    # sandbox's IAS) and to OpenBao, which issues the certificate
+    from cf_sandbox.oidc_issuer import DEFAULT_SUBJECT
+    from cf_sandbox.oidc_landscape import PLATFORM_ORIGIN
+
+    with Landscape(instances=2, oidc=True) as ls, OpenBao.start(tmp_path / "bao-oidc") as bao:
+        assert ls.oidc is not None
+        github = ls.oidc.github
+        bao.enable_pki("pki-cpi", ls.sign_intermediate, common_name="Container Issuing CA")
+        bao.create_role("pki-cpi", "cpi-client", organization=["Sandbox Clients"], country=["DE"])
+        policy = bao.policy(sign_policy("pki-cpi", "cpi-client"))
+        bao.call("POST", "sys/auth/jwt", {"type": "jwt"})
+        bao.call("POST", "auth/jwt/config", {"jwt_validation_pubkeys": [github.key.public_pem()]})
+        bao.call(
+            "POST",
+            "auth/jwt/role/gha",
+            {
+                "role_type": "jwt",
+                "bound_audiences": ["https://vault.example"],
+                "bound_claims": {"sub": DEFAULT_SUBJECT},
+                "user_claim": "sub",
+                "token_policies": [policy],
+            },
+        )
+        inputs = {
+            **landscape_inputs(ls, None, cf_username="", cf_password=""),
+            "cf-oidc": "user",
+            "cf-origin": PLATFORM_ORIGIN,
+            "cf-oidc-audience": ls.oidc.ias.issuer,
+            "vault-addr": bao.address,
+            "vault-pki-mount": "pki-cpi",
+            "vault-role": "cpi-client",
+            "vault-auth-role": "gha",
+            "vault-audience": "https://vault.example",
+            "vault-ca-cert": bao.ca_pem,
+        }
+        dirs = RunnerDirs(tmp_path / "oidc", prefix="/github")
+        (dirs.base / "home" / "sandbox-ca.pem").write_text(ls.ca_pem)  # a public certificate
+        runner = {**github.runner_env(), "SSL_CERT_FILE": "/github/home/sandbox-ca.pem"}
+        result, diff = podman.run_action(image, inputs, dirs, env=runner)
+        app = next(a for a in ls.state()["apps"] if a["name"] == ls.app)
+        key = serialization.load_pem_private_key(app["env"]["CLI_KEY"].encode(), None)
+        tokens = [*github.issued, github.bearer]
+        audit(result, [*key_lines(key), *tokens], dirs)
+        assert result.code == 0, result.stdout + result.stderr
+        assert result.outputs["rotated"] == "true"
+        assert github.audiences == [ls.oidc.ias.issuer, "https://vault.example"]
+        assert set(diff) <= ALLOWED_DIFF, diff
+        assert not any(t in " ".join(podman.last_command_line) for t in tokens)

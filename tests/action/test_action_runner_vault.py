@@ -6,29 +6,28 @@ certificate is two thirds through its life: with `vault-addr` and no `renew-befo
 (33% by default) a rotation is due. Every run ends with the log audit of
 test_action_runner.py: no key line, token or JWT outside `::add-mask::`, masks first.
 
-The JWT scenario also stands in for GitHub's OIDC endpoint: a loopback HTTPS server the
-Action reaches through `ACTIONS_ID_TOKEN_REQUEST_URL`, trusted via `SSL_CERT_FILE`,
-that hands out a JWT signed by a key OpenBao's JWT auth method trusts.
+The JWT scenario reaches GitHub's OIDC endpoint as the sandbox stands in for it
+(`cf_sandbox.oidc_issuer`, tests/action/oidc_kit.py): through
+`ACTIONS_ID_TOKEN_REQUEST_URL`, trusted via `SSL_CERT_FILE`, handing out a JWT signed by
+a key OpenBao's JWT auth method trusts.
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import trustme
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
 from material_kit import key_lines
+from oidc_kit import github_runner_env
 from runner_kit import ActionRun, RunnerDirs, audit, landscape_inputs, run_entrypoint
 
-from openbao_kit import OpenBao, jwt_claims, mint_jwt, sign_policy
-from unit.cf_fake import Call, HttpsServer, Reply, leaf_context
+from cf_sandbox.oidc_issuer import DEFAULT_SUBJECT, OidcIssuer
+from openbao_kit import OpenBao, sign_policy
 
 pytestmark = pytest.mark.e2e
 
@@ -48,6 +47,12 @@ class Pki:
     def serials(self) -> set[str]:
         """Serials the mount issued, as lowercase hex without colons or leading zeros."""
         return {s.replace(":", "").lstrip("0") for s in self.bao.issued_serials(self.mount)}
+
+
+@pytest.fixture
+def landscape(landscape_factory: Any) -> Any:
+    """A landscape with GitHub's stand-in (oidc=True) for the JWT login."""
+    return landscape_factory(oidc=True)
 
 
 @pytest.fixture
@@ -149,49 +154,19 @@ def test_vault_dry_run_issues_nothing_and_still_renders_everything(
 
 @dataclass
 class GitHubOidc:
-    """GitHub's token endpoint on loopback, the runner's env for it, the tokens it issued."""
+    """GitHub's token endpoint (the sandbox's stand-in) and the runner's env for it."""
 
-    server: HttpsServer
+    issuer: OidcIssuer
     env: dict[str, str]
-    signer: ec.EllipticCurvePrivateKey
-    issued: list[str]
 
     @property
     def bearer(self) -> str:
         return self.env["ACTIONS_ID_TOKEN_REQUEST_TOKEN"]
 
-    def public_pem(self) -> str:
-        return (
-            self.signer.public_key()
-            .public_bytes(
-                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-            )
-            .decode()
-        )
-
 
 @pytest.fixture
-def github_oidc(tmp_path: Path) -> Iterator[GitHubOidc]:
-    ca = trustme.CA()
-    ca_file = tmp_path / "github-ca.pem"  # a CA certificate: public
-    ca_file.write_bytes(ca.cert_pem.bytes())
-    signer = ec.generate_private_key(ec.SECP256R1())
-    issued: list[str] = []
-
-    def answer(call: Call) -> Reply:
-        claims = jwt_claims(call.query.get("audience", "https://github.com/acme"))
-        claims["sub"] = "repo:acme/cpi-ops:environment:cpi-production"
-        issued.append(mint_jwt(signer, claims))
-        return Reply(200, {"count": 1, "value": issued[-1]})
-
-    server = HttpsServer(leaf_context(ca.issue_cert("127.0.0.1")), answer)
-    env = {
-        "ACTIONS_ID_TOKEN_REQUEST_URL": f"{server.url}/_apis/idtoken?api-version=2.0",
-        "ACTIONS_ID_TOKEN_REQUEST_TOKEN": "runner-bearer-" + secrets.token_hex(8),
-        "SSL_CERT_FILE": str(ca_file),  # how a GHES with a private CA is trusted, too
-    }
-    yield GitHubOidc(server, env, signer, issued)
-    server.close()
+def github_oidc(landscape: Any, tmp_path: Path) -> GitHubOidc:
+    return GitHubOidc(landscape.oidc.github, github_runner_env(landscape, tmp_path))
 
 
 def test_jwt_login_with_the_jobs_oidc_token_rotates(
@@ -206,11 +181,11 @@ def test_jwt_login_with_the_jobs_oidc_token_rotates(
     accessors = pki.bao.token_accessors()
     pki.bao.enable_jwt(
         auth_mount,
-        oidc.public_pem(),
+        oidc.issuer.key.public_pem(),
         "gha-rotate",
         [AUDIENCE],
         [policy],
-        bound_claims={"sub": "repo:acme/cpi-ops:environment:cpi-production"},
+        bound_claims={"sub": DEFAULT_SUBJECT},
     )
     old_key = _app_key(landscape)
     inputs = _inputs(
@@ -222,15 +197,15 @@ def test_jwt_login_with_the_jobs_oidc_token_rotates(
         vault_audience=AUDIENCE,
     )
     result, dirs = _go(tmp_path, inputs, oidc.env)
-    (jwt,) = oidc.issued
+    (jwt,) = oidc.issuer.issued
     new_key = _app_key(landscape)
     secret_values = [*key_lines(old_key), *key_lines(new_key), landscape.password]
     audit(result, [*secret_values, jwt, oidc.bearer], dirs)
 
     assert result.code == 0, result.stdout + result.stderr
-    (call,) = oidc.server.calls
-    assert call.headers["Authorization"] == f"bearer {oidc.bearer}"
-    assert call.query == {"api-version": "2.0", "audience": AUDIENCE}
+    (call,) = [c for c in landscape.calls() if c["server"] == "github"]
+    assert (call["path"], call["status"]) == ("/_apis/idtoken", 200)  # the bearer was right
+    assert oidc.issuer.audiences == [AUDIENCE]
     assert len(pki.bao.token_accessors() - accessors) == 1  # one login
     assert result.outputs["reason"] == "rotated"
     leaf = _app_chain(landscape)[0]

@@ -237,6 +237,7 @@ def test_troubleshooting_names_every_problem_code() -> None:
         *sorted((package / "action").glob("*.py")),
         *sorted((package / "cli").glob("*.py")),
         package / "issuers" / "vault.py",
+        package / "cf" / "oidc.py",
         package / "rotation" / "annotations.py",
         package / "models.py",
     ]
@@ -266,7 +267,7 @@ def test_examples_pass_only_inputs_the_action_reads(path: Path) -> None:
         given = step.get("with", {})
         assert isinstance(given, dict)
         assert set(given) <= set(INPUTS), set(given) - set(INPUTS)
-        if "vault-auth-role" in given:  # the JWT login needs the job's OIDC token
+        if "vault-auth-role" in given or "cf-oidc" in given:  # needs the job's OIDC token
             permissions = job.get("permissions")
             assert isinstance(permissions, dict)
             assert permissions.get("id-token") == "write"

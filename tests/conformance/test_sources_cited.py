@@ -20,6 +20,7 @@ MACHINERY = {
     "context.py": "wiring shared by the route modules",
     "control.py": "the sandbox's own /_sandbox routes",
     "faults.py": "fault injection for tests",
+    "jose.py": "JWS signing and checking (RFC 7515/7518) for the identity providers",
     "landscape.py": "starts and stops the servers",
     "memtls.py": "in-memory TLS keys for the sandbox's servers and instances",
     "openbao.py": "runs a real OpenBao, which needs no model",
@@ -32,9 +33,10 @@ MACHINERY = {
 # A public repository or document set, named so that a reader can find the file.
 _SOURCE = re.compile(
     r"cloud_controller_ng|cloudfoundry/[\w-]+|\bcf CLI\b|\buaa\b|go-log-cache|SAP-docs/|"
+    r"actions/toolkit|"
     r"capi-release|docs-dev-guide|cf-python-client|RFC \d+"
 )
-_FILE = re.compile(r"`[\w./-]+\.(rb|go|java|md|erb|yml|py)\b")
+_FILE = re.compile(r"`[\w./-]+\.(rb|go|java|md|erb|yml|py|ts)\b")
 
 
 def _modules() -> list[Path]:

@@ -114,7 +114,7 @@ def test_docs_table_gives_every_action_input_the_flag_the_code_uses() -> None:
             # None: given another way (a PKCS#12 in --chain), which the row names
             assert FLAGS[name] is None or FLAGS[name] in flags, (name, flags)
     missing = set(INPUTS) - seen
-    assert missing == {"vault-audience"}  # said in the text below the table
+    assert missing == {"vault-audience", "cf-oidc-audience"}  # said in the text below the table
     assert {name for name, flag in FLAGS.items() if flag} <= seen | {"max-in-flight"}
 
 

@@ -4,7 +4,8 @@ The runner enforces neither `required: true` nor any type, and hands every input
 as a string in `INPUT_<NAME>` (hyphens kept: `INPUT_CF-API`). Every rule lives in
 `request`; this module only reads the inputs, names them the Action's way ("input
 `cf-api`"), adds what only a workflow can explain (why a secret may be empty there) and
-supplies the job's OIDC token for a Vault JWT login.
+supplies the job's OIDC token for a Vault JWT login and a Cloud Foundry OIDC login
+(`cf-oidc`), each requested for its own audience.
 
 Masking comes first: the caller masks the raw secret inputs (`SECRET_INPUTS`) and the
 password of a URL that holds one before anything is printed, and the builder masks every
@@ -98,14 +99,17 @@ def build_settings(
 
     `mask` is called with every derived form of a given private key as soon as it is
     parsed, before this function returns (and so before the caller prints anything).
-    `id_token` fetches the job's OIDC token for a Vault JWT login (default
-    `gha.id_token`); it is called only when a certificate is issued.
+    `id_token` fetches the job's OIDC token (default `gha.id_token`, which masks it):
+    for a Vault JWT login only when a certificate is issued, for `cf-oidc` at every
+    Cloud Foundry login.
     """
+    token = _OidcToken(env, id_token or gha.id_token)
     return build(
         inputs,
         dialect(env),
         mask=mask,
-        jwt=_OidcToken(env, id_token or gha.id_token),
+        jwt=token,
+        cf_jwt=token,
         run_id=_run_id(env),
     )
 
@@ -142,6 +146,10 @@ class _OidcToken:
 
     def __call__(self, audience: str | None) -> str:
         return self._fetch(audience)
+
+    def describe(self, audience: str | None) -> str:
+        aud = f"audience `{audience}`" if audience else "GitHub's default audience"
+        return f"the job's GitHub OIDC token ({aud})"
 
 
 def _run_id(env: Mapping[str, str]) -> str:

@@ -1,12 +1,12 @@
 """UAA tokens for the Cloud Controller: log in, refresh before expiry, renew after a 401.
 
-Grants (reference/cf-api-v3.md section 1), all form-encoded POSTs to `<login>/oauth/token`:
-- password: client `cf` with an empty secret (HTTP Basic), `username`, `password` and,
-  for a non-default identity provider, `login_hint={"origin":"<key>"}` in the *body*
-  (a UAA may refuse query strings on this endpoint);
-- client_credentials: `client_id`/`client_secret` in the body, as the cf CLI does;
-- refresh_token: client `cf` (Basic); when the refresh token is refused (401/400) the
-  original grant runs again, since the credentials are still in memory.
+How each login method asks UAA (password, client secret, an OIDC token as a user or as a
+client's assertion) is `grants`; this module holds the token. All grants are form-encoded
+POSTs to `<login>/oauth/token` (reference/cf-api-v3.md section 1). A refresh uses the
+refresh_token grant with the client the tokens were issued to; when UAA issued no refresh
+token (client credentials, or an operator who restricts the refresh grant) or refuses it
+(401/400), the original grant runs again: the credentials are still in memory, and an
+OIDC login fetches a new token, so a run outlives the short-lived OIDC token.
 
 The token is renewed when a quarter of its lifetime (at most 30 s) is left. The lifetime
 comes from the JWT (`exp - iat`, less one second: UAA's claims are whole seconds) or
@@ -29,13 +29,14 @@ from typing import Any
 
 from ..errors import CfApiError, InputError
 from ..models import CfAuth
+from .grants import Grant, grant_for
 from .http import CfHttp
+from .oidc import token_source
 
 __all__ = ["UaaAuth"]
 
 logger = logging.getLogger(__name__)
 
-_CF_CLIENT = "cf"
 # Renew when this share of the lifetime is left, but never earlier than this many seconds
 # before expiry: short-lived test tokens (2 s) still get most of their life used.
 _RENEW_SHARE = 0.25
@@ -101,16 +102,14 @@ class UaaAuth:
         self._token: _Token | None = None
         self._lock = threading.Lock()
         http.redact.add(credentials.password, credentials.client_secret)
-
-    @property
-    def _password_client(self) -> tuple[str, str]:
-        """The client for password and refresh grants: `cf` with an empty secret by default."""
-        return (self._credentials.client_id or _CF_CLIENT, self._credentials.client_secret)
+        assertion = credentials.assertion
+        token = token_source(http, assertion) if assertion is not None else None
+        self._grant: Grant = grant_for(credentials, token)
 
     @property
     def grant(self) -> str:
-        """`password` for a user, `client_credentials` for a client."""
-        return "password" if self._credentials.username else "client_credentials"
+        """The grant type of the login (`password`, `client_credentials`, `jwt-bearer`)."""
+        return self._grant.name
 
     def login(self) -> None:
         """Run the configured grant now; 401 means the credentials are wrong."""
@@ -132,64 +131,37 @@ class UaaAuth:
 
     def _login(self) -> _Token:
         creds = self._credentials
-        if not creds.username and not creds.client_id:
+        if not creds.username and not creds.client_id and creds.assertion is None:
             raise InputError(
                 "no Cloud Foundry credentials were given",
                 code="missing-credentials",
                 fix="Pass `cf-username` and `cf-password` (with `cf-origin` for a custom "
-                "identity provider), or `cf-client-id` and `cf-client-secret`.",
+                "identity provider), `cf-client-id` and `cf-client-secret`, or `cf-oidc`.",
             )
-        if creds.username:
-            form = {
-                "grant_type": "password",
-                "username": creds.username,
-                "password": creds.password,
-            }
-            if creds.origin:
-                form["login_hint"] = json.dumps({"origin": creds.origin}, separators=(",", ":"))
-            client: tuple[str, str] | None = self._password_client
-            who = f"user {creds.username!r}" + (
-                f" (origin {creds.origin!r})" if creds.origin else ""
-            )
-        else:
-            form = {
-                "grant_type": "client_credentials",
-                "client_id": creds.client_id,
-                "client_secret": creds.client_secret,
-            }
-            client = None
-            who = f"client {creds.client_id!r}"
+        request = self._grant.request()
         try:
-            return self._grant(form, client)
+            return self._call(request.form, request.basic)
         except CfApiError as error:
             if error.status not in (400, 401):
                 raise
-            raise CfApiError(
-                f"UAA refused to log in {who}: {error.detail or error.title or 'bad credentials'}",
-                status=401,
-                code=error.code,
-                title=error.title,
-                detail=error.detail,
-                request_id=error.request_id,
-                method=error.method,
-                path=error.path,
-            ) from error
+            raise self._grant.refused(error) from error
 
     def _refresh(self, token: _Token) -> _Token:
         if token.refresh is None:
             return self._login()
         form = {"grant_type": "refresh_token", "refresh_token": token.refresh}
         try:
-            return self._grant(form, self._password_client)
+            return self._call(form, self._grant.refresh_client)
         except CfApiError as error:
             if error.status not in (400, 401):
                 raise
             logger.debug("refresh token refused (%s); logging in again", error.title or "401")
             return self._login()
 
-    def _grant(self, form: dict[str, str], client: tuple[str, str] | None) -> _Token:
+    def _call(self, form: dict[str, str], client: tuple[str, str] | None) -> _Token:
         url = self._token_url()
         self._http.allow_post_retries(url)
+        self._http.redact.add(*(form.get(k) for k in ("assertion", "client_assertion")))
         headers = {"Authorization": _basic(*client)} if client else {}
         if client:
             self._http.redact.add(headers["Authorization"].split(" ", 1)[1])

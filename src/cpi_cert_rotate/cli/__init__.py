@@ -45,6 +45,8 @@ _INSTEAD: dict[str, str] = {
     "--password": "--cf-password-env",
     "--cf-client-secret": "--cf-client-secret-env",
     "--vault-token": "--vault-token-env",
+    "--cf-assertion": "--cf-assertion-env",
+    "--assertion": "--cf-assertion-env",
 }
 _FLAG = re.compile(r"--[a-z][a-z0-9-]*")
 # argparse's own messages -> a stable code (argparse has none).

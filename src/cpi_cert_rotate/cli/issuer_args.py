@@ -70,28 +70,41 @@ def add_issuer_arguments(parser: argparse.ArgumentParser) -> None:
     add_flags(group, _VAULT_FLAGS)
 
 
-class _ExportedJwt:
-    """The JWT of `--vault-jwt-env`; `check` fails when a JWT login has none."""
+class ExportedJwt:
+    """A JWT from the environment variable a flag names; `check` fails without one.
 
-    def __init__(self, value: str | None) -> None:
+    The value is read once, when the command starts: a run that outlives the token cannot
+    get a new one (the Action asks GitHub for a fresh token at each login instead).
+    """
+
+    def __init__(
+        self, value: str | None, *, flag: str, needed_by: str, code: str, name: str = ""
+    ) -> None:
         self._value = value
+        self._flag = flag
+        self._needed_by = needed_by
+        self._code = code
+        self._name = name
 
     def check(self) -> None:
         if self._value is None:
             raise InputError(
-                "`--vault-auth-role` logs in with a JWT, but `--vault-jwt-env` is not given",
-                code="missing-vault-auth",
-                fix="Name the variable that holds the JWT with --vault-jwt-env.",
+                f"{self._needed_by} logs in with a JWT, but `{self._flag}` is not given",
+                code=self._code,
+                fix=f"Name the variable that holds the JWT with {self._flag}.",
             )
 
     def __call__(self, audience: str | None) -> str:
         assert self._value is not None
         return self._value
 
+    def describe(self, audience: str | None) -> str:
+        return f"the JWT in ${self._name}" if self._name else f"the JWT of `{self._flag}`"
+
 
 def issuer_values(
     args: argparse.Namespace, env: Mapping[str, str]
-) -> tuple[dict[str, str | bytes], _ExportedJwt]:
+) -> tuple[dict[str, str | bytes], ExportedJwt]:
     """The `vault-*` values the flags give, and the JWT source of a JWT login.
 
     Without `--vault-addr` only the flags are passed on (the builder refuses them alone).
@@ -123,4 +136,11 @@ def issuer_values(
             values["vault-token"] = secret_from_env(
                 "VAULT_TOKEN", flag="--vault-token-env", fix=_LOGIN_FIX, show_name=True
             )
-    return values, _ExportedJwt(jwt)
+    exported = ExportedJwt(
+        jwt,
+        flag="--vault-jwt-env",
+        needed_by="`--vault-auth-role`",
+        code="missing-vault-auth",
+        name=args.vault_jwt_env or "",
+    )
+    return values, exported

@@ -18,14 +18,14 @@ import threading
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from ..errors import ExitCode
+from ..errors import ExitCode, InputError
 from ..models import Report, Strategy
 from ..request.build import Settings, build
 from ..request.fields import DEFAULT_WARN_DAYS
 from ..request.rules import CA_BUNDLE_MAX
 from ..rotation.annotations import DEFAULT_PREFIX
 from ..signals import stop_requested_on_signals
-from .issuer_args import add_issuer_arguments, issuer_values
+from .issuer_args import ExportedJwt, add_issuer_arguments, issuer_values
 from .local_inputs import read_input, secret_from_env, stdin_once
 from .render import expiry_failure, render_report
 from .spelling import Flag, add_flags, dialect, for_cli
@@ -45,6 +45,23 @@ _CF_FLAGS: tuple[Flag, ...] = (
     ("--cf-origin", "KEY", "identity provider origin of the user, e.g. sap.ids"),
     ("--cf-client-id", "ID", "UAA client, instead of a user"),
     ("--cf-client-secret-env", "NAME", "environment variable holding its secret"),
+    (
+        "--cf-oidc",
+        "{user,client}",
+        "log in with an OIDC token instead: as a user of --cf-origin (UAA's JWT bearer grant) "
+        "or as the UAA client --cf-client-id (the token instead of its secret)",
+    ),
+    (
+        "--cf-assertion-env",
+        "NAME",
+        "environment variable holding that OIDC token (a JWT, e.g. a CI system's)",
+    ),
+    (
+        "--cf-oidc-exchange-url",
+        "URL",
+        "exchange the token there first (SAP Cloud Identity Services' /oauth2/token)",
+    ),
+    ("--cf-oidc-exchange-client-id", "ID", "the client ID of that exchange"),
     ("--cf-ca-cert", "PATH", "PEM of a private CA for the CF API and the iFlow (never unverified)"),
 )
 _CHAIN_FLAGS: tuple[Flag, ...] = (
@@ -181,6 +198,9 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
             "cf-username",
             "cf-origin",
             "cf-client-id",
+            "cf-oidc",
+            "cf-oidc-exchange-url",
+            "cf-oidc-exchange-client-id",
             "cf-org",
             "cf-space",
             "app",
@@ -223,4 +243,26 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
             values[name] = read_input(path, what=path_flag, flag="--" + path_flag)
     issuer_values_, jwt = issuer_values(args, os.environ)
     values.update(issuer_values_)
-    return build(values, dialect(used), jwt=jwt)
+    return build(values, dialect(used), jwt=jwt, cf_jwt=_cf_assertion(args))
+
+
+def _cf_assertion(args: argparse.Namespace) -> ExportedJwt:
+    """The OIDC token of `--cf-oidc`, from the variable `--cf-assertion-env` names."""
+    value = None
+    if args.cf_assertion_env:
+        if not args.cf_oidc:
+            raise InputError(
+                "`--cf-assertion-env` needs `--cf-oidc`: whether the token logs in a user or "
+                "a UAA client",
+                code="missing-input",
+                fix="Add --cf-oidc user (a user of --cf-origin, UAA's JWT bearer grant) or "
+                "--cf-oidc client (with --cf-client-id).",
+            )
+        value = secret_from_env(args.cf_assertion_env, flag="--cf-assertion-env")
+    return ExportedJwt(
+        value,
+        flag="--cf-assertion-env",
+        needed_by="`--cf-oidc`",
+        code="missing-input",
+        name=args.cf_assertion_env or "",
+    )

@@ -87,6 +87,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also seed a fleet of N apps over several orgs and spaces for `scan` "
         "(some due, some not, some without it-rt; default none)",
     )
+    parser.add_argument(
+        "--oidc",
+        action="store_true",
+        help="also run GitHub's OIDC issuer and an SAP Cloud Identity Services tenant, and "
+        "let UAA trust them (the passwordless login, docs/passwordless.md)",
+    )
     parser.add_argument("--cc-port", type=int, default=0, help="CC port (default: random)")
     parser.add_argument("--uaa-port", type=int, default=0, help="UAA port (default: random)")
     parser.add_argument("--cpi-port", type=int, default=0, help="CPI port (default: random)")
@@ -122,6 +128,7 @@ def run(args: argparse.Namespace) -> int:
             uaa_port=args.uaa_port,
             cpi_port=args.cpi_port,
             fleet_apps=args.apps,
+            oidc=args.oidc,
         )
     except (ValueError, OSError) as error:
         raise InputError(f"cannot start the sandbox: {error}") from error

@@ -25,6 +25,10 @@ FLAGS: dict[str, str | None] = {
     "cf-origin": "--cf-origin",
     "cf-client-id": "--cf-client-id",
     "cf-client-secret": "--cf-client-secret-env",
+    "cf-oidc": "--cf-oidc",
+    "cf-oidc-audience": None,  # the token is given whole (--cf-assertion-env), not requested
+    "cf-oidc-exchange-url": "--cf-oidc-exchange-url",
+    "cf-oidc-exchange-client-id": "--cf-oidc-exchange-client-id",
     "cf-ca-cert": "--cf-ca-cert",
     "cf-org": "--cf-org",
     "cf-space": "--cf-space",

@@ -15,11 +15,19 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 
-from ..models import CfAuth, CfTarget, RenewBefore, RotationRequest, Strategy
+from ..models import (
+    CfAssertion,
+    CfAuth,
+    CfTarget,
+    OidcGrant,
+    RenewBefore,
+    RotationRequest,
+    Strategy,
+)
 from ..rotation.annotations import check_prefix
 from . import rules
 from .certificate import JwtSource, new_certificate
-from .fields import BY_NAME, DEFAULT_WARN_DAYS, DEFAULTS, VERIFY_TIMEOUT_S
+from .fields import BY_NAME, DEFAULT_WARN_DAYS, DEFAULTS, OIDC_INPUTS, VERIFY_TIMEOUT_S
 from .problems import Dialect, Problems
 
 REQUIRED = ("cf-api", "cf-org", "cf-space", "app", "service-instance")
@@ -44,13 +52,16 @@ def build(
     *,
     mask: Callable[[str], None] = lambda _form: None,
     jwt: JwtSource | None = None,
+    cf_jwt: JwtSource | None = None,
     run_id: str = "",
 ) -> Settings:
     """Check every value and build the request; raise one `InputError` for all problems.
 
     `mask` is called with every derived form of a given private key as soon as it is
-    parsed, before this returns. `jwt` gives the JWT of a Vault JWT login; it is called
-    only when the engine asks the issuer for a certificate.
+    parsed, before this returns (and later with every token derived from an OIDC login).
+    `jwt` gives the JWT of a Vault JWT login; it is called only when the engine asks the
+    issuer for a certificate. `cf_jwt` gives the token of a Cloud Foundry OIDC login
+    (`cf-oidc`), called at each login.
     """
     problems = Problems(dialect)
     for name, value in values.items():
@@ -69,7 +80,7 @@ def build(
     for name in REQUIRED:
         if not text(name):
             problems.missing(name)
-    auth = cf_login(values, problems)
+    auth = cf_login(values, problems, jwt=cf_jwt, mask=mask)
     strategy = _strategy(text("strategy") or DEFAULTS["strategy"], problems)
     renew_before = _renew_before(text("renew-before"), problems)
     force, dry_run, keep_root = (
@@ -151,9 +162,24 @@ def _basic(name: str, value: str | bytes, dialect: Dialect) -> None:
         rules.one_line(value, label, spec.limit)
 
 
-def cf_login(values: Mapping[str, str | bytes], problems: Problems) -> CfAuth | None:
+@dataclass(frozen=True)
+class _Oidc:
+    """Where a Cloud Foundry OIDC login gets its token, and who masks derived tokens."""
+
+    jwt: JwtSource | None
+    mask: Callable[[str], None]
+
+
+def cf_login(
+    values: Mapping[str, str | bytes],
+    problems: Problems,
+    *,
+    jwt: JwtSource | None = None,
+    mask: Callable[[str], None] = lambda _token: None,
+) -> CfAuth | None:
     """The CF API URL's rule and exactly one way to log in: what every command that calls
-    Cloud Foundry checks (`rotate`, `scan`). A missing `cf-api` is the caller's to report."""
+    Cloud Foundry checks (`rotate`, `scan`). A missing `cf-api` is the caller's to report.
+    `jwt` gives the token of an OIDC login (`cf-oidc`); without one, `cf-oidc` is refused."""
     text = _Text(values)
     d = problems.dialect
     api = text("cf-api").rstrip("/")
@@ -161,25 +187,45 @@ def cf_login(values: Mapping[str, str | bytes], problems: Problems) -> CfAuth | 
         problems.check(
             lambda: rules.https_url(api, d.ref("cf-api"), ca_label=d.mention("cf-ca-cert"))
         )
-    return _auth(text, values, problems)
+    return _auth(text, values, problems, _Oidc(jwt, mask))
 
 
-def _auth(text: _Text, values: Mapping[str, str | bytes], problems: Problems) -> CfAuth | None:
-    """Exactly one of: user and password, or client id and secret."""
+def _ca_text(text: _Text, values: Mapping[str, str | bytes], problems: Problems) -> str | None:
+    d = problems.dialect
+    ca_pem = values.get("cf-ca-cert") or None
+    if ca_pem is not None and problems.check(
+        lambda: rules.ca_bundle(ca_pem, d.ref("cf-ca-cert"), "the CF API's server certificate")
+    ):
+        return text("cf-ca-cert")
+    return None
+
+
+def _auth(
+    text: _Text, values: Mapping[str, str | bytes], problems: Problems, oidc: _Oidc
+) -> CfAuth | None:
+    """Exactly one of: user and password, client id and secret, or an OIDC login."""
     d = problems.dialect
     user, password = text("cf-username"), text("cf-password")
     client, secret = text("cf-client-id"), text("cf-client-secret")
     origin = text("cf-origin")
-    ca_pem = values.get("cf-ca-cert") or None
-    ca_text = None
-    if ca_pem is not None and problems.check(
-        lambda: rules.ca_bundle(ca_pem, d.ref("cf-ca-cert"), "the CF API's server certificate")
-    ):
-        ca_text = text("cf-ca-cert")
+    ca_text = _ca_text(text, values, problems)
     user_pair, client_pair = (
         d.names("cf-username", "cf-password"),
         d.names("cf-client-id", "cf-client-secret"),
     )
+    if text("cf-oidc"):
+        return _oidc_auth(text, problems, oidc, ca_text)
+    stray = [n for n in OIDC_INPUTS if text(n) and d.has(n)]
+    if stray:
+        names = ", ".join(d.mention(n) for n in stray)
+        problems.add(
+            f"{d.ref('cf-oidc')} {d.empty} but {names} {'is' if len(stray) == 1 else 'are'} set",
+            code="missing-input",
+            fix=f"Set {d.mention('cf-oidc')} to `user` or `client` to log in with an OIDC "
+            f"token, or remove {names}.",
+        )
+        problems.empty_hint(secret=False)
+        return None
     if (user or password) and (client or secret):
         problems.add(
             f"give either {user_pair} or {client_pair}, not both",
@@ -192,13 +238,7 @@ def _auth(text: _Text, values: Mapping[str, str | bytes], problems: Problems) ->
             problems.missing("cf-client-id", why=f" but {d.mention('cf-client-secret')} is set")
         if not secret:
             problems.missing("cf-client-secret", why=f" but {d.mention('cf-client-id')} is set")
-        if origin:
-            problems.add(
-                f"{d.ref('cf-origin')} applies only to {user_pair}",
-                code="origin-without-user",
-                fix=f"Remove {d.mention('cf-origin')}; a UAA client has no identity provider "
-                "origin.",
-            )
+        _no_origin(problems, origin, "a UAA client")
         return CfAuth(client_id=client, client_secret=secret, ca_pem=ca_text)
     if user or password:
         if not user:
@@ -206,15 +246,119 @@ def _auth(text: _Text, values: Mapping[str, str | bytes], problems: Problems) ->
         if not password:
             problems.missing("cf-password", why=f" but {d.mention('cf-username')} is set")
         return CfAuth(username=user, password=password, origin=origin, ca_pem=ca_text)
+    oidc_named = oidc.jwt is not None  # `scan` has no OIDC login (yet)
+    also = f" and {d.mention('cf-oidc')}" if oidc_named else ""
     problems.add(
-        f"no Cloud Foundry credentials: {user_pair} and {client_pair} are all empty",
+        f"no Cloud Foundry credentials: {user_pair}, {client_pair}{also} are all empty",
         code="missing-credentials",
         fix=f"Give a technical user ({d.mention('cf-username')}, {d.mention('cf-password')}, "
-        f"and {d.mention('cf-origin')} for a custom identity provider) or a UAA client "
-        f"({d.mention('cf-client-id')}, {d.mention('cf-client-secret')}).",
+        f"and {d.mention('cf-origin')} for a custom identity provider)"
+        + (", a UAA client" if oidc_named else " or a UAA client")
+        + f" ({d.mention('cf-client-id')}, {d.mention('cf-client-secret')})"
+        + (
+            f", or log in with an OIDC token ({d.mention('cf-oidc')}; docs/passwordless.md)."
+            if oidc_named
+            else "."
+        ),
     )
     problems.empty_hint(secret=True)
     return None
+
+
+def _no_origin(problems: Problems, origin: str, who: str) -> None:
+    d = problems.dialect
+    if origin:
+        problems.add(
+            f"{d.ref('cf-origin')} applies only to a user, not to {who}",
+            code="origin-without-user",
+            fix=f"Remove {d.mention('cf-origin')}; a UAA client has no identity provider origin.",
+        )
+
+
+def _oidc_auth(text: _Text, problems: Problems, oidc: _Oidc, ca_text: str | None) -> CfAuth | None:
+    """`cf-oidc: user` (JWT bearer grant) or `client` (client assertion), and its inputs."""
+    d = problems.dialect
+    label = d.ref("cf-oidc")
+    grant = problems.value(
+        lambda: OidcGrant(
+            rules.choice(
+                text("cf-oidc"),
+                label,
+                tuple(g.value for g in OidcGrant),
+                code="bad-cf-oidc",
+                fix="`user`: the token names a user of an identity provider (UAA's JWT bearer "
+                "grant); `client`: it proves a UAA client instead of a secret.",
+            )
+        ),
+        None,
+    )
+    client, secret, origin = text("cf-client-id"), text("cf-client-secret"), text("cf-origin")
+    password_inputs = [n for n in ("cf-username", "cf-password") if text(n)]
+    if password_inputs:
+        names = ", ".join(d.mention(n) for n in password_inputs)
+        problems.add(
+            f"{d.ref('cf-oidc')} logs in with an OIDC token, so {names} would not be used",
+            code="ambiguous-auth",
+            fix=f"Give exactly one way to log in: remove {names}, or remove "
+            f"{d.mention('cf-oidc')} to log in with the password.",
+        )
+    if grant is OidcGrant.CLIENT:
+        if not client:
+            problems.missing("cf-client-id", why=f" but {d.mention('cf-oidc')} is `client`")
+        if secret:
+            problems.add(
+                f"{d.ref('cf-client-secret')} would not be used: with {d.mention('cf-oidc')} "
+                "`client` the OIDC token proves the client",
+                code="ambiguous-auth",
+                fix=f"Remove {d.mention('cf-client-secret')}, or remove {d.mention('cf-oidc')} "
+                "to log in with the secret.",
+            )
+        _no_origin(problems, origin, f"{d.mention('cf-oidc')} `client`")
+    elif secret and not client:
+        problems.missing("cf-client-id", why=f" but {d.mention('cf-client-secret')} is set")
+    url, exchange_client = text("cf-oidc-exchange-url"), text("cf-oidc-exchange-client-id")
+    if url and not exchange_client:
+        problems.missing(
+            "cf-oidc-exchange-client-id", why=f" but {d.mention('cf-oidc-exchange-url')} is set"
+        )
+    if exchange_client and not url:
+        problems.missing(
+            "cf-oidc-exchange-url", why=f" but {d.mention('cf-oidc-exchange-client-id')} is set"
+        )
+    if url:
+        problems.check(
+            lambda: rules.https_url(
+                url, d.ref("cf-oidc-exchange-url"), ca_label=d.mention("cf-ca-cert")
+            )
+        )
+    source = oidc.jwt
+    if source is None:
+        problems.add(
+            f"{label} needs an OIDC token, and none can be had here",
+            code="no-id-token",
+            fix="Run in a GitHub job with `permissions: id-token: write`, or on the command "
+            "line name the variable that holds the token with `--cf-assertion-env`.",
+        )
+        return None
+    problems.check(source.check)
+    if grant is None:
+        return None
+    audience = text("cf-oidc-audience") or None
+    assertion = CfAssertion(
+        grant,
+        fetch=lambda: source(audience),
+        exchange_url=url.rstrip("/") or None,
+        exchange_client_id=exchange_client or None,
+        source=source.describe(audience),
+        on_secret=oidc.mask,
+    )
+    return CfAuth(
+        origin=origin if grant is OidcGrant.USER else "",
+        client_id=client,
+        client_secret=secret if grant is OidcGrant.USER else "",
+        ca_pem=ca_text,
+        assertion=assertion,
+    )
 
 
 def _bool(text: _Text, name: str, problems: Problems) -> bool:

@@ -37,13 +37,18 @@ T = TypeVar("T")
 
 
 class JwtSource(Protocol):
-    """A JWT for Vault's JWT login: the job's OIDC token, or one the user exported."""
+    """A JWT for Vault's JWT login or Cloud Foundry's OIDC login: the job's OIDC token,
+    or one the user exported."""
 
     def check(self) -> None:
         """Raise `InputError` when no JWT can be had (checked before any call)."""
 
     def __call__(self, audience: str | None) -> str:
-        """The JWT, fetched only when the issuer logs in."""
+        """The JWT, fetched only when a login needs it (a fresh one each call when it can)."""
+        ...
+
+    def describe(self, audience: str | None) -> str:
+        """What the JWT is, for messages ("the job's GitHub OIDC token (audience ...)")."""
         ...
 
 

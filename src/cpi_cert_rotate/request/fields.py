@@ -35,6 +35,10 @@ FIELDS: tuple[Field, ...] = (
     Field("cf-origin"),
     Field("cf-client-id"),
     Field("cf-client-secret", secret=True, limit=SECRET_MAX),
+    Field("cf-oidc"),
+    Field("cf-oidc-audience"),
+    Field("cf-oidc-exchange-url", limit=URL_MAX),
+    Field("cf-oidc-exchange-client-id"),
     Field("cf-ca-cert", limit=CA_BUNDLE_MAX, multiline=True),
     Field("cf-org", limit=NAME_MAX),
     Field("cf-space", limit=NAME_MAX),
@@ -98,6 +102,13 @@ GIVEN_INPUTS: tuple[str, ...] = (
     "pkcs12-password",
 )
 """The inputs of a certificate given by the user."""
+
+OIDC_INPUTS: tuple[str, ...] = (
+    "cf-oidc-audience",
+    "cf-oidc-exchange-url",
+    "cf-oidc-exchange-client-id",
+)
+"""The inputs of a Cloud Foundry login with an OIDC token (`cf-oidc`)."""
 
 VAULT_INPUTS: tuple[str, ...] = tuple(
     f.name for f in FIELDS if f.name.startswith("vault-") or f.name == "key-type"

@@ -69,14 +69,19 @@ class Problems:
     hints: dict[str, None] = field(default_factory=dict)
 
     def add(self, message: str, *, code: str, fix: str = "") -> None:
-        self.errors.append(InputError(message, code=code, fix=fix))
+        self._keep(InputError(message, code=code, fix=fix))
+
+    def _keep(self, error: InputError) -> None:
+        """Keep `error` once: two inputs may need the same fix (the job's OIDC token)."""
+        if not any(str(e) == str(error) and e.code == error.code for e in self.errors):
+            self.errors.append(error)
 
     def value(self, rule: Callable[[], T], default: T) -> T:
         """What `rule` returns; `default` after keeping its `InputError` as a problem."""
         try:
             return rule()
         except InputError as error:
-            self.errors.append(error)
+            self._keep(error)
             return default
 
     def check(self, rule: Callable[[], object]) -> bool:

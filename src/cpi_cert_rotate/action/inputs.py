@@ -49,7 +49,6 @@ _VARS_HINT = (
     "If the value comes from `vars.*`: environment variables reach only jobs that name "
     "that `environment:`, and a misspelt name gives an empty string without any error."
 )
-_INPUT_NAMES = frozenset(INPUTS)
 
 
 def read_inputs(env: Mapping[str, str]) -> dict[str, str]:
@@ -110,8 +109,9 @@ def build_settings(
     )
 
 
-def dialect(env: Mapping[str, str]) -> Dialect:
-    """How the Action names its inputs, with the hints for empty `secrets.*`/`vars.*`."""
+def dialect(env: Mapping[str, str], inputs: tuple[str, ...] = INPUTS) -> Dialect:
+    """How an action with `inputs` names them, with the hints for empty `secrets.*`/`vars.*`."""
+    names = frozenset(inputs)
 
     def empty_hint(secret: bool) -> str:
         if not secret:
@@ -122,7 +122,7 @@ def dialect(env: Mapping[str, str]) -> Dialect:
         return _FORK_HINT
 
     return Dialect(
-        spell=lambda name: f"`{name}`" if name in _INPUT_NAMES else None,
+        spell=lambda name: f"`{name}`" if name in names else None,
         noun="input ",
         empty="is empty",
         chain_is_public=True,

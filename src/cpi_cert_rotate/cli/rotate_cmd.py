@@ -22,30 +22,23 @@ from ..errors import ExitCode
 from ..models import Report, Strategy
 from ..request.build import Settings, build
 from ..request.fields import DEFAULT_WARN_DAYS
-from ..request.rules import CA_BUNDLE_MAX
 from ..rotation.annotations import DEFAULT_PREFIX
 from ..signals import stop_requested_on_signals
+from .cf_args import add_cf_login_arguments, cf_login_values
 from .issuer_args import add_issuer_arguments, issuer_values
 from .local_inputs import read_input, secret_from_env, stdin_once
 from .render import expiry_failure, render_report
 from .spelling import Flag, add_flags, dialect, for_cli
 
-_CF_FLAGS: tuple[Flag, ...] = (
+_TARGET_FLAGS: tuple[Flag, ...] = (
+    ("--cf-org", "NAME", "required (unless --targets): org of the app"),
+    ("--cf-space", "NAME", "required (unless --targets): space of the app"),
+    ("--app", "NAME", "required (unless --targets): the app that calls the iFlow"),
     (
-        "--cf-api",
-        "URL",
-        "required: the CF API endpoint, e.g. https://api.cf.eu10.hana.ondemand.com",
+        "--service-instance",
+        "NAME",
+        "required (unless --targets): its it-rt service instance (case-sensitive)",
     ),
-    ("--cf-org", "NAME", "required: org of the app"),
-    ("--cf-space", "NAME", "required: space of the app"),
-    ("--app", "NAME", "required: the app that calls the iFlow"),
-    ("--service-instance", "NAME", "required: its it-rt service instance (case-sensitive)"),
-    ("--cf-username", "USER", "technical user (Space Developer in the space)"),
-    ("--cf-password-env", "NAME", "environment variable holding its password"),
-    ("--cf-origin", "KEY", "identity provider origin of the user, e.g. sap.ids"),
-    ("--cf-client-id", "ID", "UAA client, instead of a user"),
-    ("--cf-client-secret-env", "NAME", "environment variable holding its secret"),
-    ("--cf-ca-cert", "PATH", "PEM of a private CA for the CF API and the iFlow (never unverified)"),
 )
 _CHAIN_FLAGS: tuple[Flag, ...] = (
     (
@@ -114,9 +107,9 @@ _ROTATION_FLAGS: tuple[Flag, ...] = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of `rotate`, grouped; each gives the Action input `cli.spelling.FLAGS` names."""
-    add_flags(
-        parser.add_argument_group("Cloud Foundry (where the app is, and how to log in)"), _CF_FLAGS
-    )
+    cf = parser.add_argument_group("Cloud Foundry (where the app is, and how to log in)")
+    add_cf_login_arguments(cf)
+    add_flags(cf, _TARGET_FLAGS)
     cert = parser.add_argument_group(
         "new certificate (or let Vault/OpenBao issue it, below; with --dry-run and neither, "
         "the live certificate is only checked)"
@@ -174,13 +167,10 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     """Read files and secret variables, then check everything the way the Action does."""
     stdin_once(args.chain, args.key)
     used: dict[str, str] = {}
-    values: dict[str, str | bytes] = {
+    values: dict[str, str | bytes] = cf_login_values(args)
+    values |= {
         name: getattr(args, name.replace("-", "_")) or ""
         for name in (
-            "cf-api",
-            "cf-username",
-            "cf-origin",
-            "cf-client-id",
             "cf-org",
             "cf-space",
             "app",
@@ -199,17 +189,9 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     }
     for name in ("force", "dry-run", "keep-root"):
         values[name] = "true" if getattr(args, name.replace("-", "_")) else ""
-    for name, flag in (
-        ("cf-password", "cf_password_env"),
-        ("cf-client-secret", "cf_client_secret_env"),
-        ("private-key-passphrase", "passphrase_env"),
-    ):
-        variable = getattr(args, flag)
-        if variable:
-            values[name] = secret_from_env(variable, flag="--" + flag.replace("_", "-"))
-    if args.cf_ca_cert:
-        values["cf-ca-cert"] = read_input(
-            args.cf_ca_cert, what="CF CA", flag="--cf-ca-cert", limit=CA_BUNDLE_MAX
+    if args.passphrase_env:
+        values["private-key-passphrase"] = secret_from_env(
+            args.passphrase_env, flag="--passphrase-env"
         )
     for name, path_flag, env_flag in (
         ("cert-chain", "chain", "chain_env"),

@@ -19,7 +19,7 @@ from ..models import CfAuth, CfTarget, RenewBefore, RotationRequest, Strategy
 from ..rotation.annotations import check_prefix
 from . import rules
 from .certificate import JwtSource, new_certificate
-from .fields import BY_NAME, DEFAULT_WARN_DAYS, DEFAULTS, VERIFY_TIMEOUT_S
+from .fields import DEFAULT_WARN_DAYS, DEFAULTS, ROTATE, VERIFY_TIMEOUT_S, Section
 from .problems import Dialect, Problems
 
 REQUIRED = ("cf-api", "cf-org", "cf-space", "app", "service-instance")
@@ -53,11 +53,9 @@ def build(
     only when the engine asks the issuer for a certificate.
     """
     problems = Problems(dialect)
-    for name, value in values.items():
-        if value:
-            problems.check(partial(_basic, name, value, dialect))
+    check_basics(values, problems, ROTATE)
     problems.raise_if_any()  # nothing below reads an oversized or undecodable value
-    text = _Text(values)
+    text = Text(values)
     d = dialect
     target = CfTarget(
         api_url=text("cf-api").rstrip("/"),
@@ -75,9 +73,9 @@ def build(
     force, dry_run, keep_root = (
         _bool(text, n, problems) for n in ("force", "dry-run", "keep-root")
     )
-    fail_within = _number(text, "fail-if-expires-within", problems, low=0, high=rules.DAYS_MAX)
+    fail_within = number(text, "fail-if-expires-within", problems, low=0, high=rules.DAYS_MAX)
     timeout = _timeout(text("timeout") or DEFAULTS["timeout"], problems)
-    max_in_flight = _number(
+    max_in_flight = number(
         text,
         "max-in-flight",
         problems,
@@ -127,7 +125,7 @@ def build(
     )
 
 
-class _Text:
+class Text:
     """A value as text ('' when not given); a file's bytes are decoded (checked already)."""
 
     def __init__(self, values: Mapping[str, str | bytes]) -> None:
@@ -138,9 +136,15 @@ class _Text:
         return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
-def _basic(name: str, value: str | bytes, dialect: Dialect) -> None:
-    """Size, encoding and line rules of one value, whatever it is."""
-    spec = BY_NAME[name]
+def check_basics(values: Mapping[str, str | bytes], problems: Problems, section: Section) -> None:
+    """The size, encoding and line rules of every value given, whatever it is."""
+    for name, value in values.items():
+        if value:
+            problems.check(partial(_basic, section, name, value, problems.dialect))
+
+
+def _basic(section: Section, name: str, value: str | bytes, dialect: Dialect) -> None:
+    spec = section.by_name[name]
     label = dialect.ref(name)
     rules.size(value, label, spec.limit)
     if isinstance(value, bytes):
@@ -154,7 +158,7 @@ def _basic(name: str, value: str | bytes, dialect: Dialect) -> None:
 def cf_login(values: Mapping[str, str | bytes], problems: Problems) -> CfAuth | None:
     """The CF API URL's rule and exactly one way to log in: what every command that calls
     Cloud Foundry checks (`rotate`, `scan`). A missing `cf-api` is the caller's to report."""
-    text = _Text(values)
+    text = Text(values)
     d = problems.dialect
     api = text("cf-api").rstrip("/")
     if api:
@@ -164,7 +168,7 @@ def cf_login(values: Mapping[str, str | bytes], problems: Problems) -> CfAuth | 
     return _auth(text, values, problems)
 
 
-def _auth(text: _Text, values: Mapping[str, str | bytes], problems: Problems) -> CfAuth | None:
+def _auth(text: Text, values: Mapping[str, str | bytes], problems: Problems) -> CfAuth | None:
     """Exactly one of: user and password, or client id and secret."""
     d = problems.dialect
     user, password = text("cf-username"), text("cf-password")
@@ -217,12 +221,12 @@ def _auth(text: _Text, values: Mapping[str, str | bytes], problems: Problems) ->
     return None
 
 
-def _bool(text: _Text, name: str, problems: Problems) -> bool:
+def _bool(text: Text, name: str, problems: Problems) -> bool:
     return problems.value(lambda: rules.boolean(text(name), problems.dialect.ref(name)), False)
 
 
-def _number(
-    text: _Text,
+def number(
+    text: Text,
     name: str,
     problems: Problems,
     *,
@@ -231,6 +235,7 @@ def _number(
     unit: str = "days",
     example: str = "`14`",
 ) -> int | None:
+    """A whole number from `low` to `high`, None when not given (`rules.whole_number`)."""
     raw = text(name)
     if raw == "":
         return None
@@ -243,9 +248,8 @@ def _number(
 
 def _timeout(raw: str, problems: Problems) -> float:
     label = problems.dialect.ref("timeout")
-    return problems.value(
-        lambda: rules.seconds(raw, label, example="`900`"), float(DEFAULTS["timeout"])
-    )
+    fix = "Write for example `900` (15 minutes, the default)."
+    return problems.value(lambda: rules.seconds(raw, label, fix=fix), float(DEFAULTS["timeout"]))
 
 
 def _strategy(raw: str, problems: Problems) -> Strategy | None:
@@ -264,7 +268,7 @@ def _renew_before(raw: str, problems: Problems) -> RenewBefore | None:
     return problems.value(lambda: RenewBefore.parse(raw, label=label), None)
 
 
-def _verify(text: _Text, problems: Problems) -> tuple[str | None, str | None]:
+def _verify(text: Text, problems: Problems) -> tuple[str | None, str | None]:
     d = problems.dialect
     path, url = text("verify-path"), text("verify-url")
     if path and url:
@@ -287,7 +291,7 @@ def _verify(text: _Text, problems: Problems) -> tuple[str | None, str | None]:
     return None, None
 
 
-def _env_vars(text: _Text, problems: Problems) -> tuple[str, str]:
+def _env_vars(text: Text, problems: Problems) -> tuple[str, str]:
     """The app's two variables: valid, not the platform's, and not the same one."""
     d = problems.dialect
     chain_var = text("chain-env-var") or DEFAULTS["chain-env-var"]

@@ -60,6 +60,8 @@ FLAGS: dict[str, str | None] = {
     "fail-if-expires-within": "--fail-if-expires-within",
     "timeout": "--timeout",
     "annotation-prefix": "--annotation-prefix",
+    "targets": "--targets",
+    "parallel": "--parallel",
     "max-in-flight": "--max-in-flight",
 }
 """Every input of `rotate` and its flag; None where the command line takes it another way."""

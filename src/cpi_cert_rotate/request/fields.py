@@ -17,6 +17,7 @@ from .rules import (
     MATERIAL_MAX,
     NAME_MAX,
     SECRET_MAX,
+    TARGETS_FILE_MAX,
     TEXT_MAX,
     URL_MAX,
 )
@@ -101,6 +102,9 @@ ROTATE = Section(
     Field("fail-if-expires-within"),
     Field("timeout", default="900"),
     Field("annotation-prefix"),
+    # many apps in one run: a targets file's path, or its YAML inline (`request.targets`)
+    Field("targets", limit=TARGETS_FILE_MAX, multiline=True),
+    Field("parallel", default="4"),  # targets rotated at once (with `targets` only)
     Field("max-in-flight", default="1", action=False),
 )
 

@@ -14,6 +14,7 @@ derived form of a given key the moment it is parsed.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from ..models import CfTarget
@@ -22,12 +23,14 @@ from ..request.certificate import chain_key_blocks
 from ..request.fields import INPUTS, SECRET_INPUTS
 from ..request.problems import Dialect
 from ..request.rules import display_url
+from ..request.targets import Batch, build_batch, document
 from . import gha
 
 __all__ = [
     "INPUTS",
     "SECRET_INPUTS",
     "build_settings",
+    "build_targets",
     "chain_key_blocks",
     "read_inputs",
     "secrets_in_urls",
@@ -103,6 +106,29 @@ def build_settings(
     return build(
         inputs,
         dialect(env),
+        mask=mask,
+        jwt=_OidcToken(env, id_token or gha.id_token),
+        run_id=_run_id(env),
+    )
+
+
+def build_targets(
+    inputs: Mapping[str, str],
+    env: Mapping[str, str],
+    mask: Callable[[str], None],
+    id_token: IdToken | None = None,
+) -> Batch:
+    """Check the `targets` file (a path from the workspace, or the YAML itself) and every
+    target in it, as `build_settings` checks one run; raise one `InputError` for all.
+
+    Variables that `-env` keys name come from `env`; what they hold is masked at once.
+    """
+    doc = document(inputs["targets"], "input `targets`", Path.cwd())
+    return build_batch(
+        inputs,
+        dialect(env),
+        doc,
+        env=env,
         mask=mask,
         jwt=_OidcToken(env, id_token or gha.id_token),
         run_id=_run_id(env),

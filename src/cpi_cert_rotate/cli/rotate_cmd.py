@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from ..errors import ExitCode
 from ..models import Report, Strategy
 from ..request.build import Settings, build
+from ..request.certificate import JwtSource
 from ..request.fields import DEFAULT_WARN_DAYS
 from ..rotation.annotations import DEFAULT_PREFIX
 from ..signals import stop_requested_on_signals
@@ -105,6 +106,18 @@ _ROTATION_FLAGS: tuple[Flag, ...] = (
 )
 
 
+_TARGETS_FLAGS: tuple[Flag, ...] = (
+    (
+        "--targets",
+        "PATH",
+        "a targets file (YAML, docs/fleet.md; `scan --matrix` output is one): rotate every app "
+        "it lists, each with its own overrides; the other flags are every target's defaults; "
+        "- is standard input",
+    ),
+    ("--parallel", "N", "targets rotated at once (1-16)"),
+)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of `rotate`, grouped; each gives the Action input `cli.spelling.FLAGS` names."""
     cf = parser.add_argument_group("Cloud Foundry (where the app is, and how to log in)")
@@ -119,12 +132,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_flags(cert, _MATERIAL_FLAGS)
     add_issuer_arguments(parser)
     add_flags(parser.add_argument_group("rotation"), _ROTATION_FLAGS)
+    add_flags(
+        parser.add_argument_group(
+            "many apps in one run (instead of --cf-org, --cf-space, --app, --service-instance)"
+        ),
+        _TARGETS_FLAGS,
+    )
     out = parser.add_argument_group("output")
     out.add_argument("--json", action="store_true", help="print the report as one JSON document")
 
 
 def run(args: argparse.Namespace) -> int:
     """Build the request, rotate (SIGINT/SIGTERM undo and stop), print the report."""
+    if args.targets:
+        from .rotate_targets import run_targets
+
+        return run_targets(args)
     settings = settings_from_args(args)
     from ..rotation import rotate
 
@@ -165,7 +188,16 @@ def _print(report: Report, settings: Settings, *, as_json: bool) -> int:
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
     """Read files and secret variables, then check everything the way the Action does."""
-    stdin_once(args.chain, args.key)
+    values, used, jwt = values_from_args(args)
+    return build(values, dialect(used), jwt=jwt)
+
+
+def values_from_args(
+    args: argparse.Namespace,
+) -> tuple[dict[str, str | bytes], dict[str, str], JwtSource]:
+    """The values the flags give, keyed by input name (files and secret variables read),
+    the flags chosen where two give one input, and the JWT source of a Vault JWT login."""
+    stdin_once(args.chain, args.key, args.targets)
     used: dict[str, str] = {}
     values: dict[str, str | bytes] = cf_login_values(args)
     values |= {
@@ -185,6 +217,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
             "max-in-flight",
             "annotation-prefix",
             "fail-if-expires-within",
+            "targets",
+            "parallel",
         )
     }
     for name in ("force", "dry-run", "keep-root"):
@@ -205,4 +239,4 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
             values[name] = read_input(path, what=path_flag, flag="--" + path_flag)
     issuer_values_, jwt = issuer_values(args, os.environ)
     values.update(issuer_values_)
-    return build(values, dialect(used), jwt=jwt)
+    return values, used, jwt

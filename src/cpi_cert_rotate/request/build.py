@@ -90,6 +90,10 @@ def build(
     if prefix is not None:
         problems.check(lambda: check_prefix(prefix, source=d.ref("annotation-prefix")))
     new = new_certificate(values, problems, mask, jwt, check_only_allowed=dry_run)
+    if text("parallel") not in ("", DEFAULTS["parallel"]):  # a targets file takes it away
+        problems.warnings.append(
+            f"{d.mention('parallel')} applies only with {d.mention('targets')}: ignored"
+        )
     problems.raise_if_any()
     assert auth is not None
     assert new is not None

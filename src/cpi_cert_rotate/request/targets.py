@@ -26,7 +26,7 @@ from ..errors import InputError
 from . import rules
 from .build import Settings, Text, build, number
 from .certificate import JwtSource
-from .fields import ROTATE
+from .fields import LOGIN, ROTATE
 from .problems import Dialect, Problems
 from .targets_file import KEYS, TARGET_NAMES, Entry, Target, TargetsFile, parse
 
@@ -48,6 +48,7 @@ _ALTERNATIVES: tuple[tuple[tuple[frozenset[str], frozenset[str]], ...], ...] = (
 that names one choice drops what it inherits of the others."""
 _SECRET = frozenset(ROTATE.secret_inputs)
 _RUN_ONLY = ("targets", "parallel")
+_LOGIN = frozenset(f.name for f in LOGIN)
 _VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -233,7 +234,7 @@ class _Reader:
                 other = given[spec.field]
                 self.found.problem(
                     entry.line,
-                    f"`{entry.key}` and `{other.key}` (line {other.line}) give the same input",
+                    f"`{entry.key}:` and `{other.key}:` (line {other.line}) give the same input",
                     code="ambiguous-material",
                     fix="Keep one of them.",
                 )
@@ -250,7 +251,7 @@ class _Reader:
         if how == "file":
             try:
                 return read_file(
-                    self.base / entry.value, label=f"`{entry.key}`", limit=_limit(name)
+                    self.base / entry.value, label=f"`{entry.key}:`", limit=_limit(name)
                 )
             except InputError as error:
                 self.found.problem(entry.line, str(error), code=error.code, fix=error.fix)
@@ -258,7 +259,7 @@ class _Reader:
         if not _VARIABLE.fullmatch(entry.value):  # not echoed: it may be a secret by mistake
             self.found.problem(
                 entry.line,
-                f"`{entry.key}` must be the name of an environment variable (letters, "
+                f"`{entry.key}:` must be the name of an environment variable (letters, "
                 "digits and `_`, not starting with a digit)",
                 code="bad-env-var-name",
                 fix="Give the variable's name, never its value.",
@@ -268,7 +269,7 @@ class _Reader:
         if not value:  # the name is not repeated either (see `cli.local_inputs`)
             self.found.problem(
                 entry.line,
-                f"the environment variable that `{entry.key}` names is empty or unset",
+                f"the environment variable that `{entry.key}:` names is empty or unset",
                 code="missing-input",
                 fix="Export it for this run (in a workflow: the step's `env:`, from a secret).",
             )
@@ -312,9 +313,9 @@ def _complete(found: TargetsFile, target: Target, layered: _Layered) -> bool:
     if missing:
         found.problem(
             target.line,
-            f"the target does not say its {', '.join(f'`{k}`' for k in missing)}",
+            f"the target does not say its {', '.join(f'`{k}:`' for k in missing)}",
             code="missing-input",
-            fix="Give each target `org`, `space`, `app` and `instance` (or put what they "
+            fix="Give each target `org:`, `space:`, `app:` and `instance:` (or put what they "
             "share under `defaults:`).",
         )
     return not missing
@@ -322,7 +323,8 @@ def _complete(found: TargetsFile, target: Target, layered: _Layered) -> bool:
 
 def _dialect(outer: Dialect, layered: _Layered) -> Dialect:
     """Names each input where its value came from: the file's key and line, or the
-    adapter's own spelling; an input nobody set by the file's keys for it."""
+    adapter's own spelling; an input nobody set by the file's keys for it (none when the
+    file has no key for it and it is no login input: `pkcs12` is then not offered)."""
     file_keys: dict[str, list[str]] = {}
     for key, spec in KEYS.items():
         file_keys.setdefault(spec.field, []).append(key)
@@ -331,12 +333,12 @@ def _dialect(outer: Dialect, layered: _Layered) -> Dialect:
         if name in layered.origin:
             entry = layered.origin[name]
             if entry is not None:
-                return f"`{entry.key}` (line {entry.line})"
+                return f"`{entry.key}:` (line {entry.line})"
             return outer.ref(name) if outer.has(name) else None
         keys = file_keys.get(name)
         if keys:
-            return "/".join(f"`{k}`" for k in keys)
-        return outer.ref(name) if outer.has(name) else None
+            return "/".join(f"`{k}:`" for k in keys)
+        return outer.ref(name) if name in _LOGIN and outer.has(name) else None
 
     chain = layered.origin.get("cert-chain", "unset")
     return Dialect(

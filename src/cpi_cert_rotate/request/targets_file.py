@@ -72,7 +72,6 @@ _TEXT_KEYS = (
     "key-env-var",
     "keep-root",
     "timeout",
-    "max-in-flight",
     "annotation-prefix",
     "fail-if-expires-within",
     "vault-addr",
@@ -100,20 +99,20 @@ KEYS: dict[str, Key] = {
 """Every key a target or `defaults:` may hold."""
 
 _MATERIAL = {
-    "cert-chain": "cert-chain-file` or `cert-chain-env",
-    "private-key": "private-key-file` or `private-key-env",
-    "private-key-passphrase": "private-key-passphrase-env",
-    "pkcs12": "cert-chain-file` (a PKCS#12 file brings its key; its password in "
-    "`private-key-passphrase-env`",
-    "pkcs12-password": "private-key-passphrase-env",
-    "vault-token": "vault-token-env",
+    "cert-chain": "cert-chain-file:` or `cert-chain-env:",
+    "private-key": "private-key-file:` or `private-key-env:",
+    "private-key-passphrase": "private-key-passphrase-env:",
+    "pkcs12": "cert-chain-file:` (a PKCS#12 file brings its key; its password in "
+    "`private-key-passphrase-env:`",
+    "pkcs12-password": "private-key-passphrase-env:",
+    "vault-token": "vault-token-env:",
     "cf-password": "",
     "cf-client-secret": "",
 }
 _RUN_SETTINGS = frozenset(
     {"cf-api", "cf-username", "cf-origin", "cf-client-id", "cf-ca-cert", "targets", "parallel"}
 )
-_SPELT_HERE = {"cf-org": "org", "cf-space": "space", "service-instance": "instance"}
+_SPELT_HERE = {"cf-org": "org:", "cf-space": "space:", "service-instance": "instance:"}
 _TOP_LEVEL = ("defaults", "targets", "include")
 _NAME_LIKE = re.compile(r"[A-Za-z0-9_.-]{1,40}")
 
@@ -219,7 +218,8 @@ def _targets(found: TargetsFile, listed: yaml.Node | None, login_hint: str) -> t
             _line(listed) if listed is not None else None,
             "holds no targets",
             code="bad-targets-file",
-            fix="List the apps under `targets:`, each with `org`, `space`, `app` and `instance`.",
+            fix="List the apps under `targets:`, each with `org:`, `space:`, `app:` and "
+            "`instance:`.",
         )
         return ()
     if not isinstance(listed, yaml.SequenceNode):
@@ -240,7 +240,7 @@ def _targets(found: TargetsFile, listed: yaml.Node | None, login_hint: str) -> t
         else:
             found.problem(
                 _line(item),
-                "a target must be a mapping (`org`, `space`, `app`, `instance`, ...)",
+                "a target must be a mapping (`org:`, `space:`, `app:`, `instance:`, ...)",
                 code="bad-targets-file",
             )
     return tuple(targets)
@@ -255,8 +255,9 @@ def _is_null(node: yaml.Node) -> bool:
 
 
 def _key_shown(key: str) -> str:
-    """A key in a message: its name when it looks like one, never other text."""
-    return f"`{key}`" if _NAME_LIKE.fullmatch(key) else "(a key that is no name)"
+    """A key in a message, `key:` as in the file (and so never taken for an input's name),
+    when it looks like a name; never other text."""
+    return f"`{key}:`" if _NAME_LIKE.fullmatch(key) else "(a key that is no name)"
 
 
 def _mapping(found: TargetsFile, node: yaml.MappingNode, what: str) -> dict[str, yaml.Node]:
@@ -297,14 +298,14 @@ def _entries(
         if not isinstance(value, yaml.ScalarNode):
             found.problem(
                 line,
-                f"`{key}` must be one value, not a list or mapping",
+                f"`{key}:` must be one value, not a list or mapping",
                 code="bad-targets-file",
             )
             continue
         if _is_null(value) or value.value == "":
             found.problem(
                 line,
-                f"`{key}` has no value",
+                f"`{key}:` has no value",
                 code="bad-targets-file",
                 fix="Give a value, or remove the key to keep the default.",
             )
@@ -334,13 +335,13 @@ def _refuse_key(found: TargetsFile, key: str, line: int, login_hint: str) -> Non
             fix=login_hint if key.startswith("cf-") else "Give it beside the targets file.",
         )
     else:
-        close = [f"`{k}`" for k in difflib.get_close_matches(key, list(KEYS), n=2)]
+        close = [f"`{k}:`" for k in difflib.get_close_matches(key, list(KEYS), n=2)]
         if key in _SPELT_HERE:
             close = [f"`{_SPELT_HERE[key]}`"]
         found.problem(
             line,
             f"unknown key {shown}" + (f": did you mean {' or '.join(close)}?" if close else ""),
             code="unknown-target-key",
-            fix="A target takes `org`, `space`, `app`, `instance` and the keys listed in "
-            "docs/fleet.md (the inputs of a single run, `-file`/`-env` for material).",
+            fix="A target takes `org:`, `space:`, `app:`, `instance:` and the keys listed in "
+            "docs/fleet.md (the inputs of a single run; `-file`/`-env` keys for material).",
         )

@@ -412,3 +412,38 @@ def test_the_runs_exit_code_is_3_then_1_then_2_then_0() -> None:
     assert worst([ok, bad]) is bad
     assert worst([bad, failed, ok]) is failed  # a re-run may fix the failure: say 1
     assert worst([failed, split, bad]) is split
+
+
+def test_the_docs_example_file_builds_as_documented(files: Files, pki: Pki) -> None:
+    """docs/fleet.md's example targets file, with the files and variables it names."""
+    root = Path(__file__).resolve().parents[2]
+    page = (root / "docs" / "fleet.md").read_text()
+    text = page.split("```yaml\n# cpi/targets.yml\n", 1)[1].split("```", 1)[0]
+    for name in ("billing-chain.pem", "test-chain.pem"):
+        (files.base / "certs" / name).write_bytes(pem(*pki.env_chain))
+    files.env.update(
+        {"VAULT_TOKEN": "hvs.docs-token", "BILLING_KEY": files.key_pem,
+         "BILLING_KEY_PASS": "not-needed", "TEST_KEY": files.key_pem}
+    )  # fmt: skip
+    batch = files.batch(text)
+    requests = {t.label: t.settings.request for t in batch.targets}
+    assert list(requests) == [
+        "acme-prod/integration/orders-sender",
+        "acme-prod/integration/invoices-sender",
+        "acme-prod/finance/billing-sender",
+        "acme-test/integration/orders-sender",
+    ]
+    orders, invoices, billing, test = requests.values()
+    assert orders.issuer is not None
+    assert (invoices.strategy, invoices.chain_env_var, invoices.key_env_var) == (
+        Strategy.SWAP,
+        "INVOICE_CHAIN",
+        "INVOICE_KEY",
+    )
+    assert billing.issuer is None
+    assert billing.target.service_instance == "cpi-finance"
+    assert str(billing.renew_before) == "45d"
+    assert test.dry_run
+    assert test.issuer is None
+    billing_run = batch.targets[2]
+    assert any("not encrypted" in w for w in billing_run.settings.warnings)

@@ -1,6 +1,8 @@
 """The it-rt (Process Integration Runtime) broker's rules for external certificates.
 
-From SAP's docs (reference/sap-and-rotation-anchors.md 3.2, cf-api-v3.md section 7):
+From SAP's docs (SAP-docs/btp-integration-suite `docs/ISuite/40-RemoteSystems/`
+`specifying-service-instance-and-service-key-parameters-in-json-format-ae419b6.md` and
+`creating-service-instance-and-service-key-for-inbound-authentication-19af5e2.md`):
 parameters are `{"key-type":"certificate_external","X.509":"<PEM>"}`; the PEM must be the
 leaf only ("Don't enter the whole certificate chain"); the issuing CA must be one SAP
 trusts; and "You can only use a single certificate once across all existing service

@@ -1,9 +1,14 @@
 """Lookups: organizations, spaces, service instances, plans and offerings.
 
-Name filters follow CC: org, space (and app) names match case-insensitively
-(`app/fetchers/org_list_fetcher.rb`, `space_list_fetcher.rb` use `lower`), service
-instance names case-sensitively (`service_instance_list_fetcher.rb`). The accepted query
-parameters are CC's message classes' (`app/messages/*_list_message.rb`, see `listing.py`).
+Name filters are plain `where(name: names)` in cloud_controller_ng's fetchers
+(`app/fetchers/org_list_fetcher.rb`, `space_list_fetcher.rb`,
+`service_instance_list_fetcher.rb`, ...); case comes from the column types: org, space, app,
+plan names and offering labels are `case_insensitive` (`db/migrations/
+20130131184954_new_initial_schema.rb`, `20141210194308_add_name_col_v3_apps.rb`, kept
+case-insensitive on MySQL by `20150514190458_fix_mysql_collations.rb`), service instance
+names became a plain `varchar(50)` (`20130712215250_limit_service_instance_name_to_50_chars.rb`)
+and compare case-sensitively. The accepted query parameters are CC's message classes'
+(`app/messages/*_list_message.rb`, see `listing.py`).
 """
 
 from __future__ import annotations
@@ -58,6 +63,15 @@ INSTANCES = list_spec(  # service_instances_list_message.rb (single keys registe
     enums={"type": (("managed", "user-provided"), "must be one of 'managed', 'user-provided'")},
 )
 INSTANCE_SHOW = show_spec("fields", fields=_INSTANCE_SHOW_FIELDS)
+PLAN_SHOW = show_spec(  # service_plans_show_message.rb (accepted, not expanded)
+    "fields",
+    "include",
+    includes=("space.organization", "service_offering"),
+    fields={"service_offering.service_broker": ("guid", "name")},
+)
+OFFERING_SHOW = show_spec(  # service_offerings_show_message.rb (accepted, not expanded)
+    "fields", fields={"service_broker": ("guid", "name")}
+)
 PLANS = list_spec(  # service_plans_list_message.rb
     "available",
     "fields",
@@ -128,13 +142,14 @@ class LookupRoutes:
             spec=INSTANCE_SHOW,
             decorate=lambda si, q, base: included.for_instance_fields(store, [si], q.fields),
         )
-        show(router, "/v3/service_plans", store.plans, "Service plan", present.plan)
+        show(router, "/v3/service_plans", store.plans, "Service plan", present.plan, spec=PLAN_SHOW)
         show(
             router,
             "/v3/service_offerings",
             store.offerings,
             "Service offering",
             lambda o, base: present.offering(o, base, store.options.bindings_retrievable),
+            spec=OFFERING_SHOW,
         )
 
     def orgs(self, req: Request) -> Response:
@@ -221,7 +236,7 @@ class LookupRoutes:
                 query,
                 store.plans.values(),
                 lambda p: (
-                    names_match(names, p.name, case_sensitive=True)
+                    names_match(names, p.name, case_sensitive=False)
                     and (offering_guids is None or p.offering_guid in offering_guids)
                     and (
                         offering_names is None
@@ -244,7 +259,7 @@ class LookupRoutes:
                 req,
                 query,
                 self.ctx.store.offerings.values(),
-                lambda o: names_match(names, o.label, case_sensitive=True),
+                lambda o: names_match(names, o.label, case_sensitive=False),
                 lambda o: present.offering(
                     o, req.base_url, self.ctx.store.options.bindings_retrievable
                 ),

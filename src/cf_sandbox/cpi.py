@@ -4,8 +4,10 @@ TLS (a `CERT_REQUIRED` server context trusting only the trusted root) plays SAP'
 balancer: the client must send leaf + intermediates that verify to a root it trusts.
 Then, for *every request* (keep-alive connections are re-checked, because a binding can
 go away while a connection stays open), the tenant looks up the leaf among the live
-bindings and service keys of it-rt instances (reference/sap-and-rotation-anchors.md 3.1,
-3.2):
+bindings and service keys of it-rt instances (SAP-docs/btp-integration-suite
+`docs/ISuite/40-RemoteSystems/client-certificate-authentication-inbound-4ec6192.md`,
+`load-balancer-root-certificates-supported-by-sap-4509f60.md`, and the pinning rules of
+`specifying-service-instance-and-service-key-parameters-in-json-format-ae419b6.md`):
 - pinning on: the exact certificate must be registered;
 - pinning off: only subject DN + issuer DN are compared, a renewal must not be older than
   the registered certificate, and once a newer certificate was used the older ones are

@@ -1,8 +1,8 @@
 """What an app's containers see: VCAP_SERVICES, VCAP_APPLICATION and the `/env` document.
 
-CC puts only the newest *succeeded* binding per service instance into VCAP_SERVICES
-(`app/models/services/service_binding.rb#active_per_instance`, partitioned by instance,
-ordered by created_at desc then id desc), although the bindings list shows all of them.
+cloud_controller_ng puts only the newest *succeeded* binding per service instance into
+VCAP_SERVICES (`app/models/services/service_binding.rb#active_per_instance`, partitioned
+by instance, ordered by created_at desc then id desc), although the bindings list shows all of them.
 Each entry is `app/presenters/system_environment/service_binding_presenter.rb` merged over
 `service_instance_presenter.rb` (binding keys first; `name` is the binding's name or else
 the instance's). `/v3/apps/:guid/env` is `app/presenters/v3/app_env_presenter.rb`: its

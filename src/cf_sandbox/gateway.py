@@ -3,7 +3,10 @@
 Order per request, as on a real landscape: injected network faults first (they happen
 before CC sees anything), then routing (unknown routes are 404 even without a token),
 then the token check, then the rate limiter, then the handler. Every CC/UAA call is
-recorded; the sandbox's own `/_sandbox/*` control routes are not.
+recorded; the sandbox's own `/_sandbox/*` control routes are not. The rate limiter is
+cloud_controller_ng's `middleware/rate_limiter.rb` and `base_rate_limiter.rb` (per user,
+fixed windows, `X-RateLimit-*` headers, a JSON body labelled text/plain); a missing or bad
+token is CC's 10002/1000 (`errors/v2.yml`); each CC answer carries an `X-Vcap-Request-Id`.
 """
 
 from __future__ import annotations
@@ -102,7 +105,7 @@ class RateLimiter:
                 {"detail": "Rate Limit Exceeded", "title": "CF-RateLimitExceeded", "code": 10013}
             ]
         }
-        # CC's quirk (reference section 6): a JSON body labelled text/plain.
+        # CC's quirk (middleware/base_rate_limiter.rb): a JSON body labelled text/plain.
         resp = Response(
             429,
             body,

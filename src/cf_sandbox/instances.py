@@ -1,7 +1,8 @@
 """The app's running instances: each one holds the env it was started with and calls CPI.
 
 A process (CC's web process, bound to a revision) is desired with a snapshot of the app's
-env vars and VCAP_SERVICES, as Diego desires an LRP (CC `diego/environment.rb`); each
+env vars and VCAP_SERVICES, as Diego desires an LRP (cloud_controller_ng
+`lib/cloud_controller/diego/environment.rb`); each
 instance copies that snapshot when it starts and keeps it until it stops, so changing env
 vars or bindings affects nothing until instances are replaced. An instance's `call` makes
 a real mTLS request to the iFlow URL of its own VCAP_SERVICES with its own `CLI_CHAIN` and

@@ -2,7 +2,7 @@
 
 CPython has no in-memory `load_cert_chain`, so the key goes through an anonymous memfd
 (RAM-backed, no path, freed on close) re-opened via `/proc/self/fd/N`, encrypted with a
-one-time password for defence in depth (reference/container-and-mtls-feasibility.md B.1).
+one-time password for defence in depth (Linux `memfd_create(2)`; Python `os.memfd_create`).
 The sandbox uses this for its own server keys and for the app instances' client keys, so
 a test can show that no key file appears anywhere.
 """

@@ -1,4 +1,6 @@
-"""The JSON shapes of CC v3 resources (CC `app/presenters/v3/*`, reference/cf-api-v3.md).
+"""The JSON shapes of CC v3 resources (cloud_controller_ng `app/presenters/v3/app_presenter.rb`,
+`deployment_presenter.rb`, `job_presenter.rb`, `service_credential_binding_presenter.rb`,
+and the other `*_presenter.rb` there).
 
 One function per resource, `base` being the API URL the links point to. Handlers never
 build resource JSON themselves, so every endpoint shows a resource the same way.

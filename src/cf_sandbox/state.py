@@ -1,8 +1,11 @@
 """The landscape's model: every CF resource the sandbox serves, and the one lock over them.
 
 One `RLock` guards all of it: route handlers, job steps, deployment threads and the CPI
-check all take `store.lock`, so every request sees a consistent landscape (CC itself
-locks the app row for binding rules). Network calls are never made while holding it.
+check all take `store.lock`, so every request sees a consistent landscape (cloud_controller_ng
+locks the app row for binding rules: `app/actions/service_credential_binding_app_create.rb`
+`app.lock!`). Network calls are never made while holding it. The operator settings among
+the `Options` follow capi-release `jobs/cloud_controller_ng/spec` and CC's
+`config/cloud_controller.yml` (see `Options`).
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Requests, responses, CF error envelopes and routing: the HTTP vocabulary of the sandbox.
 
-Error texts are CC's (errors/v3.yml and the controllers), as collected in
-reference/cf-api-v3.md; clients match on code and title, tests also on the detail.
+Error texts are CC's (cloud_controller_ng `errors/v2.yml` for codes, titles and formats,
+`app/controllers/v3/application_controller.rb` for how details are built); clients match
+on code and title, tests also on the detail.
 """
 
 from __future__ import annotations
@@ -192,18 +193,6 @@ def nested_params(raw_query: str) -> dict[str, Any]:
             nested[sub] = value
             result[name] = nested
     return result
-
-
-def check_query(req: Request, allowed: list[str]) -> None:
-    """400 for query parameters the endpoint does not know, listing the valid ones."""
-    unknown = [key for key in req.params if key not in allowed]
-    if unknown:
-        raise bad_query(
-            "Unknown query parameter(s): "
-            + ", ".join(f"'{k}'" for k in unknown)
-            + ". Valid parameters are: "
-            + ", ".join(f"'{k}'" for k in allowed)
-        )
 
 
 Handler = Callable[..., Response]

@@ -66,7 +66,22 @@ def key_lines(key: PrivateKey) -> list[str]:
         if line and not line.startswith("-----")
     ]
     lines.append(base64.b64encode(der).decode())
-    return [line for line in lines if len(line) >= 8]
+    # A line whose bytes lie wholly inside the public key (an RSA modulus is part of the
+    # private key's encoding too) is public: the certificate may carry the same line
+    # whenever the two encodings align (about one run in 48), and that is no leak.
+    public = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return [line for line in lines if len(line) >= 8 and not _only_public(line, public)]
+
+
+def _only_public(line: str, public_der: bytes) -> bool:
+    """True when the base64 `line` decodes to bytes that occur in the public key's DER."""
+    try:
+        chunk = base64.b64decode(line, validate=True)
+    except ValueError:
+        return False
+    return len(line) % 4 == 0 and chunk in public_der
 
 
 def mint_client_material() -> ClientMaterial:

@@ -6,8 +6,9 @@ TLS-intercepting proxy):
 
 - rootful podman with `runc` (crun cannot run on hybrid cgroups) and ulimits podman may
   set here, all in a private `containers.conf` passed through `CONTAINERS_CONF`;
-- the base image made with `debootstrap` (bookworm, the mirror apt already uses) and
-  imported as a local image, given to the unchanged Dockerfile as `BASE_IMAGE`;
+- the base image made with `debootstrap` (bookworm, the mirror apt already uses), made
+  "slim" as Docker Hub's debian:bookworm-slim is (`_slimify`), imported as a local
+  image and given to the unchanged Dockerfile as `BASE_IMAGE`;
 - the host's CA bundle mounted into the build for pip only (the proxy's CA);
 - the run: `/github/*` mounts, `-e INPUT_...` by name only (values in the environment of
   `podman run`, never on its command line), `--network host`, a read-only root.
@@ -18,6 +19,8 @@ Outside CI the debootstrap base is cached under /var/tmp (it takes ~30 s); CI st
 from __future__ import annotations
 
 import fcntl
+import fnmatch
+import hashlib
 import os
 import resource
 import shutil
@@ -26,7 +29,8 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +38,7 @@ from runner_kit import ROOT, ActionRun, RunnerDirs, base_env, finish, input_env
 
 CACHE = Path("/var/tmp/cpi-cert-rotate-podman")
 BASE_IMAGE = "localhost/cpi-cert-rotate-base"
+BASE_RECIPE = "slim1"  # the cache tag: bump it when the recipe of the base changes
 IMAGE = "localhost/cpi-cert-rotate"
 TOOLS = ("podman", "runc", "debootstrap")
 
@@ -82,6 +87,7 @@ class Podman:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.env = {**base_env(), "CONTAINERS_CONF": str(_conf(self.workdir))}
         self.timings: dict[str, float] = {}
+        self.base = ""
 
     def __call__(
         self,
@@ -111,20 +117,32 @@ class Podman:
         return done
 
     def base_image(self) -> str:
-        """A debootstrapped bookworm imported as a local image (cached outside CI).
+        """A debootstrapped, slimmed bookworm imported as a local image.
 
-        Several test runs may start at once (pytest-xdist, other people's runs on the same
-        machine): the cache is filled under an exclusive lock, from a private rootfs.
+        Outside CI it is cached across runs; in CI it is made once per test run (a tag
+        with the run's id, shared by the pytest-xdist workers). Several processes may
+        ask at once: the image is made under an exclusive lock, from a private rootfs.
         """
+        run = os.environ.get("PYTEST_XDIST_TESTRUNUID", _RUN_ID)[:12]
         fresh = os.environ.get("CI") == "true"
-        if fresh:
-            return self._bootstrap(f"{BASE_IMAGE}:{uuid.uuid4().hex[:8]}", Path("/var/tmp"))
-        tag = f"{BASE_IMAGE}:cached"
-        CACHE.mkdir(parents=True, exist_ok=True)
-        with open(CACHE / "lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        tag = f"{BASE_IMAGE}:{BASE_RECIPE}-ci-{run}" if fresh else f"{BASE_IMAGE}:{BASE_RECIPE}"
+        with _locked("base"):
             if self("image", "exists", tag, check=False).returncode != 0:
                 self._bootstrap(tag, CACHE)
+        self.base = tag
+        return tag
+
+    def shared_image(self) -> str:
+        """The Dockerfile built on `base_image()`, once per build context and base.
+
+        The container, registry and act tests all run this image; the tag names a
+        digest of everything the build reads, so a changed file means a new build.
+        """
+        base = self.base_image()
+        tag = f"{IMAGE}:ctx-{context_digest()[:16]}-{base.rsplit(':', 1)[1]}"
+        with _locked("build"):
+            if self("image", "exists", tag, check=False).returncode != 0:
+                self.build(base, tag)
         return tag
 
     def _bootstrap(self, tag: str, parent: Path) -> str:
@@ -142,6 +160,7 @@ class Podman:
                 if lists.is_file():
                     lists.unlink()
             assert (rootfs / "etc/apt/sources.list").exists(), "debootstrap left no sources"
+            _slimify(rootfs)
             self.timings["debootstrap"] = time.monotonic() - started
             tar = subprocess.run(
                 ["tar", "-C", str(rootfs), "-c", "."], capture_output=True, check=True, timeout=300
@@ -151,14 +170,12 @@ class Podman:
             shutil.rmtree(rootfs, ignore_errors=True)
         return tag
 
-    def build(self, base: str) -> str:
-        """`podman build` of the repository's Dockerfile, unchanged, on `base`."""
-        tag = f"{IMAGE}:test-{uuid.uuid4().hex[:8]}"
+    def build_flags(self, base: str) -> list[str]:
+        """What `podman build` needs on this machine: the local base, the proxy's CA."""
         host_ca = ssl.get_default_verify_paths().cafile or "/etc/ssl/certs/ca-certificates.crt"
         pip_conf = self.workdir / "pip.conf"
         pip_conf.write_text("[global]\ncert = /run/host-ca.pem\n")
-        self(
-            "build",
+        return [
             "--pull=never",
             "--network",
             "host",
@@ -168,11 +185,12 @@ class Podman:
             f"{host_ca}:/run/host-ca.pem:ro",
             "-v",
             f"{pip_conf}:/etc/pip.conf:ro",
-            "--tag",
-            tag,
-            str(ROOT),
-            timeout=900,
-        )
+        ]
+
+    def build(self, base: str, tag: str | None = None) -> str:
+        """`podman build` of the repository's Dockerfile, unchanged, on `base`."""
+        tag = tag or f"{IMAGE}:test-{uuid.uuid4().hex[:8]}"
+        self("build", *self.build_flags(base), "--tag", tag, str(ROOT), timeout=900)
         return tag
 
     def size_mb(self, image: str) -> float:
@@ -203,6 +221,89 @@ class Podman:
             self("rm", "--force", name, check=False)
         self.last_command_line = ["podman", *args, image, *action_args]
         return finish(done.returncode, done.stdout, done.stderr, dirs), [d for d in diff if d]
+
+
+# What debuerreotype removes for Docker Hub's "-slim" Debian images, and keeps out of
+# every later package install with dpkg path-exclude rules (debuerreotype
+# scripts/.slimify-excludes, .slimify-includes and debuerreotype-slimify). Without it,
+# this base would carry docs, man pages and locales that the real base does not, and
+# every package the Dockerfile installs would add its own: the measured sizes would be
+# this machine's, not the published image's.
+_SLIM_EXCLUDES = (
+    "/usr/share/doc/*",
+    "/usr/share/info/*",
+    "/usr/share/linda/*",
+    "/usr/share/lintian/overrides/*",
+    "/usr/share/locale/*",
+    "/usr/share/man/*",
+    "/usr/share/doc/kde/HTML/*/*",
+    "/usr/share/gnome/help/*/*",
+    "/usr/share/omf/*/*-*.emf",
+)
+_SLIM_INCLUDES = (
+    "/usr/share/doc/*/copyright",
+    "/usr/share/doc/kde/HTML/C/*",
+    "/usr/share/gnome/help/*/C/*",
+    "/usr/share/locale/all_languages",
+    "/usr/share/locale/currency/*",
+    "/usr/share/locale/l10n/*",
+    "/usr/share/locale/languages",
+    "/usr/share/locale/locale.alias",
+    "/usr/share/omf/*/*-C.emf",
+)
+
+
+def _slimify(rootfs: Path) -> None:
+    """debuerreotype-slimify on a rootfs: the dpkg rules, and the files they exclude."""
+    rules = [f"path-exclude {glob}" for glob in _SLIM_EXCLUDES]
+    rules += [f"path-include {glob}" for glob in _SLIM_INCLUDES]
+    config = rootfs / "etc/dpkg/dpkg.cfg.d/docker"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text("# slim, as debuerreotype-slimify writes it\n" + "\n".join(rules) + "\n")
+    for top in ("usr/share/doc", "usr/share/info", "usr/share/locale", "usr/share/man"):
+        for path in sorted((rootfs / top).rglob("*"), reverse=True):
+            inside = "/" + str(path.relative_to(rootfs))
+            if path.is_symlink() or path.is_file():
+                if not any(fnmatch.fnmatch(inside, glob) for glob in _SLIM_INCLUDES):
+                    path.unlink()
+            elif (
+                path.is_dir()
+                and not any(path.iterdir())
+                and not fnmatch.fnmatch(inside, "/usr/share/man/man[0-9]")  # kept, as there
+            ):
+                path.rmdir()
+
+
+_RUN_ID = uuid.uuid4().hex
+BUILD_INPUTS = (
+    "Dockerfile",
+    ".dockerignore",
+    "requirements/runtime.txt",
+    "entrypoint.py",
+    "scripts/image_modules.py",
+    "src/cpi_cert_rotate",
+)
+
+
+def context_digest() -> str:
+    """sha256 over every file the image build reads (names and contents)."""
+    digest = hashlib.sha256()
+    for name in BUILD_INPUTS:
+        path = ROOT / name
+        files = sorted(path.rglob("*.py*")) if path.is_dir() else [path]
+        for file in files:
+            if "__pycache__" not in file.parts and file.is_file():
+                digest.update(str(file.relative_to(ROOT)).encode() + b"\0" + file.read_bytes())
+    return digest.hexdigest()
+
+
+@contextmanager
+def _locked(name: str) -> Iterator[None]:
+    """An exclusive lock shared by every process on this machine."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with open(CACHE / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def _apt_mirror() -> str:

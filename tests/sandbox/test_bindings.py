@@ -192,11 +192,12 @@ def test_multiple_while_a_create_is_in_flight(cf: Cf) -> None:
 def test_multiple_while_a_delete_is_in_flight() -> None:
     """A delete `in progress` (an asynchronous broker) blocks new bindings; the text
     depends on the operator limit (service_credential_binding_app_create.rb)."""
-    with Landscape(job_steps_s=0.5, broker_async=True, bindings_retrievable=True) as ls:
+    with Landscape(job_steps_s=0.05, broker_async=True, bindings_retrievable=True) as ls:
         cf = Cf(ls)
+        ls.add_fault({"job": "service_bindings.delete", "delay_s": 2.0, "times": 1})
         old = cf.ok(cf.get(f"{URL}?app_guids={ls.app_guid}"))["resources"][0]
         location = cf.delete(f"{URL}/{old['guid']}").headers["Location"]
-        _wait_job_state(cf, location, "POLLING")  # the broker works on it for 0.5 s
+        _wait_job_state(cf, location, "POLLING")  # each broker answer takes 2 s
         row = cf.ok(cf.get(f"{URL}/{old['guid']}"))["last_operation"]
         assert (row["type"], row["state"]) == ("delete", "in progress")
         detail = _unprocessable(cf, bind_body(ls, _new_leaf(ls), strategy="multiple"))
@@ -383,8 +384,9 @@ def test_delete_while_the_create_is_in_progress_is_accepted() -> None:
 
 
 def test_delete_while_deleting_is_422() -> None:
-    with Landscape(job_steps_s=0.5, broker_async=True, bindings_retrievable=True) as ls:
+    with Landscape(job_steps_s=0.05, broker_async=True, bindings_retrievable=True) as ls:
         cf = Cf(ls)
+        ls.add_fault({"job": "service_bindings.delete", "delay_s": 1.0, "times": 1})
         old = cf.ok(cf.get(f"{URL}?app_guids={ls.app_guid}"))["resources"][0]
         location = cf.delete(f"{URL}/{old['guid']}").headers["Location"]
         _wait_job_state(cf, location, "POLLING")

@@ -14,10 +14,10 @@ happens only when the rejected token is still the one held, so N calls rejected 
 cost one refresh grant, not N in a row.
 
 The token is renewed when a quarter of its lifetime (at most 30 s) is left. The lifetime
-comes from the JWT (`exp - iat`) or `expires_in`, whichever is shorter, and is counted on
-the local monotonic clock from the moment of the request, so a skewed runner clock does
-not matter. Token values, passwords and secrets are registered with the `Redactor` and
-never appear in logs or errors.
+comes from the JWT (`exp - iat`, less one second: UAA's claims are whole seconds) or
+`expires_in`, whichever is shorter, and is counted on the local monotonic clock from the
+moment of the request, so a skewed runner clock does not matter. Token values, passwords
+and secrets are registered with the `Redactor` and never appear in logs or errors.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ _CF_CLIENT = "cf"
 _RENEW_SHARE = 0.25
 _RENEW_MAX_MARGIN_S = 30.0
 _UNKNOWN_LIFETIME_S = float("inf")  # no expiry known: rely on the 401 replay
+_WHOLE_SECOND_S = 1.0
 
 
 def _basic(client_id: str, secret: str) -> str:
@@ -72,7 +73,10 @@ def _lifetime_s(access_token: str, expires_in: Any) -> float:
     claims = _jwt_claims(access_token)
     exp, iat = claims.get("exp"), claims.get("iat")
     if isinstance(exp, int | float) and isinstance(iat, int | float) and exp > iat:
-        candidates.append(float(exp - iat))
+        # UAA writes both claims as whole seconds, rounded down (UaaTokenServices.java:
+        # `getCurrentTimeMillis() / MILLIS_PER_SECOND`), so a token issued at x.9 s expires
+        # up to a second sooner than `exp - iat` after the request: count one second less.
+        candidates.append(float(exp - iat) - _WHOLE_SECOND_S)
     return min(candidates) if candidates else _UNKNOWN_LIFETIME_S
 
 

@@ -256,3 +256,27 @@ def test_a_bad_targets_file_is_every_problem_with_its_line_and_no_call(
 
 def _key(pem: str) -> Any:
     return serialization.load_pem_private_key(pem.encode(), None)
+
+
+def test_a_refused_login_stops_the_run_before_any_target(fleet: Landscape, tmp_path: Path) -> None:
+    """One login for the run, tried once: a wrong password fails it before any target
+    starts, instead of once per target (UAA locks a user after a few refused logins)."""
+    text = "targets:\n" + "".join(
+        f"  - {{org: fleet-org-01, space: space-1, app: app-00{i}, instance: cpi-rt, "
+        "dry-run: 'true'}\n"
+        for i in (2, 5, 8)
+    )
+    fleet.clear_calls()
+    dirs = RunnerDirs(tmp_path / "run")
+    inputs = {**_login(fleet), "cf-password": "wrong-password-1", "targets": text}
+    result = run_entrypoint(inputs, dirs)
+    audit(result, ["wrong-password-1", fleet.password], dirs)
+
+    assert result.code == 1
+    logins = [c for c in fleet.calls() if c["path"].endswith("/oauth/token")]
+    assert [c["status"] for c in logins] == [401]
+    assert [c for c in fleet.calls() if c["path"].startswith("/v3/")] == []
+    (error,) = result.commands("error")
+    assert "UAA refused to log in user" in error
+    assert "### ❌ Login failed: no target was rotated" in result.summary
+    assert (result.outputs["results"], result.outputs["reason"]) == ("[]", "failed")

@@ -447,3 +447,14 @@ def test_the_docs_example_file_builds_as_documented(files: Files, pki: Pki) -> N
     assert test.issuer is None
     billing_run = batch.targets[2]
     assert any("not encrypted" in w for w in billing_run.settings.warnings)
+
+
+def test_the_summary_keeps_every_failed_section_within_githubs_size() -> None:
+    from cpi_cert_rotate.action import targets
+
+    ok, failed = ExitCode.OK, ExitCode.FAILED
+    section = "x" * (targets.SUMMARY_BUDGET // 3)
+    kept = targets._within_budget([section] * 5, [ok, failed, ok, ok, failed], used=0)
+    assert kept.count(section) == 4  # ok, failed, ok within the budget; then the last failed
+    assert "1 section(s) of targets that ended well are left out" in kept
+    assert len(kept.encode()) < 1024 * 1024 + len(section)

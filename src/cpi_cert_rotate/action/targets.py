@@ -36,6 +36,10 @@ from .step import log_line
 
 Rotate = Callable[..., Report]
 
+SUMMARY_BUDGET = 900 * 1024
+"""GitHub refuses a step summary over 1 MiB; the sections of targets that ended well are
+left out beyond this size (the table above them still lists every target)."""
+
 ANNOTATIONS_PER_KIND = 10
 """GitHub shows at most 10 error and 10 warning annotations of a step and drops the rest
 silently; beyond, one annotation says how many more the summary lists."""
@@ -118,7 +122,8 @@ def _render(batch: Batch, results: list[TargetResult]) -> int:
     run_code = worst(codes)
     for name, value in _outputs(results, rows, codes, run_code).items():
         gha.set_output(name, value)
-    gha.Summary().append(_overview(batch, rows, run_code) + "\n".join(sections))
+    overview = _overview(batch, rows, run_code)
+    gha.Summary().append(overview + _within_budget(sections, codes, len(overview)))
     _annotate(notes)
     return int(run_code)
 
@@ -161,6 +166,24 @@ def _overview(batch: Batch, rows: list[dict[str, object]], run_code: ExitCode) -
             f"{row['strategy'] or ''} | {row['expires_at'] or ''} | {row['exit_code']} |"
         )
     return "\n".join(lines) + "\n\n"
+
+
+def _within_budget(sections: list[str], codes: list[ExitCode], used: int) -> str:
+    """The sections in file order; past `SUMMARY_BUDGET` only those of failed targets."""
+    kept, left_out = [], 0
+    for section, code in zip(sections, codes, strict=True):
+        size = len(section.encode())
+        if code is not ExitCode.OK or used + size <= SUMMARY_BUDGET:
+            kept.append(section)
+            used += size
+        else:
+            left_out += 1
+    if left_out:
+        kept.append(
+            f"_{left_out} section(s) of targets that ended well are left out: GitHub takes "
+            "at most 1 MiB of summary per step. The table above lists every target._\n"
+        )
+    return "\n".join(kept)
 
 
 def _annotate(notes: list[Annotation]) -> None:

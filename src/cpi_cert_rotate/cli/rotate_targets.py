@@ -21,7 +21,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from ..errors import ExitCode, InputError
+from ..errors import ExitCode, InputError, RotationError
 from ..fleet.batch import TargetResult, current_target, rotate_batch, worst
 from ..models import Report
 from ..request.rules import TARGETS_FILE_MAX
@@ -40,7 +40,16 @@ def run_targets(args: argparse.Namespace) -> int:
     printer = _Printer(as_json=args.json)
     cancel = threading.Event()
     with _labelled_logs(), stop_requested_on_signals(cancel) as received:
-        results = rotate_batch(batch, cancel=cancel, on_done=printer.done)
+        try:
+            results = rotate_batch(batch, cancel=cancel, on_done=printer.done)
+        except RotationError as error:  # the one login: no target started
+            if not args.json:
+                raise
+            document = {"source": batch.source, "targets": [], "error": str(error),
+                        "hint": error.hint(), "exit_code": int(error.exit_code)}  # fmt: skip
+            json.dump(document, sys.stdout, indent=2)
+            print()
+            return int(error.exit_code)
     if received:
         print(f"received {', '.join(received)}: stopped at a safe point", file=sys.stderr)
     return printer.finish(batch, results)

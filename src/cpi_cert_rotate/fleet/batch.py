@@ -75,14 +75,13 @@ def rotate_batch(
     on_secret: Callable[[str], None] | None = None,
     on_done: Callable[[TargetResult], None] = lambda _result: None,
     rotate: Rotate | None = None,
-    login: CfClient | None = None,
 ) -> list[TargetResult]:
     """Rotate every target of `batch`; the results in file order.
 
     Raises the `cf` error of the one login (`CfApiError`, `CfUnreachable`) before any
-    target starts. `login` is a client already logged in (tests); by default one is made
-    from the first target's API and credentials, which every target shares (the login
-    is the run's, never a target's).
+    target starts. The login is made with the first target's API and credentials, which
+    every target shares (the login is the run's, never a target's). `on_done` is called
+    in the target's thread as each ends; an error in it is logged, never a target's.
     """
     cancel = cancel or threading.Event()
     if rotate is None:
@@ -91,7 +90,7 @@ def rotate_batch(
         rotate = engine_rotate
     if not batch.targets:
         return []
-    with _logged_in(batch, login) as shared:
+    with _logged_in(batch) as shared:
 
         def client_for(request: RotationRequest) -> CfClient:
             return CfClient(request.target.api_url, request.auth, timeout_s=30.0, login=shared)
@@ -103,7 +102,10 @@ def rotate_batch(
                 result = TargetResult(target, report)
             finally:
                 current_target.reset(token)
-            on_done(result)
+            try:
+                on_done(result)
+            except Exception:  # printing a result must not lose the others
+                log.exception("%s: reporting the result failed", target.label)
             return result
 
         with ThreadPoolExecutor(max_workers=batch.parallel, thread_name_prefix="target") as pool:
@@ -111,12 +113,8 @@ def rotate_batch(
 
 
 @contextmanager
-def _logged_in(batch: Batch, login: CfClient | None) -> Iterator[UaaAuth]:
-    """The login every target shares: `login`'s, or a new client's, logged in now."""
-    if login is not None:
-        login.authenticate()
-        yield login.login
-        return
+def _logged_in(batch: Batch) -> Iterator[UaaAuth]:
+    """The login every target shares: a client's of its own, logged in now."""
     first = batch.targets[0].settings.request
     with CfClient(first.target.api_url, first.auth, timeout_s=30.0) as client:
         client.authenticate()

@@ -78,7 +78,6 @@ class Batch:
     source: str
     targets: tuple[TargetRun, ...]
     parallel: int
-    warnings: tuple[str, ...] = ()
 
 
 def document(value: str, label: str, base: Path) -> Document:

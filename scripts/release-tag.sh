@@ -4,10 +4,10 @@
 #   scripts/release-tag.sh check   X.Y.Z REMOTE
 #       fails when X.Y.Z is not a version or the tag vX.Y.Z exists on REMOTE already
 #   scripts/release-tag.sh publish X.Y.Z REGISTRY/NAME@sha256:DIGEST REMOTE
-#       on top of HEAD, one commit whose action.yml runs the prebuilt image by digest
-#       (scripts/release-pin-action.sh), tagged vX.Y.Z; the major tag vX moves to it;
-#       both are pushed to REMOTE. The branch (main) is not touched: it keeps
-#       `image: Dockerfile`, and only the tags reach the release commit.
+#       on top of HEAD, one commit whose action.yml and scan/action.yml run the prebuilt
+#       image by digest (scripts/release-pin-action.sh), tagged vX.Y.Z; the major tag vX
+#       moves to it; both are pushed to REMOTE. The branch (main) is not touched: it keeps
+#       building from the Dockerfile, and only the tags reach the release commit.
 # With GH_TOKEN and GITHUB_SERVER_URL set (the workflow), git authenticates with the token.
 set -euo pipefail
 mode=${1:?usage: release-tag.sh check|publish X.Y.Z [IMAGE@DIGEST] REMOTE}
@@ -60,11 +60,11 @@ case "$mode" in
     fi
     base=$(git rev-parse HEAD)
     git checkout --quiet --detach  # the commit must not move a branch
-    "$(dirname "$0")/release-pin-action.sh" "$image" action.yml
+    "$(dirname "$0")/release-pin-action.sh" "$image" action.yml scan/action.yml
     git -c user.name="github-actions[bot]" \
       -c user.email="41898282+github-actions[bot]@users.noreply.github.com" \
-      commit --quiet --no-verify -m "release $tag: action.yml runs ${image}" \
-      -m "Built from $base; main keeps building from the Dockerfile." -- action.yml
+      commit --quiet --no-verify -m "release $tag: action.yml and scan/action.yml run ${image}" \
+      -m "Built from $base; main keeps building from the Dockerfile." -- action.yml scan/action.yml
     git -c user.name="github-actions[bot]" \
       -c user.email="41898282+github-actions[bot]@users.noreply.github.com" \
       tag --annotate --message "$tag" "$tag"

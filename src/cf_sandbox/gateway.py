@@ -27,15 +27,24 @@ log = logging.getLogger(__name__)
 
 
 class CallLog:
-    """Every CC/UAA call in order: server, method, path, query, status, time."""
+    """Every CC/UAA call in order of its end: server, method, path, query, status, time;
+    `t_start` and `t` are seconds since the log began when the call arrived and when it
+    was answered (so tests can count calls in flight at once)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._calls: list[dict[str, Any]] = []
         self._t0 = time.monotonic()
 
-    def record(self, req: Request, status: int | None, **extra: Any) -> None:
-        """Append one call (`status` None: the connection was dropped)."""
+    def clock(self) -> float:
+        """Seconds since the log began (the `t` of an entry)."""
+        return round(time.monotonic() - self._t0, 4)
+
+    def record(
+        self, req: Request, status: int | None, started: float | None = None, **extra: Any
+    ) -> None:
+        """Append one call (`status` None: the connection was dropped); `started` is
+        `clock()` when it arrived."""
         entry = {
             "server": req.server,
             "method": req.method,
@@ -43,7 +52,8 @@ class CallLog:
             "query": req.query_string,
             "status": status,
             "time": iso(now()),
-            "t": round(time.monotonic() - self._t0, 4),
+            "t": self.clock(),
+            "t_start": started,
             **extra,
         }
         with self._lock:
@@ -132,20 +142,21 @@ class Gateway:
     def __call__(self, req: Request) -> Response:
         if self.control is not None and req.path.startswith("/_sandbox/"):
             return self._run(self.control, req)
+        started = self.calls.clock()
         action = self.faults.http(self.name, req.method, req.path)
         if action.delay_s:
             self.stopping.wait(action.delay_s)
         if action.drop_before:
-            self.calls.record(req, None, dropped=True)
+            self.calls.record(req, None, started, dropped=True)
             return DROP
         if action.response is not None:
-            self.calls.record(req, action.response.status, injected=True)
+            self.calls.record(req, action.response.status, started, injected=True)
             return action.response
         resp = self._run(self.router, req)
         if action.drop_after:
-            self.calls.record(req, None, dropped=True, applied=resp.status)
+            self.calls.record(req, None, started, dropped=True, applied=resp.status)
             return DROP
-        self.calls.record(req, resp.status)
+        self.calls.record(req, resp.status, started)
         return resp
 
     def _run(self, router: Router, req: Request) -> Response:

@@ -86,6 +86,11 @@ CANNOT_RUN = {
         "the released image yet; tests/action/test_fleet_example.py runs the plan and the "
         "rotate matrix under the runner emulation"
     ),
+    "fleet-targets.yml": (
+        "its plan job uses the scan action and its rotate job logs in to Vault with the job's "
+        "GitHub OIDC token, which act does not provide; tests/action/test_action_targets.py "
+        "runs both jobs under the runner emulation against a real OpenBao"
+    ),
     "scheduled-vault.yml": (
         "logs in to Vault with the job's GitHub OIDC token; act provides no "
         "ACTIONS_ID_TOKEN_REQUEST_URL (tests/action/test_action_runner_vault.py runs this "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -97,7 +98,13 @@ def test_invalid_input_outputs_are_empty_but_present() -> None:
     out = outputs(report, NOW)
     assert set(out) == set(OUTPUTS)
     assert out["reason"] == "invalid-input"
-    assert all(out[k] == "" for k in OUTPUTS if k not in ("rotated", "reason"))
+    assert all(out[k] == "" for k in OUTPUTS if k not in ("rotated", "reason", "results"))
+    (row,) = json.loads(out["results"])
+    assert (row["outcome"], row["exit_code"], row["error_code"]) == (
+        "invalid-input",
+        2,
+        "missing-input",
+    )
 
 
 def test_short_lived_new_certificate_warns_with_the_threshold() -> None:

@@ -38,7 +38,9 @@ def checkout(tmp_path: Path) -> Path:
     """A clone of a bare `origin` holding action.yml and the scripts, on main."""
     seed = tmp_path / "seed"
     (seed / "scripts").mkdir(parents=True)
+    (seed / "scan").mkdir()
     shutil.copy(ROOT / "action.yml", seed / "action.yml")
+    shutil.copy(ROOT / "scan" / "action.yml", seed / "scan" / "action.yml")
     for script in ("release-pin-action.sh", "release-tag.sh"):
         shutil.copy(ROOT / "scripts" / script, seed / "scripts" / script)
     _git("init", "--quiet", cwd=seed)
@@ -87,6 +89,49 @@ def _zizmor(action: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
     return _run(*command, str(action), cwd=cwd)
 
 
+def test_pin_gives_the_scan_action_the_same_image_and_keeps_its_argument(
+    tmp_path: Path,
+) -> None:
+    """Without files the script pins both actions of the repository: the scan action
+    (`image: ../Dockerfile`, `args: [scan]`) runs the very image the main action runs."""
+    (tmp_path / "scan").mkdir()
+    shutil.copy(ROOT / "action.yml", tmp_path / "action.yml")
+    shutil.copy(ROOT / "scan" / "action.yml", tmp_path / "scan" / "action.yml")
+    done = _run(str(ROOT / "scripts" / "release-pin-action.sh"), IMAGE, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    before = (ROOT / "scan" / "action.yml").read_text().splitlines()
+    after = (tmp_path / "scan" / "action.yml").read_text().splitlines()
+    changed = [(a, b) for a, b in zip(before, after, strict=True) if a != b]
+    assert changed == [
+        ("  image: ../Dockerfile # zizmor: ignore[unpinned-images]", f"  image: docker://{IMAGE}")
+    ]
+    runs = yaml.safe_load("\n".join(after))["runs"]
+    assert runs == {"using": "docker", "image": f"docker://{IMAGE}", "args": ["scan"]}
+    main = yaml.safe_load((tmp_path / "action.yml").read_text())["runs"]
+    assert main["image"] == runs["image"]
+    scan = tmp_path / "scan" / "action.yml"
+    schema = _run(
+        str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.github-actions", str(scan),
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert schema.returncode == 0, schema.stdout + schema.stderr
+    (tmp_path / "zizmor.yml").write_text((ROOT / "zizmor.yml").read_text())
+    assert _zizmor(scan, tmp_path).returncode == 0  # pinned: no ignore comment needed
+
+
+def test_pin_writes_no_file_when_one_of_them_cannot_be_pinned(tmp_path: Path) -> None:
+    (tmp_path / "scan").mkdir()
+    shutil.copy(ROOT / "action.yml", tmp_path / "action.yml")
+    broken = (
+        (ROOT / "scan" / "action.yml").read_text().replace("  using: docker", "  using: node20")
+    )
+    (tmp_path / "scan" / "action.yml").write_text(broken)
+    done = _run(str(ROOT / "scripts" / "release-pin-action.sh"), IMAGE, cwd=tmp_path)
+    assert done.returncode == 2
+    assert "scan/action.yml must end with a runs: block" in done.stderr
+    assert (tmp_path / "action.yml").read_text() == (ROOT / "action.yml").read_text()
+
+
 @pytest.mark.parametrize(
     "reference",
     [
@@ -114,7 +159,7 @@ def test_pin_refuses_an_action_yml_already_pinned(tmp_path: Path) -> None:
     assert _run(pin, IMAGE, str(action), cwd=tmp_path).returncode == 0
     again = _run(pin, IMAGE, str(action), cwd=tmp_path)
     assert again.returncode == 2
-    assert "must end with exactly" in again.stderr
+    assert "must end with a runs: block of exactly" in again.stderr
 
 
 def test_publish_tags_a_release_commit_and_leaves_main_on_the_dockerfile(
@@ -138,7 +183,12 @@ def test_publish_tags_a_release_commit_and_leaves_main_on_the_dockerfile(
     assert yaml.safe_load(_git("show", "main:action.yml", cwd=remote))["runs"]["image"] == (
         "Dockerfile"
     )
-    assert _git("diff", "--name-only", main, release, cwd=remote) == "action.yml"
+    scan = yaml.safe_load(_git("show", "v1.2.0:scan/action.yml", cwd=remote))
+    assert scan["runs"] == {"using": "docker", "image": f"docker://{IMAGE}", "args": ["scan"]}
+    assert _git("diff", "--name-only", main, release, cwd=remote).split() == [
+        "action.yml",
+        "scan/action.yml",
+    ]
     assert _git("rev-parse", "HEAD", cwd=checkout) == main  # the checkout is back on main's commit
     assert _git("rev-parse", "main", cwd=checkout) == main  # and its branch never moved
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import parse_qs
 
 import pytest
@@ -161,3 +163,39 @@ def test_lifetime_is_the_shorter_of_expires_in_and_the_jwt() -> None:
     assert _lifetime_s("opaque-token", 120) == 120
     assert _lifetime_s("opaque-token", None) == float("inf")
     assert _jwt_claims("a.!!!.c") == {}
+
+
+def test_clients_sharing_a_login_log_in_once(fake: FakeCf, ca: trustme.CA) -> None:
+    """A targets file's rotations share one login: one grant, whoever calls first."""
+    with CfClient(fake.url, user_auth(ca)) as first:
+        first.authenticate()
+        others = [CfClient(fake.url, user_auth(ca), login=first.login) for _ in range(3)]
+        for client in others:
+            client.authenticate()  # already logged in: no second grant
+            assert client.get_app("app-1").name == "orders"
+            client.close()
+    assert [c["grant_type"] for c in _token_calls(fake)] == ["password"]
+
+
+def test_calls_rejected_together_renew_the_shared_token_once(fake: FakeCf, ca: trustme.CA) -> None:
+    """Eight clients on one login, their token revoked, all calling at once: each call is
+    replayed with a new token, and that token came from one refresh grant, not eight
+    (each rejected call used to renew again, one after the other)."""
+    with CfClient(fake.url, user_auth(ca)) as first:
+        first.authenticate()
+        clients = [CfClient(fake.url, user_auth(ca), login=first.login) for _ in range(8)]
+        fake.revoke_tokens()
+        start = threading.Barrier(len(clients))
+
+        def call(client: CfClient) -> str:
+            start.wait()
+            return client.get_app("app-1").name
+
+        with ThreadPoolExecutor(max_workers=len(clients)) as pool:
+            names = list(pool.map(call, clients))
+        for client in clients:
+            client.close()
+    assert names == ["orders"] * len(clients)
+    rejected = [c for c in fake.calls if c.path == "/v3/apps/app-1"]
+    assert len(rejected) > len(clients)  # some calls were rejected and replayed
+    assert [c["grant_type"] for c in _token_calls(fake)] == ["password", "refresh_token"]

@@ -15,6 +15,7 @@ derived form of a given key the moment it is parsed.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from ..models import CfTarget
@@ -23,12 +24,14 @@ from ..request.certificate import chain_key_blocks
 from ..request.fields import INPUTS, SECRET_INPUTS
 from ..request.problems import Dialect
 from ..request.rules import display_url
+from ..request.targets import Batch, build_batch, document
 from . import gha
 
 __all__ = [
     "INPUTS",
     "SECRET_INPUTS",
     "build_settings",
+    "build_targets",
     "chain_key_blocks",
     "read_inputs",
     "secrets_in_urls",
@@ -50,7 +53,6 @@ _VARS_HINT = (
     "If the value comes from `vars.*`: environment variables reach only jobs that name "
     "that `environment:`, and a misspelt name gives an empty string without any error."
 )
-_INPUT_NAMES = frozenset(INPUTS)
 
 
 def read_inputs(env: Mapping[str, str]) -> dict[str, str]:
@@ -103,7 +105,7 @@ def build_settings(
     for a Vault JWT login only when a certificate is issued, for `cf-oidc` at every
     Cloud Foundry login.
     """
-    token = _OidcToken(env, id_token or gha.id_token)
+    token = OidcToken(env, id_token or gha.id_token)
     return build(
         inputs,
         dialect(env),
@@ -114,8 +116,34 @@ def build_settings(
     )
 
 
-def dialect(env: Mapping[str, str]) -> Dialect:
-    """How the Action names its inputs, with the hints for empty `secrets.*`/`vars.*`."""
+def build_targets(
+    inputs: Mapping[str, str],
+    env: Mapping[str, str],
+    mask: Callable[[str], None],
+    id_token: IdToken | None = None,
+) -> Batch:
+    """Check the `targets` file (a path from the workspace, or the YAML itself) and every
+    target in it, as `build_settings` checks one run; raise one `InputError` for all.
+
+    Variables that `-env` keys name come from `env`; what they hold is masked at once.
+    """
+    doc = document(inputs["targets"], "input `targets`", Path.cwd())
+    token = OidcToken(env, id_token or gha.id_token)
+    return build_batch(
+        inputs,
+        dialect(env),
+        doc,
+        env=env,
+        mask=mask,
+        jwt=token,
+        cf_jwt=token,
+        run_id=_run_id(env),
+    )
+
+
+def dialect(env: Mapping[str, str], inputs: tuple[str, ...] = INPUTS) -> Dialect:
+    """How an action with `inputs` names them, with the hints for empty `secrets.*`/`vars.*`."""
+    names = frozenset(inputs)
 
     def empty_hint(secret: bool) -> str:
         if not secret:
@@ -126,7 +154,7 @@ def dialect(env: Mapping[str, str]) -> Dialect:
         return _FORK_HINT
 
     return Dialect(
-        spell=lambda name: f"`{name}`" if name in _INPUT_NAMES else None,
+        spell=lambda name: f"`{name}`" if name in names else None,
         noun="input ",
         empty="is empty",
         chain_is_public=True,
@@ -134,7 +162,7 @@ def dialect(env: Mapping[str, str]) -> Dialect:
     )
 
 
-class _OidcToken:
+class OidcToken:
     """The job's GitHub OIDC token: present only with `permissions: id-token: write`."""
 
     def __init__(self, env: Mapping[str, str], fetch: IdToken) -> None:

@@ -11,11 +11,13 @@ scheduled check wants to see in `expires-at` and `days-remaining`.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from ..errors import ExitCode
 from ..models import CertFacts, Outcome, Report, iso
 from .gha import md_cell
 
@@ -35,6 +37,7 @@ OUTPUTS: tuple[str, ...] = (
     "binding-guid",
     "deployment-guid",
     "leaf-pem",
+    "results",
 )
 """Every output of action.yml, in its order (a test keeps the two in step)."""
 
@@ -61,10 +64,12 @@ class Annotation:
     message: str
 
 
-def outputs(report: Report, now: datetime) -> dict[str, str]:
-    """Every output, as strings ('' when not known)."""
+def outputs(report: Report, now: datetime, code: ExitCode | None = None) -> dict[str, str]:
+    """Every output, as strings ('' when not known); `code` is the run's exit code (the
+    report's unless the expiry check failed it)."""
     live = report.in_force
     before = report.before
+    row = result_row(report, report.exit_code if code is None else code, now)
     return {
         "rotated": "true" if report.rotated else "false",
         "reason": str(report.outcome),
@@ -81,7 +86,33 @@ def outputs(report: Report, now: datetime) -> dict[str, str]:
         "binding-guid": report.binding_guid or "",
         "deployment-guid": report.deployment_guid or "",
         "leaf-pem": (report.leaf_pem or "") if live is not None and live is report.new else "",
+        "results": json.dumps([row], separators=(",", ":")),
     }
+
+
+def result_row(
+    report: Report, code: ExitCode, now: datetime, line: int | None = None
+) -> dict[str, object]:
+    """One target's entry of the `results` output: public facts only (`line`: where a
+    targets file names it)."""
+    target, live = report.target, report.in_force
+    row: dict[str, object] = {
+        "org": target.org,
+        "space": target.space,
+        "app": target.app,
+        "instance": target.service_instance,
+        "outcome": str(report.outcome),
+        "exit_code": int(code),
+        "rotated": report.rotated,
+        "strategy": str(report.strategy) if report.strategy else None,
+        "expires_at": iso(live.not_after) if live else None,
+        "days_remaining": live.days_remaining(now) if live else None,
+        "fingerprint_sha256": live.fingerprint_sha256 if live else None,
+        "error_code": report.error_code,
+    }
+    if line is not None:
+        row["line"] = line
+    return row
 
 
 def annotations_for(
@@ -130,6 +161,27 @@ def annotations_for(
             )
         )
     return notes, expiring
+
+
+def result_lines(report: Report, now: datetime) -> list[str]:
+    """The result for the log: outcome, the certificate in force, the plan of a dry run,
+    the failure, the state left and what to do by hand."""
+    live = report.in_force
+    strategy = f" (strategy {report.strategy})" if report.strategy else ""
+    lines = [f"result: {report.outcome}{strategy}"]
+    if live is not None:
+        lines.append(
+            f"certificate in force: {live.subject}, serial {live.serial}, expires "
+            f"{iso(live.not_after)} ({live.days_remaining(now)} days), sha256 "
+            f"{live.fingerprint_sha256}"
+        )
+    if report.outcome is Outcome.DRY_RUN:
+        lines += [f"plan: {line}" for line in report.plan]
+    if report.error:
+        lines.append(f"error: {report.hint or report.error}")
+    lines += [f"state left: {line}" for line in report.state_left]
+    lines += [f"to do by hand {i}: {line}" for i, line in enumerate(report.manual_actions, 1)]
+    return lines
 
 
 def _days(days: int) -> timedelta:

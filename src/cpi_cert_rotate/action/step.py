@@ -24,7 +24,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from ..errors import ExitCode, InputError
-from ..models import CfTarget, Outcome, Report, RotationRequest, iso
+from ..models import CfTarget, Outcome, Report, RotationRequest
 from ..request.build import Settings
 from ..request.fields import DEFAULT_WARN_DAYS
 from ..signals import stop_requested_on_signals
@@ -37,7 +37,7 @@ from .inputs import (
     secrets_in_urls,
     target_of,
 )
-from .report import annotations_for, outputs, summary
+from .report import annotations_for, outputs, result_lines, summary
 
 Rotate = Callable[..., Report]
 
@@ -64,6 +64,10 @@ def run(env: Mapping[str, str], rotate: Rotate | None = None) -> int:
     for password in secrets_in_urls(inputs):
         gha.mask(password)  # `https://user:password@host`, refused below but never shown
     try:
+        if inputs["targets"]:
+            from .targets import run_targets
+
+            return run_targets(inputs, env, rotate)
         with _LogRelay.attached():
             return _run(inputs, env, rotate)
     finally:
@@ -158,7 +162,10 @@ def _render(report: Report, settings: Settings | None) -> int:
     notes, expiry_failed = annotations_for(
         report, now=now, warn_days=warn_days, fail_within=fail_within
     )
-    for name, value in outputs(report, now).items():
+    code = report.exit_code
+    if expiry_failed and code is ExitCode.OK:
+        code = ExitCode.FAILED
+    for name, value in outputs(report, now, code).items():
         gha.set_output(name, value)
     gha.Summary().append(summary(report, now=now, expiry_failed=expiry_failed))
     _log_result(report, now)
@@ -167,31 +174,12 @@ def _render(report: Report, settings: Settings | None) -> int:
             gha.error(note.message, title=note.title)
         else:
             gha.warning(note.message, title=note.title)
-    code = report.exit_code
-    if expiry_failed and code is ExitCode.OK:
-        code = ExitCode.FAILED
     return int(code)
 
 
 def _log_result(report: Report, now: datetime) -> None:
-    live = report.in_force
-    strategy = f" (strategy {report.strategy})" if report.strategy else ""
-    gha.info(f"result: {report.outcome}{strategy}")
-    if live is not None:
-        gha.info(
-            f"certificate in force: {live.subject}, serial {live.serial}, expires "
-            f"{iso(live.not_after)} ({live.days_remaining(now)} days), sha256 "
-            f"{live.fingerprint_sha256}"
-        )
-    if report.outcome is Outcome.DRY_RUN:
-        for line in report.plan:
-            gha.info(f"plan: {line}")
-    if report.error:
-        gha.info(f"error: {report.hint or report.error}")
-    for line in report.state_left:
-        gha.info(f"state left: {line}")
-    for i, line in enumerate(report.manual_actions, 1):
-        gha.info(f"to do by hand {i}: {line}")
+    for line in result_lines(report, now):
+        gha.info(line)
 
 
 class _LogRelay(logging.Handler):
@@ -230,7 +218,7 @@ class _LogRelay(logging.Handler):
                 gha.start_group(f"step {started}")
                 self._in_group = True
             if record.levelno >= logging.INFO or gha.is_debug():
-                gha.info(_line(record))
+                gha.info(log_line(record))
             if ended:
                 self.end_group()
         except Exception:  # a log line must never break the rotation
@@ -242,7 +230,8 @@ class _LogRelay(logging.Handler):
             self._in_group = False
 
 
-def _line(record: logging.LogRecord) -> str:
+def log_line(record: logging.LogRecord) -> str:
+    """A log record as one plain log line (level prefix, traceback appended)."""
     prefix = {logging.DEBUG: "debug: ", logging.WARNING: "warning: "}.get(record.levelno, "")
     if record.levelno >= logging.ERROR:
         prefix = "error: "

@@ -8,6 +8,11 @@ token (client credentials, or an operator who restricts the refresh grant) or re
 (401/400), the original grant runs again: the credentials are still in memory, and an
 OIDC login fetches a new token, so a run outlives the short-lived OIDC token.
 
+One `UaaAuth` may serve several `CfClient`s at once (a targets file's rotations share one
+login): every step that touches the token runs under one lock, and a renewal after a 401
+happens only when the rejected token is still the one held, so N calls rejected together
+cost one refresh grant, not N in a row.
+
 The token is renewed when a quarter of its lifetime (at most 30 s) is left. The lifetime
 comes from the JWT (`exp - iat`, less one second: UAA's claims are whole seconds) or
 `expires_in`, whichever is shorter, and is counted on the local monotonic clock from the
@@ -30,7 +35,7 @@ from typing import Any
 from ..errors import CfApiError, InputError
 from ..models import CfAuth
 from .grants import Grant, grant_for
-from .http import CfHttp
+from .http import CfHttp, Redactor
 from .oidc import token_source
 
 __all__ = ["UaaAuth"]
@@ -101,10 +106,24 @@ class UaaAuth:
         self._clock = clock
         self._token: _Token | None = None
         self._lock = threading.Lock()
-        http.redact.add(credentials.password, credentials.client_secret)
+        self._redactors: list[Redactor] = []
+        self.redact_in(http.redact)
         assertion = credentials.assertion
         token = token_source(http, assertion) if assertion is not None else None
         self._grant: Grant = grant_for(credentials, token)
+
+    def redact_in(self, redactor: Redactor) -> None:
+        """Have `redactor` cut this login's secrets: the credentials, every token so far and
+        every later one (a client that shares this login redacts its own errors with it)."""
+        with self._lock:
+            self._redactors.append(redactor)
+            redactor.add(self._credentials.password, self._credentials.client_secret)
+            if self._token is not None:
+                redactor.add(self._token.access, self._token.refresh)
+
+    def _redact(self, *values: str | None) -> None:
+        for redactor in self._redactors:
+            redactor.add(*values)
 
     @property
     def grant(self) -> str:
@@ -112,9 +131,9 @@ class UaaAuth:
         return self._grant.name
 
     def login(self) -> None:
-        """Run the configured grant now; 401 means the credentials are wrong."""
-        with self._lock:
-            self._token = self._login()
+        """Have a token now: run the configured grant unless one is held and not near
+        expiry (a shared login logs in once); 401 means the credentials are wrong."""
+        self.authorization()
 
     def authorization(self) -> str:
         with self._lock:
@@ -125,9 +144,16 @@ class UaaAuth:
                 self._token = self._refresh(self._token)
             return "bearer " + self._token.access
 
-    def renew(self) -> None:
+    def renew(self, rejected: str | None = None) -> None:
+        """A new token after Cloud Controller rejected `rejected` (the `Authorization`
+        value it was sent); nothing when another call renewed it meanwhile."""
         with self._lock:
-            self._token = self._refresh(self._token) if self._token else self._login()
+            if self._token is None:
+                self._token = self._login()
+            elif rejected is None or rejected == "bearer " + self._token.access:
+                self._token = self._refresh(self._token)
+            else:
+                logger.debug("token rejected, but another call renewed it already")
 
     def _login(self) -> _Token:
         creds = self._credentials
@@ -161,10 +187,10 @@ class UaaAuth:
     def _call(self, form: dict[str, str], client: tuple[str, str] | None) -> _Token:
         url = self._token_url()
         self._http.allow_post_retries(url)
-        self._http.redact.add(*(form.get(k) for k in ("assertion", "client_assertion")))
+        self._redact(*(form.get(k) for k in ("assertion", "client_assertion")))
         headers = {"Authorization": _basic(*client)} if client else {}
         if client:
-            self._http.redact.add(headers["Authorization"].split(" ", 1)[1])
+            self._redact(headers["Authorization"].split(" ", 1)[1])
         started = self._clock()
         response = self._http.request("POST", url, form=form, headers=headers, service="UAA")
         body = self._http.json(response, "a UAA token")
@@ -177,7 +203,7 @@ class UaaAuth:
             )
         refresh = body.get("refresh_token")
         refresh = refresh if isinstance(refresh, str) and refresh else None
-        self._http.redact.add(access, refresh)
+        self._redact(access, refresh)
         lifetime = _lifetime_s(access, body.get("expires_in"))
         margin = min(_RENEW_MAX_MARGIN_S, lifetime * _RENEW_SHARE)
         logger.debug("UAA %s grant ok; token lifetime %.0fs", form["grant_type"], lifetime)

@@ -83,10 +83,15 @@ class CfBase:
         timeout_s: float = 30.0,
         poll_cap_s: float = 3.0,
         user_agent: str = _DEFAULT_USER_AGENT,
+        login: UaaAuth | None = None,
     ) -> None:
         self.api_url = _normalise_api_url(api_url)
         self._http = CfHttp(ca_pem=auth.ca_pem, timeout_s=timeout_s, user_agent=user_agent)
-        self._auth = UaaAuth(self._http, auth, lambda: self.root().token_url)
+        if login is None:
+            login = UaaAuth(self._http, auth, lambda: self.root().token_url)
+        else:  # another client's login, shared: its tokens are cut from this client's errors
+            login.redact_in(self._http.redact)
+        self._auth = login
         self._poll_cap_s = poll_cap_s
         self._root: RootInfo | None = None
         self._where: dict[str, str] = {}  # org/space guid -> "org 'o' / space 's'" for errors
@@ -105,6 +110,12 @@ class CfBase:
     def close(self) -> None:
         """Close pooled connections."""
         self._http.close()
+
+    @property
+    def login(self) -> UaaAuth:
+        """This client's UAA login, to share with clients of the same API and user
+        (`login=`): they then use its token, and renew it once for all."""
+        return self._auth
 
     def set_deadline(self, deadline: float | None) -> None:
         """No call starts, and no retry waits, past `deadline` (`time.monotonic()`)."""

@@ -52,7 +52,8 @@ _MAX_LIST_PAGES = 1000
 class CfClient(CfBase):
     """A Cloud Foundry v3 client for one API endpoint and one set of credentials.
 
-    `CfClient(api_url, auth, *, timeout_s=30.0, poll_cap_s=3.0, user_agent=...)`;
+    `CfClient(api_url, auth, *, timeout_s=30.0, poll_cap_s=3.0, user_agent=..., login=...)`
+    (`login`: another client's, shared);
     construction does no I/O. `deadline` arguments are absolute `time.monotonic()`
     values. Errors: `CfUnreachable` (no answer), `CfApiError` (an error envelope; 404 for
     lookups that find nothing), `CfJobFailed` (a job ended FAILED), `CfTimeout` (a wait

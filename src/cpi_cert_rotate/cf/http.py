@@ -89,8 +89,10 @@ class BearerSource(Protocol):
         """The `Authorization` header value, refreshed first when the token is near expiry."""
         ...
 
-    def renew(self) -> None:
-        """Get a new token now (Cloud Controller answered 401 `CF-InvalidAuthToken`)."""
+    def renew(self, rejected: str | None = None) -> None:
+        """Get a new token now: Cloud Controller answered 401 `CF-InvalidAuthToken` to the
+        `Authorization` value `rejected` (a holder shared by several clients renews only
+        when that is still its token)."""
         ...
 
 
@@ -306,7 +308,7 @@ class CfHttp:
                 and _envelope(response)[1] == "CF-InvalidAuthToken"
             ):
                 logger.debug("token rejected as invalid or expired; renewing and replaying once")
-                bearer.renew()
+                bearer.renew(call_headers["Authorization"])
                 continue
             if response.status_code >= 300:
                 raise self._error(response, method, path, service)

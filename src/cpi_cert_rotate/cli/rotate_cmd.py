@@ -18,51 +18,28 @@ import threading
 from dataclasses import replace
 from datetime import UTC, datetime
 
-from ..errors import ExitCode, InputError
+from ..errors import ExitCode
 from ..models import Report, Strategy
 from ..request.build import Settings, build
+from ..request.certificate import JwtSource
 from ..request.fields import DEFAULT_WARN_DAYS
-from ..request.rules import CA_BUNDLE_MAX
 from ..rotation.annotations import DEFAULT_PREFIX
 from ..signals import stop_requested_on_signals
-from .issuer_args import ExportedJwt, add_issuer_arguments, issuer_values
+from .cf_args import add_cf_login_arguments, cf_assertion, cf_login_values
+from .issuer_args import add_issuer_arguments, issuer_values
 from .local_inputs import read_input, secret_from_env, stdin_once
 from .render import expiry_failure, render_report
 from .spelling import Flag, add_flags, dialect, for_cli
 
-_CF_FLAGS: tuple[Flag, ...] = (
+_TARGET_FLAGS: tuple[Flag, ...] = (
+    ("--cf-org", "NAME", "required (unless --targets): org of the app"),
+    ("--cf-space", "NAME", "required (unless --targets): space of the app"),
+    ("--app", "NAME", "required (unless --targets): the app that calls the iFlow"),
     (
-        "--cf-api",
-        "URL",
-        "required: the CF API endpoint, e.g. https://api.cf.eu10.hana.ondemand.com",
-    ),
-    ("--cf-org", "NAME", "required: org of the app"),
-    ("--cf-space", "NAME", "required: space of the app"),
-    ("--app", "NAME", "required: the app that calls the iFlow"),
-    ("--service-instance", "NAME", "required: its it-rt service instance (case-sensitive)"),
-    ("--cf-username", "USER", "technical user (Space Developer in the space)"),
-    ("--cf-password-env", "NAME", "environment variable holding its password"),
-    ("--cf-origin", "KEY", "identity provider origin of the user, e.g. sap.ids"),
-    ("--cf-client-id", "ID", "UAA client, instead of a user"),
-    ("--cf-client-secret-env", "NAME", "environment variable holding its secret"),
-    (
-        "--cf-oidc",
-        "{user,client}",
-        "log in with an OIDC token instead: as a user of --cf-origin (UAA's JWT bearer grant) "
-        "or as the UAA client --cf-client-id (the token instead of its secret)",
-    ),
-    (
-        "--cf-assertion-env",
+        "--service-instance",
         "NAME",
-        "environment variable holding that OIDC token (a JWT, e.g. a CI system's)",
+        "required (unless --targets): its it-rt service instance (case-sensitive)",
     ),
-    (
-        "--cf-oidc-exchange-url",
-        "URL",
-        "exchange the token there first (SAP Cloud Identity Services' /oauth2/token)",
-    ),
-    ("--cf-oidc-exchange-client-id", "ID", "the client ID of that exchange"),
-    ("--cf-ca-cert", "PATH", "PEM of a private CA for the CF API and the iFlow (never unverified)"),
 )
 _CHAIN_FLAGS: tuple[Flag, ...] = (
     (
@@ -129,11 +106,23 @@ _ROTATION_FLAGS: tuple[Flag, ...] = (
 )
 
 
+_TARGETS_FLAGS: tuple[Flag, ...] = (
+    (
+        "--targets",
+        "PATH",
+        "a targets file (YAML, docs/fleet.md; `scan --matrix` output is one): rotate every app "
+        "it lists, each with its own overrides; the other flags are every target's defaults; "
+        "- is standard input",
+    ),
+    ("--parallel", "N", "targets rotated at once (1-16)"),
+)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of `rotate`, grouped; each gives the Action input `cli.spelling.FLAGS` names."""
-    add_flags(
-        parser.add_argument_group("Cloud Foundry (where the app is, and how to log in)"), _CF_FLAGS
-    )
+    cf = parser.add_argument_group("Cloud Foundry (where the app is, and how to log in)")
+    add_cf_login_arguments(cf)
+    add_flags(cf, _TARGET_FLAGS)
     cert = parser.add_argument_group(
         "new certificate (or let Vault/OpenBao issue it, below; with --dry-run and neither, "
         "the live certificate is only checked)"
@@ -143,12 +132,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_flags(cert, _MATERIAL_FLAGS)
     add_issuer_arguments(parser)
     add_flags(parser.add_argument_group("rotation"), _ROTATION_FLAGS)
+    add_flags(
+        parser.add_argument_group(
+            "many apps in one run (instead of --cf-org, --cf-space, --app, --service-instance)"
+        ),
+        _TARGETS_FLAGS,
+    )
     out = parser.add_argument_group("output")
     out.add_argument("--json", action="store_true", help="print the report as one JSON document")
 
 
 def run(args: argparse.Namespace) -> int:
     """Build the request, rotate (SIGINT/SIGTERM undo and stop), print the report."""
+    if args.targets:
+        from .rotate_targets import run_targets
+
+        return run_targets(args)
     settings = settings_from_args(args)
     from ..rotation import rotate
 
@@ -189,18 +188,21 @@ def _print(report: Report, settings: Settings, *, as_json: bool) -> int:
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
     """Read files and secret variables, then check everything the way the Action does."""
-    stdin_once(args.chain, args.key)
+    values, used, jwt = values_from_args(args)
+    return build(values, dialect(used), jwt=jwt, cf_jwt=cf_assertion(args))
+
+
+def values_from_args(
+    args: argparse.Namespace,
+) -> tuple[dict[str, str | bytes], dict[str, str], JwtSource]:
+    """The values the flags give, keyed by input name (files and secret variables read),
+    the flags chosen where two give one input, and the JWT source of a Vault JWT login."""
+    stdin_once(args.chain, args.key, args.targets)
     used: dict[str, str] = {}
-    values: dict[str, str | bytes] = {
+    values: dict[str, str | bytes] = cf_login_values(args)
+    values |= {
         name: getattr(args, name.replace("-", "_")) or ""
         for name in (
-            "cf-api",
-            "cf-username",
-            "cf-origin",
-            "cf-client-id",
-            "cf-oidc",
-            "cf-oidc-exchange-url",
-            "cf-oidc-exchange-client-id",
             "cf-org",
             "cf-space",
             "app",
@@ -215,21 +217,15 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
             "max-in-flight",
             "annotation-prefix",
             "fail-if-expires-within",
+            "targets",
+            "parallel",
         )
     }
     for name in ("force", "dry-run", "keep-root"):
         values[name] = "true" if getattr(args, name.replace("-", "_")) else ""
-    for name, flag in (
-        ("cf-password", "cf_password_env"),
-        ("cf-client-secret", "cf_client_secret_env"),
-        ("private-key-passphrase", "passphrase_env"),
-    ):
-        variable = getattr(args, flag)
-        if variable:
-            values[name] = secret_from_env(variable, flag="--" + flag.replace("_", "-"))
-    if args.cf_ca_cert:
-        values["cf-ca-cert"] = read_input(
-            args.cf_ca_cert, what="CF CA", flag="--cf-ca-cert", limit=CA_BUNDLE_MAX
+    if args.passphrase_env:
+        values["private-key-passphrase"] = secret_from_env(
+            args.passphrase_env, flag="--passphrase-env"
         )
     for name, path_flag, env_flag in (
         ("cert-chain", "chain", "chain_env"),
@@ -243,26 +239,4 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
             values[name] = read_input(path, what=path_flag, flag="--" + path_flag)
     issuer_values_, jwt = issuer_values(args, os.environ)
     values.update(issuer_values_)
-    return build(values, dialect(used), jwt=jwt, cf_jwt=_cf_assertion(args))
-
-
-def _cf_assertion(args: argparse.Namespace) -> ExportedJwt:
-    """The OIDC token of `--cf-oidc`, from the variable `--cf-assertion-env` names."""
-    value = None
-    if args.cf_assertion_env:
-        if not args.cf_oidc:
-            raise InputError(
-                "`--cf-assertion-env` needs `--cf-oidc`: whether the token logs in a user or "
-                "a UAA client",
-                code="missing-input",
-                fix="Add --cf-oidc user (a user of --cf-origin, UAA's JWT bearer grant) or "
-                "--cf-oidc client (with --cf-client-id).",
-            )
-        value = secret_from_env(args.cf_assertion_env, flag="--cf-assertion-env")
-    return ExportedJwt(
-        value,
-        flag="--cf-assertion-env",
-        needed_by="`--cf-oidc`",
-        code="missing-input",
-        name=args.cf_assertion_env or "",
-    )
+    return values, used, jwt

@@ -13,101 +13,83 @@ import json
 import sys
 from datetime import datetime
 
-from ..fleet import (
-    DEFAULT_ENVIRONMENT,
-    DEFAULT_OFFERING,
-    DEFAULT_PLAN,
-    DEFAULT_RENEW_BEFORE,
-    MATRIX_LIMIT,
-    Place,
-    ScanReport,
-    ScanRequest,
-    check_template,
-    scan,
-)
+from ..fleet import ScanReport, ScanRequest, scan
 from ..fleet.columns import COLUMNS, cells
-from ..models import RenewBefore
-from ..rotation.annotations import DEFAULT_PREFIX, check_prefix
-from .cf_args import add_cf_login_arguments, cf_auth_from_args
+from ..request.fields import SCAN
+from ..request.scan import build_scan
+from ..rotation.annotations import DEFAULT_PREFIX
+from .cf_args import add_cf_login_arguments, cf_assertion, cf_login_values
+from .spelling import SCAN_FLAGS, Flag, add_flags, dialect
+
+_WHAT_FLAGS: tuple[Flag, ...] = (
+    ("--offering", "NAME", "service offering of the instances"),
+    ("--plan", "NAME", "service plan of the instances"),
+    ("--chain-env-var", "NAME", "app env var with the chain ('' reads none)"),
+    (
+        "--renew-before",
+        "WHEN",
+        "when a certificate is due: 30d or 33%% (give rotate the same)",
+    ),
+    ("--warn-days", "DAYS", "`expiring` at or below this many days left"),
+    (
+        "--annotation-prefix",
+        "DNS-NAME",
+        f"prefix of the rotation annotations (default: {DEFAULT_PREFIX})",
+    ),
+)
+_OUTPUT_FLAGS: tuple[Flag, ...] = (
+    (
+        "--environment",
+        "TEMPLATE",
+        "GitHub environment of each due app in the matrix: {org} {space} {app} {instance}",
+    ),
+    ("--matrix-limit", "N", "most entries in the matrix (GitHub's maximum is 256)"),
+    (
+        "--fail-if-expires-within",
+        "DAYS",
+        "exit 1 when a certificate expires within DAYS (or its expiry is unknown)",
+    ),
+)
+_RUN_FLAGS: tuple[Flag, ...] = (
+    ("--parallel", "N", "per-app reads at once (1 to 16)"),
+    ("--timeout", "SECONDS", "the whole scan's limit (1 to 3600)"),
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags of `scan`; each mirrors an input of the scan action (scan/action.yml)."""
-    cf = add_cf_login_arguments(parser)
+    """Flags of `scan`; each gives an input of the scan action (`cli.spelling.SCAN_FLAGS`)."""
+    cf = parser.add_argument_group("Cloud Foundry")
+    add_cf_login_arguments(cf)
     cf.add_argument(
         "--scope",
         action="append",
         default=[],
-        type=Place.parse,
         metavar="ORG[/SPACE]",
         help="scan only this org or space (repeat it); default: every space the user sees",
     )
-    what = parser.add_argument_group("what to look for")
-    what.add_argument("--offering", default=DEFAULT_OFFERING, help="default %(default)s")
-    what.add_argument("--plan", default=DEFAULT_PLAN, help="default %(default)s")
-    what.add_argument(
-        "--chain-env-var", default="CLI_CHAIN", help="app env var with the chain ('' skips it)"
-    )
-    what.add_argument(
-        "--renew-before",
-        type=RenewBefore.parse,
-        default=DEFAULT_RENEW_BEFORE,
-        help="when a certificate is due: 30d or 33%% (default 30d; give rotate the same)",
-    )
-    what.add_argument(
-        "--warn-days", type=int, default=30, help="`expiring` at or below (default 30)"
-    )
-    what.add_argument(
-        "--annotation-prefix",
-        metavar="DNS-NAME",
-        help=f"prefix of the rotation annotations (default {DEFAULT_PREFIX})",
-    )
+    add_flags(parser.add_argument_group("what to look for"), _WHAT_FLAGS, SCAN)
     out = parser.add_argument_group("output")
-    out.add_argument(
-        "--environment",
-        default=DEFAULT_ENVIRONMENT,
-        help="GitHub environment of each due app in the matrix: {org} {space} {app} "
-        "{instance} (default %(default)s)",
-    )
-    out.add_argument(
-        "--matrix-limit",
-        type=int,
-        default=MATRIX_LIMIT,
-        help="most entries in the matrix (GitHub's maximum and the default: 256)",
-    )
+    add_flags(out, _OUTPUT_FLAGS, SCAN)
     form = out.add_mutually_exclusive_group()
     form.add_argument("--json", action="store_true", help="print the whole report as JSON")
     form.add_argument("--matrix", action="store_true", help="print only the due matrix (JSON)")
-    out.add_argument(
-        "--fail-if-expires-within",
-        type=int,
-        metavar="DAYS",
-        help="exit 1 when a certificate expires within DAYS (or its expiry is unknown)",
-    )
-    run = parser.add_argument_group("run")
-    run.add_argument("--parallel", type=int, default=4, help="per-app reads at once (default 4)")
-    run.add_argument("--timeout", type=float, default=300.0, help="seconds for the whole scan")
+    add_flags(parser.add_argument_group("run"), _RUN_FLAGS, SCAN)
 
 
 def build_request(args: argparse.Namespace) -> ScanRequest:
-    """The scan the flags ask for; every flag is checked before any call."""
-    prefix = args.annotation_prefix
-    return ScanRequest(
-        api_url=args.cf_api,
-        auth=cf_auth_from_args(args),
-        places=tuple(args.scope),
-        offering=args.offering,
-        plan=args.plan,
-        chain_env_var=args.chain_env_var,
-        renew_before=args.renew_before,
-        warn_days=args.warn_days,
-        annotation_prefix=check_prefix(prefix, source="--annotation-prefix") if prefix else None,
-        environment=check_template(args.environment, source="--environment"),
-        parallel=args.parallel,
-        timeout_s=args.timeout,
-        fail_within_days=args.fail_if_expires_within,
-        matrix_limit=args.matrix_limit,
-    )
+    """The scan the flags ask for, checked by `request.scan.build_scan` before any call.
+    A flag not given is left out, so its default applies; `--chain-env-var ''` reads none."""
+    values = cf_login_values(args)
+    for name in SCAN.by_name:
+        flag = SCAN_FLAGS[name]
+        if name in values or flag is None or name == "scope":
+            continue
+        value = getattr(args, flag.removeprefix("--").replace("-", "_"))
+        if value is not None:
+            values[name] = value
+    if args.scope:
+        values["scope"] = "\n".join(args.scope)
+    return build_scan(values, dialect(flags=SCAN_FLAGS), cf_jwt=cf_assertion(args))
 
 
 def render_table(report: ScanReport, now: datetime | None = None) -> str:
@@ -148,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
     for finding in report.expiring_within_limit:
         print(
             f"error: {finding.org}/{finding.space}/{finding.app} expires within "
-            f"{args.fail_if_expires_within} days (or its expiry is unknown)",
+            f"{report.fail_within_days} days (or its expiry is unknown)",
             file=sys.stderr,
         )
     return int(report.exit_code)

@@ -1,11 +1,12 @@
 """The command line's names for the Action's inputs, and messages spelt with them.
 
-`FLAGS` maps each input (`request.fields`) to the flag that gives it on the command
-line. The input checks (`request.build`) name a flag through `dialect()`; errors raised
-later (the engine, the CF client) name inputs in backticks the Action's way, and
-`for_cli` shows a command-line user the flag instead: "pass `--cf-ca-cert`", not
-"pass `cf-ca-cert`". Material problems (`material.PROBLEMS`) are left as they are:
-their fixes already name both spellings.
+`FLAGS` maps each input of `rotate` (`request.fields.ROTATE`) to the flag that gives it
+on the command line, `SCAN_FLAGS` each of `scan` (`request.fields.SCAN`). The input
+checks (`request.build`) name a flag through `dialect()`; errors raised later (the
+engine, the CF client) name inputs in backticks the Action's way, and `for_cli` shows a
+command-line user the flag instead: "pass `--cf-ca-cert`", not "pass `cf-ca-cert`".
+Material problems (`material.PROBLEMS`) are left as they are: their fixes already name
+both spellings.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from argparse import _ArgumentGroup
 from collections.abc import Mapping
 
 from ..material import PROBLEMS
-from ..request.fields import DEFAULTS
+from ..request.fields import LOGIN, ROTATE, SCAN, Section
 from ..request.problems import Dialect
 
 FLAGS: dict[str, str | None] = {
@@ -63,21 +64,29 @@ FLAGS: dict[str, str | None] = {
     "fail-if-expires-within": "--fail-if-expires-within",
     "timeout": "--timeout",
     "annotation-prefix": "--annotation-prefix",
+    "targets": "--targets",
+    "parallel": "--parallel",
     "max-in-flight": "--max-in-flight",
 }
-"""Every input and its flag; None where the command line takes it another way."""
+"""Every input of `rotate` and its flag; None where the command line takes it another way."""
+
+SCAN_FLAGS: dict[str, str | None] = {
+    f.name: FLAGS[f.name] if f in LOGIN else f"--{f.name}" for f in SCAN.fields
+}
+"""Every input of `scan` and its flag: the login's are `rotate`'s, the rest `--<name>`."""
 
 _BACKTICKED = re.compile(r"`([a-z0-9]+(?:-[a-z0-9]+)*)`")
-_INPUT_OF = {flag: name for name, flag in FLAGS.items() if flag}
 
 Flag = tuple[str, str | None, str]
 """(flag, metavar, meaning) of one flag; a metavar of None makes an on/off switch."""
 
 
-def add_flags(group: _ArgumentGroup, flags: tuple[Flag, ...]) -> None:
+def add_flags(group: _ArgumentGroup, flags: tuple[Flag, ...], section: Section = ROTATE) -> None:
     """Add `flags` to `group`, each help ending in the default of the input it gives."""
+    spelling = SCAN_FLAGS if section is SCAN else FLAGS
+    input_of = {flag: name for name, flag in spelling.items() if flag}
     for flag, metavar, meaning in flags:
-        default = DEFAULTS.get(_INPUT_OF.get(flag, ""), "")
+        default = section.defaults.get(input_of.get(flag, ""), "")
         if metavar is None:
             group.add_argument(flag, action="store_true", help=meaning)
         else:
@@ -85,13 +94,15 @@ def add_flags(group: _ArgumentGroup, flags: tuple[Flag, ...]) -> None:
             group.add_argument(flag, metavar=metavar, help=meaning + shown)
 
 
-def dialect(used: Mapping[str, str] | None = None) -> Dialect:
+def dialect(
+    used: Mapping[str, str] | None = None, flags: Mapping[str, str | None] = FLAGS
+) -> Dialect:
     """The command line's words; `used` names the flag a user chose where two give one
     input (`--chain-env` instead of `--chain`)."""
     chosen = dict(used or {})
 
     def spell(name: str) -> str | None:
-        flag = chosen.get(name) or FLAGS.get(name)
+        flag = chosen.get(name) or flags.get(name)
         return f"`{flag}`" if flag else None
 
     return Dialect(spell=spell, noun="", empty="is not given", chain_is_public=False)

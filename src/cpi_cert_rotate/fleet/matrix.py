@@ -11,16 +11,15 @@ matrix; beyond the limit the apps that expire last wait for the next run.
 
 from __future__ import annotations
 
-import string
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from ..errors import InputError
+from ..request import rules
 from .models import Finding, Problem, ProblemCode
 
-PLACEHOLDERS = ("org", "space", "app", "instance")
+PLACEHOLDERS = rules.ENVIRONMENT_PLACEHOLDERS
 MAX_ENVIRONMENT_NAME = 255
 """GitHub: "An environment name may not exceed 255 characters" (Managing environments
 for deployment); names are not case sensitive."""
@@ -28,24 +27,9 @@ _LATEST = datetime.max.replace(tzinfo=UTC)
 
 
 def check_template(template: str, *, source: str = "environment") -> str:
-    """Return `template` when it only uses known placeholders; else `InputError` (exit 2)."""
-    fix = (
-        "Use {org}, {space}, {app} and {instance}, e.g. `cpi-{app}` or `cpi-{space}-{app}`; "
-        "write `{{` and `}}` for literal braces."
-    )
-    try:
-        fields = [
-            name for _, name, spec, conv in string.Formatter().parse(template) if name is not None
-        ]
-    except ValueError as error:
-        raise InputError(
-            f"{source} template {template!r}: {error}", code="bad-environment", fix=fix
-        ) from error
-    unknown = sorted({f for f in fields if f not in PLACEHOLDERS})
-    if unknown or not template.strip():
-        what = f"unknown placeholder(s) {', '.join(unknown)}" if unknown else "it is empty"
-        raise InputError(f"{source} template {template!r}: {what}", code="bad-environment", fix=fix)
-    return template
+    """`template` when it names only known placeholders; else `InputError` (exit 2).
+    The rule is `request.rules.environment_template`."""
+    return rules.environment_template(template, source)
 
 
 def environment_of(template: str, finding: Finding) -> str:

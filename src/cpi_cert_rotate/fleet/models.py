@@ -11,19 +11,20 @@ from typing import Any
 
 from ..errors import ExitCode, InputError
 from ..models import CertFacts, CfAuth, RenewBefore
+from ..request import rules
+from ..request.fields import SCAN
 
-DEFAULT_OFFERING = "it-rt"
+# The scan's defaults and limits are its input fields' (request/fields.py, request/rules.py).
+DEFAULT_OFFERING = SCAN.defaults["offering"]
 """The Process Integration Runtime's name in the CF marketplace."""
-DEFAULT_PLAN = "integration-flow"
+DEFAULT_PLAN = SCAN.defaults["plan"]
 """The it-rt plan for iFlow senders (the `api` plan is for OData and has no iFlow URL)."""
-DEFAULT_RENEW_BEFORE = RenewBefore(days=30)
-DEFAULT_ENVIRONMENT = "cpi-{app}"
+DEFAULT_RENEW_BEFORE = RenewBefore.parse(SCAN.defaults["renew-before"])
+DEFAULT_ENVIRONMENT = SCAN.defaults["environment"]
 """One GitHub environment per app, as in examples/fleet-rotation.yml."""
-MAX_PARALLEL = 16
-"""Per-app reads in flight at most: more only meets Cloud Controller's rate limit sooner."""
-MATRIX_LIMIT = 256
-"""GitHub runs at most 256 jobs from one matrix (docs: "Running variations of jobs in a
-workflow"); the most urgent apps go first, the rest wait for the next run."""
+MAX_PARALLEL = rules.SCAN_PARALLEL_MAX
+MATRIX_LIMIT = rules.MATRIX_MAX
+"""The most urgent apps go first, the rest wait for the next run."""
 
 
 class Overlap(StrEnum):
@@ -82,19 +83,9 @@ class Place:
     space: str | None = None
 
     @classmethod
-    def parse(cls, text: str) -> Place:
-        """`ORG` or `ORG/SPACE`; names may not be empty or hold a comma (CC's list
-        filters are comma-separated, so such a name cannot be asked for)."""
-        org, _, space = text.strip().partition("/")
-        names = [org.strip()] + ([space.strip()] if "/" in text else [])
-        if not all(names) or any("," in name for name in names):
-            raise InputError(
-                f"{text!r} is not an org or org/space",
-                code="bad-place",
-                fix="Give `ORG` or `ORG/SPACE`, e.g. `acme-prod` or `acme-prod/integration`; "
-                "several are separated by spaces or new lines.",
-            )
-        return cls(names[0], names[1] if len(names) > 1 else None)
+    def parse(cls, text: str, *, label: str = "scope") -> Place:
+        """`ORG` or `ORG/SPACE` (`request.rules.place`)."""
+        return cls(*rules.place(text, label))
 
     def __str__(self) -> str:
         return self.org if self.space is None else f"{self.org}/{self.space}"
@@ -110,20 +101,20 @@ class ScanRequest:
     """Where to look; empty: every space the user can see."""
     offering: str = DEFAULT_OFFERING
     plan: str = DEFAULT_PLAN
-    chain_env_var: str = "CLI_CHAIN"
+    chain_env_var: str = SCAN.defaults["chain-env-var"]
     renew_before: RenewBefore = DEFAULT_RENEW_BEFORE
-    warn_days: int = 30
+    warn_days: int = int(SCAN.defaults["warn-days"])
     """A certificate with this many days or fewer left gets the `expiring` problem."""
     annotation_prefix: str | None = None
     """Prefix of the rotation annotations (None: `rotation.annotations.DEFAULT_PREFIX`)."""
     environment: str = DEFAULT_ENVIRONMENT
     """Template of each due app's GitHub environment: {org}, {space}, {app}, {instance}."""
-    parallel: int = 4
+    parallel: int = int(SCAN.defaults["parallel"])
     """Per-app reads (credentials, env vars) in flight at once."""
-    timeout_s: float = 300.0
+    timeout_s: float = float(SCAN.defaults["timeout"])
     fail_within_days: int | None = None
     """Exit 1 when a certificate expires within this many days (or its expiry is unknown)."""
-    matrix_limit: int = MATRIX_LIMIT
+    matrix_limit: int = int(SCAN.defaults["matrix-limit"])
 
     def __post_init__(self) -> None:
         checks = (

@@ -27,7 +27,7 @@ from ..models import (
 from ..rotation.annotations import check_prefix
 from . import rules
 from .certificate import JwtSource, new_certificate
-from .fields import BY_NAME, DEFAULT_WARN_DAYS, DEFAULTS, OIDC_INPUTS, VERIFY_TIMEOUT_S
+from .fields import DEFAULT_WARN_DAYS, DEFAULTS, OIDC_INPUTS, ROTATE, VERIFY_TIMEOUT_S, Section
 from .problems import Dialect, Problems
 
 REQUIRED = ("cf-api", "cf-org", "cf-space", "app", "service-instance")
@@ -64,11 +64,9 @@ def build(
     (`cf-oidc`), called at each login.
     """
     problems = Problems(dialect)
-    for name, value in values.items():
-        if value:
-            problems.check(partial(_basic, name, value, dialect))
+    check_basics(values, problems, ROTATE)
     problems.raise_if_any()  # nothing below reads an oversized or undecodable value
-    text = _Text(values)
+    text = Text(values)
     d = dialect
     target = CfTarget(
         api_url=text("cf-api").rstrip("/"),
@@ -86,9 +84,9 @@ def build(
     force, dry_run, keep_root = (
         _bool(text, n, problems) for n in ("force", "dry-run", "keep-root")
     )
-    fail_within = _number(text, "fail-if-expires-within", problems, low=0, high=rules.DAYS_MAX)
+    fail_within = number(text, "fail-if-expires-within", problems, low=0, high=rules.DAYS_MAX)
     timeout = _timeout(text("timeout") or DEFAULTS["timeout"], problems)
-    max_in_flight = _number(
+    max_in_flight = number(
         text,
         "max-in-flight",
         problems,
@@ -103,6 +101,10 @@ def build(
     if prefix is not None:
         problems.check(lambda: check_prefix(prefix, source=d.ref("annotation-prefix")))
     new = new_certificate(values, problems, mask, jwt, check_only_allowed=dry_run)
+    if text("parallel") not in ("", DEFAULTS["parallel"]):  # a targets file takes it away
+        problems.warnings.append(
+            f"{d.mention('parallel')} applies only with {d.mention('targets')}: ignored"
+        )
     problems.raise_if_any()
     assert auth is not None
     assert new is not None
@@ -138,7 +140,7 @@ def build(
     )
 
 
-class _Text:
+class Text:
     """A value as text ('' when not given); a file's bytes are decoded (checked already)."""
 
     def __init__(self, values: Mapping[str, str | bytes]) -> None:
@@ -149,9 +151,15 @@ class _Text:
         return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
 
 
-def _basic(name: str, value: str | bytes, dialect: Dialect) -> None:
-    """Size, encoding and line rules of one value, whatever it is."""
-    spec = BY_NAME[name]
+def check_basics(values: Mapping[str, str | bytes], problems: Problems, section: Section) -> None:
+    """The size, encoding and line rules of every value given, whatever it is."""
+    for name, value in values.items():
+        if value:
+            problems.check(partial(_basic, section, name, value, problems.dialect))
+
+
+def _basic(section: Section, name: str, value: str | bytes, dialect: Dialect) -> None:
+    spec = section.by_name[name]
     label = dialect.ref(name)
     rules.size(value, label, spec.limit)
     if isinstance(value, bytes):
@@ -180,7 +188,7 @@ def cf_login(
     """The CF API URL's rule and exactly one way to log in: what every command that calls
     Cloud Foundry checks (`rotate`, `scan`). A missing `cf-api` is the caller's to report.
     `jwt` gives the token of an OIDC login (`cf-oidc`); without one, `cf-oidc` is refused."""
-    text = _Text(values)
+    text = Text(values)
     d = problems.dialect
     api = text("cf-api").rstrip("/")
     if api:
@@ -190,7 +198,7 @@ def cf_login(
     return _auth(text, values, problems, _Oidc(jwt, mask))
 
 
-def _ca_text(text: _Text, values: Mapping[str, str | bytes], problems: Problems) -> str | None:
+def _ca_text(text: Text, values: Mapping[str, str | bytes], problems: Problems) -> str | None:
     d = problems.dialect
     ca_pem = values.get("cf-ca-cert") or None
     if ca_pem is not None and problems.check(
@@ -201,7 +209,7 @@ def _ca_text(text: _Text, values: Mapping[str, str | bytes], problems: Problems)
 
 
 def _auth(
-    text: _Text, values: Mapping[str, str | bytes], problems: Problems, oidc: _Oidc
+    text: Text, values: Mapping[str, str | bytes], problems: Problems, oidc: _Oidc
 ) -> CfAuth | None:
     """Exactly one of: user and password, client id and secret, or an OIDC login."""
     d = problems.dialect
@@ -275,7 +283,7 @@ def _no_origin(problems: Problems, origin: str, who: str) -> None:
         )
 
 
-def _oidc_auth(text: _Text, problems: Problems, oidc: _Oidc, ca_text: str | None) -> CfAuth | None:
+def _oidc_auth(text: Text, problems: Problems, oidc: _Oidc, ca_text: str | None) -> CfAuth | None:
     """`cf-oidc: user` (JWT bearer grant) or `client` (client assertion), and its inputs."""
     d = problems.dialect
     label = d.ref("cf-oidc")
@@ -361,12 +369,12 @@ def _oidc_auth(text: _Text, problems: Problems, oidc: _Oidc, ca_text: str | None
     )
 
 
-def _bool(text: _Text, name: str, problems: Problems) -> bool:
+def _bool(text: Text, name: str, problems: Problems) -> bool:
     return problems.value(lambda: rules.boolean(text(name), problems.dialect.ref(name)), False)
 
 
-def _number(
-    text: _Text,
+def number(
+    text: Text,
     name: str,
     problems: Problems,
     *,
@@ -375,6 +383,7 @@ def _number(
     unit: str = "days",
     example: str = "`14`",
 ) -> int | None:
+    """A whole number from `low` to `high`, None when not given (`rules.whole_number`)."""
     raw = text(name)
     if raw == "":
         return None
@@ -387,9 +396,8 @@ def _number(
 
 def _timeout(raw: str, problems: Problems) -> float:
     label = problems.dialect.ref("timeout")
-    return problems.value(
-        lambda: rules.seconds(raw, label, example="`900`"), float(DEFAULTS["timeout"])
-    )
+    fix = "Write for example `900` (15 minutes, the default)."
+    return problems.value(lambda: rules.seconds(raw, label, fix=fix), float(DEFAULTS["timeout"]))
 
 
 def _strategy(raw: str, problems: Problems) -> Strategy | None:
@@ -408,7 +416,7 @@ def _renew_before(raw: str, problems: Problems) -> RenewBefore | None:
     return problems.value(lambda: RenewBefore.parse(raw, label=label), None)
 
 
-def _verify(text: _Text, problems: Problems) -> tuple[str | None, str | None]:
+def _verify(text: Text, problems: Problems) -> tuple[str | None, str | None]:
     d = problems.dialect
     path, url = text("verify-path"), text("verify-url")
     if path and url:
@@ -431,7 +439,7 @@ def _verify(text: _Text, problems: Problems) -> tuple[str | None, str | None]:
     return None, None
 
 
-def _env_vars(text: _Text, problems: Problems) -> tuple[str, str]:
+def _env_vars(text: Text, problems: Problems) -> tuple[str, str]:
     """The app's two variables: valid, not the platform's, and not the same one."""
     d = problems.dialect
     chain_var = text("chain-env-var") or DEFAULTS["chain-env-var"]

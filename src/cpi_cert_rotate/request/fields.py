@@ -1,16 +1,26 @@
-"""Every input of a rotation, once: its name, default, whether it is secret, its size limit.
+"""Every input, once: its name, default, whether it is secret, its size limit.
 
-The names are the Action's inputs (action.yml, in its order; a test keeps the two in
-step); the command line spells each as a flag (`cli.flags`). The defaults here are the
-only ones: action.yml states the same values (a test compares them) and the command
-line's help shows these.
+Two sections: `ROTATE`, the inputs of a rotation (action.yml, in its order) and `SCAN`,
+those of the fleet scan (scan/action.yml, in its order); the login rows are the same
+objects in both. A test keeps each section and its action.yml in step; the command line
+spells each input as a flag (`cli.spelling`). The defaults here are the only ones:
+action.yml states the same values (a test compares them) and the command line's help
+shows these.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .rules import CA_BUNDLE_MAX, MATERIAL_MAX, NAME_MAX, SECRET_MAX, TEXT_MAX, URL_MAX
+from .rules import (
+    CA_BUNDLE_MAX,
+    MATERIAL_MAX,
+    NAME_MAX,
+    SECRET_MAX,
+    TARGETS_FILE_MAX,
+    TEXT_MAX,
+    URL_MAX,
+)
 
 
 @dataclass(frozen=True)
@@ -28,7 +38,25 @@ class Field:
     """An input of the Action; False for a command-line flag only."""
 
 
-FIELDS: tuple[Field, ...] = (
+class Section:
+    """The inputs of one command: its rows in order, and what adapters derive from them."""
+
+    def __init__(self, *fields: Field) -> None:
+        self.fields = fields
+        self.by_name: dict[str, Field] = {f.name: f for f in fields}
+        self.inputs: tuple[str, ...] = tuple(f.name for f in fields if f.action)
+        """Every input of the command's action.yml, in its order."""
+        self.secret_inputs: tuple[str, ...] = tuple(f.name for f in fields if f.secret)
+        """Inputs masked line by line before anything else is printed."""
+        self.defaults: dict[str, str] = {f.name: f.default for f in fields if f.default}
+        """The default of every field that has one (also of command-line-only fields)."""
+        self.action_defaults: dict[str, str] = {
+            name: value for name, value in self.defaults.items() if name in self.inputs
+        }
+        """The defaults action.yml states."""
+
+
+LOGIN: tuple[Field, ...] = (
     Field("cf-api", limit=URL_MAX),
     Field("cf-username"),
     Field("cf-password", secret=True, limit=SECRET_MAX),
@@ -40,6 +68,11 @@ FIELDS: tuple[Field, ...] = (
     Field("cf-oidc-exchange-url", limit=URL_MAX),
     Field("cf-oidc-exchange-client-id"),
     Field("cf-ca-cert", limit=CA_BUNDLE_MAX, multiline=True),
+)
+"""How to reach and log in to Cloud Foundry: every command that calls it takes these."""
+
+ROTATE = Section(
+    *LOGIN,
     Field("cf-org", limit=NAME_MAX),
     Field("cf-space", limit=NAME_MAX),
     Field("app", limit=NAME_MAX),
@@ -73,10 +106,30 @@ FIELDS: tuple[Field, ...] = (
     Field("fail-if-expires-within"),
     Field("timeout", default="900"),
     Field("annotation-prefix"),
+    # many apps in one run: a targets file's path, or its YAML inline (`request.targets`)
+    Field("targets", limit=TARGETS_FILE_MAX, multiline=True),
+    Field("parallel", default="4"),  # targets rotated at once (with `targets` only)
     Field("max-in-flight", default="1", action=False),
 )
 
-BY_NAME: dict[str, Field] = {f.name: f for f in FIELDS}
+SCAN = Section(
+    *LOGIN,
+    Field("scope", limit=64 * 1024, multiline=True),  # items on lines or between blanks
+    Field("offering", default="it-rt"),  # the Process Integration Runtime's name in CF
+    Field("plan", default="integration-flow"),  # iFlow senders; `api` is for OData
+    Field("chain-env-var", default="CLI_CHAIN", limit=NAME_MAX),
+    Field("renew-before", default="30d"),
+    Field("annotation-prefix"),
+    Field("environment", default="cpi-{app}"),  # one GitHub environment per app
+    Field("matrix-limit", default="256"),
+    Field("fail-if-expires-within"),
+    Field("parallel", default="4"),
+    Field("timeout", default="300"),
+    Field("warn-days", default="30", action=False),
+)
+
+FIELDS: tuple[Field, ...] = ROTATE.fields
+BY_NAME: dict[str, Field] = ROTATE.by_name
 
 DEFAULT_WARN_DAYS = 30
 """Warn when the new certificate expires within this many days (unless
@@ -86,13 +139,13 @@ VERIFY_TIMEOUT_S = 60.0
 """Test before promote retries while CPI picks up the new binding: up to a tenth of
 `timeout`, at most this long."""
 
-INPUTS: tuple[str, ...] = tuple(f.name for f in FIELDS if f.action)
+INPUTS: tuple[str, ...] = ROTATE.inputs
 """Every input of action.yml, in its order."""
 
-SECRET_INPUTS: tuple[str, ...] = tuple(f.name for f in FIELDS if f.secret)
+SECRET_INPUTS: tuple[str, ...] = ROTATE.secret_inputs
 """Inputs masked line by line before anything else is printed."""
 
-DEFAULTS: dict[str, str] = {f.name: f.default for f in FIELDS if f.default}
+DEFAULTS: dict[str, str] = ROTATE.defaults
 
 GIVEN_INPUTS: tuple[str, ...] = (
     "cert-chain",

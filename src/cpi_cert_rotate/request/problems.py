@@ -12,9 +12,11 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from ..errors import InputError
-from .fields import BY_NAME
+from .fields import ROTATE, SCAN
 
 T = TypeVar("T")
+
+_SECRET = frozenset(ROTATE.secret_inputs) | frozenset(SCAN.secret_inputs)
 
 
 def _no_hint(secret: bool) -> str:
@@ -98,7 +100,7 @@ class Problems:
         self.add(
             f"{d.ref(name)} {d.empty}{why}", code="missing-input", fix=f"Set {d.mention(name)}."
         )
-        self.empty_hint(secret=BY_NAME[name].secret)
+        self.empty_hint(secret=name in _SECRET)
 
     def empty_hint(self, *, secret: bool) -> None:
         hint = self.dialect.empty_hint(secret)

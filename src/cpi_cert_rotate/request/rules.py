@@ -44,6 +44,30 @@ DAYS_MAX = 3650
 
 MAX_IN_FLIGHT_MAX = 1000
 
+MATRIX_MAX = 256
+"""GitHub runs at most 256 jobs from one matrix (docs: "Running variations of jobs in a
+workflow"): the scan's `matrix-limit` cannot go beyond."""
+
+SCAN_PARALLEL_MAX = 16
+"""Per-app reads of a scan in flight at most: more only meets Cloud Controller's rate
+limit sooner."""
+
+SCAN_TIMEOUT_MAX_S = 3600
+"""A scan reads; an hour covers thousands of apps at real latencies."""
+
+ROTATE_PARALLEL_MAX = 16
+"""Rotations of a targets file at once: each polls its jobs and deployment, and Cloud
+Controller's rate limit counts per user."""
+
+TARGETS_FILE_MAX = 1024 * 1024
+"""A targets file: a thousand targets with every override fit in a tenth of it."""
+
+TARGETS_MAX = 1000
+"""Targets in one file: more is a landscape for the scan's matrix, or several runs."""
+
+ENVIRONMENT_PLACEHOLDERS = ("org", "space", "app", "instance")
+"""What the scan's environment template may name: the keys of a `due` matrix entry."""
+
 _SHOWN_MAX = 40
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _DIGITS = re.compile(r"[0-9]+")
@@ -149,15 +173,22 @@ def whole_number(raw: str, label: str, *, low: int, high: int, unit: str, exampl
     )
 
 
-def seconds(raw: str, label: str, *, example: str) -> float:
-    """A timeout in seconds within the rotation's sane range (no sign, exponent, nan or inf)."""
-    if _DECIMAL.fullmatch(raw) and TIMEOUT_MIN_S <= float(raw) <= TIMEOUT_MAX_S:
+def seconds(
+    raw: str,
+    label: str,
+    *,
+    fix: str,
+    low: float = TIMEOUT_MIN_S,
+    high: float = TIMEOUT_MAX_S,
+) -> float:
+    """A timeout in seconds from `low` to `high` (no sign, exponent, nan or inf); the
+    defaults are a rotation's sane range."""
+    if _DECIMAL.fullmatch(raw) and low <= float(raw) <= high:
         return float(raw)
     raise InputError(
-        f"{label} must be a number of seconds from {TIMEOUT_MIN_S} to {TIMEOUT_MAX_S}, "
-        f"not {shown(raw)}",
+        f"{label} must be a number of seconds from {low:g} to {high:g}, not {shown(raw)}",
         code="bad-number",
-        fix=f"Write for example {example} (15 minutes, the default).",
+        fix=fix,
     )
 
 
@@ -301,6 +332,47 @@ def ca_bundle(pem: str | bytes, label: str, server: str) -> str:
             fix=f"Give the PEM of the CA that issued {server}.",
         ) from error
     return text
+
+
+def place(text: str, label: str) -> tuple[str, str | None]:
+    """`ORG` or `ORG/SPACE` (blanks around each name dropped): (org, space or None).
+
+    Names may not be empty or hold a comma: Cloud Controller's list filters are
+    comma-separated, so such a name cannot be asked for.
+    """
+    org, slash, space = text.strip().partition("/")
+    names = [org.strip()] + ([space.strip()] if slash else [])
+    if all(names) and not any("," in name for name in names):
+        return names[0], names[1] if len(names) > 1 else None
+    raise InputError(
+        f"{label}: {shown(text)} is not an org or org/space",
+        code="bad-place",
+        fix="Give `ORG` or `ORG/SPACE`, e.g. `acme-prod` or `acme-prod/integration`; "
+        "several are separated by spaces or new lines.",
+    )
+
+
+def environment_template(template: str, label: str) -> str:
+    """A `str.format` template naming only `ENVIRONMENT_PLACEHOLDERS` (`{{` is a brace)."""
+    import string
+
+    fix = (
+        "Use {org}, {space}, {app} and {instance}, e.g. `cpi-{app}` or `cpi-{space}-{app}`; "
+        "write `{{` and `}}` for literal braces."
+    )
+    try:
+        names = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+    except ValueError as error:
+        raise InputError(
+            f"{label} template {shown(template)}: {error}", code="bad-environment", fix=fix
+        ) from error
+    unknown = sorted({n for n in names if n not in ENVIRONMENT_PLACEHOLDERS})
+    if unknown or not template.strip():
+        what = f"unknown placeholder(s) {', '.join(unknown)}" if unknown else "it is empty"
+        raise InputError(
+            f"{label} template {shown(template)}: {what}", code="bad-environment", fix=fix
+        )
+    return template
 
 
 def vault_ttl(raw: str, label: str) -> str:

@@ -36,7 +36,7 @@ def run(env: Mapping[str, str], scanner: Scan = scan) -> int:
     """One scan action run; outputs and summary go to the runner's files."""
     inputs = read_inputs(env)
     for name in SECRET_INPUTS:
-        if inputs[name]:
+        if inputs.get(name):
             gha.mask(inputs[name])
     try:
         with _log_relay():
@@ -50,6 +50,8 @@ def _run(inputs: Mapping[str, str], env: Mapping[str, str], scanner: Scan) -> in
         request = build_request(inputs, env)
     except InputError as error:
         return _failed(error, "Invalid inputs", ExitCode.BAD_INPUT)
+    except Exception as error:  # a bug: one error line, the traceback in the log
+        return _internal(error)
     where = ", ".join(map(str, request.places)) or "every space the user can see"
     gha.info(
         f"cpi-cert-rotate scan: {request.offering}/{request.plan} bindings in {where}, "
@@ -60,12 +62,7 @@ def _run(inputs: Mapping[str, str], env: Mapping[str, str], scanner: Scan) -> in
     except RotationError as error:
         return _failed(error, "Scan failed", error.exit_code)
     except Exception as error:  # a bug: one error line, the traceback in the log
-        gha.info("".join(traceback.format_exception(error)).rstrip())
-        return _failed(
-            RotationError(f"internal error ({type(error).__name__}): {error}"),
-            "Scan failed",
-            ExitCode.FAILED,
-        )
+        return _internal(error)
     for name, value in outputs(report).items():
         gha.set_output(name, value)
     gha.Summary().append(summary(report))
@@ -77,6 +74,15 @@ def _run(inputs: Mapping[str, str], env: Mapping[str, str], scanner: Scan) -> in
         emit = {"error": gha.error, "warning": gha.warning}.get(note.kind, gha.notice)
         emit(note.message, title=note.title)
     return int(report.exit_code)
+
+
+def _internal(error: Exception) -> int:
+    gha.info("".join(traceback.format_exception(error)).rstrip())
+    return _failed(
+        RotationError(f"internal error ({type(error).__name__}): {error}"),
+        "Scan failed",
+        ExitCode.FAILED,
+    )
 
 
 def _failed(error: RotationError, title: str, code: ExitCode) -> int:

@@ -56,6 +56,7 @@ INPUTS: tuple[str, ...] = (
     "app",
     "service-instance",
     *CERTIFICATE_INPUTS,
+    "trusted-roots",
     "chain-env-var",
     "key-env-var",
     "strategy",
@@ -187,6 +188,7 @@ def build_settings(
             check_prefix(prefix, source="input `annotation-prefix`")
         except InputError as error:
             problems.errors.append(error)
+    trusted_roots = _trusted_roots(inputs, problems)
     new = new_certificate(inputs, env, problems, mask, id_token, check_only_allowed=dry_run)
     problems.raise_if_any()
     assert auth is not None
@@ -208,6 +210,7 @@ def build_settings(
         verify_path=verify_path,
         verify_url=verify_url,
         keep_root=keep_root,
+        trusted_roots=trusted_roots,
         warn_days=0,
         timeout_s=timeout,
         verify_timeout_s=min(VERIFY_TIMEOUT_S, timeout / 10),
@@ -416,6 +419,23 @@ def _verify(inputs: Mapping[str, str], problems: Problems) -> tuple[str | None, 
     if path and not path.startswith("/"):
         path = "/" + path
     return path or None, url or None
+
+
+def _trusted_roots(inputs: Mapping[str, str], problems: Problems) -> tuple[x509.Certificate, ...]:
+    """`trusted-roots`: a PEM bundle; empty means SAP's list (see `material.trust`)."""
+    raw = inputs.get("trusted-roots", "")
+    if not raw:
+        return ()
+    try:
+        return tuple(x509.load_pem_x509_certificates(raw.encode()))
+    except ValueError:
+        problems.add(
+            "input `trusted-roots` is not a PEM certificate bundle",
+            code="bad-trusted-roots",
+            fix="Give the PEM of the root CA(s) the new chain must end in, or leave it empty "
+            "to check against SAP's list of approved roots.",
+        )
+        return ()
 
 
 def _run_id(env: Mapping[str, str]) -> str:

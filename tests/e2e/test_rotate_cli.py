@@ -20,6 +20,8 @@ pytestmark = pytest.mark.e2e
 
 
 def _command(ls: Landscape, ca_file: Path, *extra: str) -> list[str]:
+    roots = ca_file.with_name("trusted-roots.pem")  # the sandbox's root is not on SAP's list
+    roots.write_text(ls.trusted_root_pem)
     return [
         sys.executable, "-m", "cpi_cert_rotate", "rotate",
         "--cf-api", ls.api_url,
@@ -31,6 +33,7 @@ def _command(ls: Landscape, ca_file: Path, *extra: str) -> list[str]:
         "--app", ls.app, "--service-instance", ls.service_instance,
         "--chain-env", "TEST_CHAIN", "--key-env", "TEST_KEY",
         "--verify-path", "/http/ping",
+        "--trusted-roots", str(roots),
         *extra,
     ]  # fmt: skip
 

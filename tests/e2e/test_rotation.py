@@ -160,14 +160,33 @@ def test_refused_by_cpi_rolls_back_before_promotion(
     assert not any(s.name == "promote" for s in report.steps)
 
 
-def test_untrusted_chain_is_refused_by_broker_and_rolled_back(landscape: Landscape) -> None:
+def test_untrusted_chain_is_refused_before_any_write(landscape: Landscape) -> None:
+    """It used to reach the broker, which refused it after the lock and a binding POST."""
     old_leaf = env_leaf_sha256(landscape)
     minted = landscape.mint(cn="ntifext-client", days=90, trusted=False)
+    mark = len(landscape.calls())
     report = rotate(request_for(landscape, minted.chain_pem, minted.key_pem))
-    assert report.outcome in (Outcome.ROLLED_BACK, Outcome.FAILED)
-    assert report.exit_code is ExitCode.FAILED
+    assert report.outcome is Outcome.INVALID_INPUT
+    assert report.exit_code is ExitCode.BAD_INPUT
+    assert report.error_code == "chain-incomplete"
+    assert landscape.calls()[mark:] == []
     assert assert_consistent(landscape) == old_leaf
-    assert minted.leaf_sha256 not in live_binding_leaves(landscape)
+
+
+def test_chain_missing_its_intermediate_is_refused_before_any_write(landscape: Landscape) -> None:
+    """No verify path and only the leaf: this went live with exit 0 and broke the app."""
+    old_leaf = env_leaf_sha256(landscape)
+    minted = landscape.mint(cn="ntifext-client", days=90)
+    leaf_only = minted.chain_pem.split("-----END CERTIFICATE-----")[0] + (
+        "-----END CERTIFICATE-----\n"
+    )
+    mark = len(landscape.calls())
+    report = rotate(request_for(landscape, leaf_only, minted.key_pem, verify_path=None))
+    assert report.outcome is Outcome.INVALID_INPUT
+    assert report.error_code == "chain-incomplete"
+    assert "CN=" in (report.error or "")
+    assert write_calls(landscape, since=mark) == []
+    assert assert_consistent(landscape) == old_leaf
 
 
 def test_bad_material_is_exit_2_without_any_call(landscape: Landscape) -> None:

@@ -21,6 +21,7 @@ from ..models import CfAuth, CfTarget, PrivateKey, RenewBefore, RotationRequest,
 from ..rotation import rotate
 from ..rotation.annotations import DEFAULT_PREFIX, check_prefix
 from ..signals import stop_requested_on_signals
+from .inspect_cmd import trusted_roots_from
 from .issuer_args import add_issuer_arguments, issuer_from_args
 from .local_inputs import read_input, secret_from_env
 from .render import render_report
@@ -65,6 +66,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     key.add_argument("--key-env", metavar="NAME", help="env var holding the new private key")
     cert.add_argument("--passphrase-env", metavar="NAME", help="env var holding the key passphrase")
     cert.add_argument("--keep-root", action="store_true", help="keep the root in the env chain")
+    cert.add_argument(
+        "--trusted-roots",
+        metavar="PATH",
+        help="PEM bundle of the roots the new chain must end in (default: SAP's list of "
+        "approved roots, where a root not on it is only a warning)",
+    )
     add_issuer_arguments(parser)
     how = parser.add_argument_group("rotation")
     how.add_argument("--chain-env-var", default="CLI_CHAIN", help="app env var for the chain")
@@ -158,6 +165,7 @@ def build_request(args: argparse.Namespace) -> RotationRequest:
         verify_path=args.verify_path,
         verify_url=args.verify_url,
         keep_root=args.keep_root,
+        trusted_roots=trusted_roots_from(args.trusted_roots),
         timeout_s=args.timeout,
         max_in_flight=args.max_in_flight,
         annotation_prefix=(

@@ -385,3 +385,68 @@ def test_refused_annotation_prefix_stops_before_any_call(landscape: Landscape) -
     assert report.error_code == "bad-annotation-prefix"
     assert "at least one dot" in (report.error or "")
     assert landscape.calls()[calls:] == []
+
+
+def _leaf_only(chain_pem: str) -> str:
+    end = "-----END CERTIFICATE-----"
+    return chain_pem.split(end, maxsplit=1)[0] + end + "\n"
+
+
+def test_tls_refusal_in_the_test_step_is_final_and_names_what_was_refused(
+    landscape: Landscape,
+) -> None:
+    """The leaf alone, its issuing CA passed as a "trusted root" (so material accepts it):
+    the broker registers the leaf, CPI's TLS server refuses the chain with UNKNOWN_CA. That
+    used to be retried for the whole verify budget as if CPI were still learning the
+    binding."""
+    from cpi_cert_rotate import material
+
+    old_leaf = env_leaf_sha256(landscape)
+    minted = landscape.mint(cn="ntifext-client", days=90)
+    issuing_ca = material.load_chain(minted.chain_pem)[1]
+    request = request_for(
+        landscape,
+        _leaf_only(minted.chain_pem),
+        minted.key_pem,
+        trusted_roots=(issuing_ca,),
+        verify_timeout_s=30.0,
+    )
+    started = time.monotonic()
+    report = rotate(request)
+    took = time.monotonic() - started
+
+    assert report.outcome is Outcome.ROLLED_BACK, report.error
+    assert took < 10, f"a TLS refusal was retried ({took:.1f}s)"
+    error = report.error or ""
+    assert "refused the new certificate in the TLS handshake" in error
+    assert "UNKNOWN_CA" in error
+    assert "an intermediate is missing" in error
+    assert "with 0 CA certificate(s)" in error
+    assert not report.verified
+    assert assert_consistent(landscape) == old_leaf
+    assert minted.leaf_sha256 not in live_binding_leaves(landscape)
+
+
+def test_rotation_without_a_test_call_is_reported_unverified(landscape: Landscape) -> None:
+    minted = landscape.mint(cn="ntifext-client", days=90)
+    report = rotate(request_for(landscape, minted.chain_pem, minted.key_pem, verify_path=None))
+    assert report.outcome is Outcome.ROTATED
+    assert report.verified is False
+    assert report.unproven
+    assert report.to_json()["verified"] is False
+    assert any(
+        w.startswith("NOTHING PROVED THAT THE NEW CERTIFICATE WORKS") for w in report.warnings
+    )
+    test_step = next(s for s in report.steps if s.name == "test")
+    assert (test_step.status, test_step.detail.startswith("NOT TESTED")) == ("skipped", True)
+    proven = rotate(
+        request_for(landscape, *_fresh(landscape), verify_path="/http/ping", force=True)
+    )
+    assert proven.outcome is Outcome.ROTATED
+    assert proven.verified is True
+    assert not proven.unproven
+
+
+def _fresh(ls: Landscape) -> tuple[str, str]:
+    minted = ls.mint(cn="ntifext-client", days=90)
+    return minted.chain_pem, minted.key_pem

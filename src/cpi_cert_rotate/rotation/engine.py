@@ -45,6 +45,14 @@ from .verify import verification_url, verify_new_certificate
 
 log = logging.getLogger(__name__)
 
+UNPROVEN = (
+    "NOTHING PROVED THAT THE NEW CERTIFICATE WORKS: no verify-path or verify-url was given, "
+    "so no call with the new chain and key reached the iFlow before promotion. The chain "
+    "was checked offline (complete, trusted root), but only Cloud Integration decides; "
+    "give verify-path to gate promotion on a real mTLS call"
+)
+"""The warning of a rotation without a test call (the report also says `verified: false`)."""
+
 CLEANUP_ATTEMPTS = 2
 """An old binding's delete is tried twice: a failed broker job is often transient."""
 
@@ -101,6 +109,8 @@ class _Run:
         """The run's deadline on `time.monotonic()`; undo and finish get a budget beyond it."""
         self.on_secret: Callable[[str], None] = lambda _secret: None
         self.keys = AnnotationKeys()
+        self.verified = False
+        """Set when the test step's mTLS call with the new certificate succeeded."""
 
     def execute(self) -> Report:
         try:
@@ -265,14 +275,12 @@ class _Run:
         ctx.check_cancel()
         url = verification_url(ctx, binding)
         if url is None:
-            self.journal.skip("test", "no verify-path or verify-url given")
-            ctx.warnings.append(
-                "the new certificate was not tested against the iFlow before promotion; "
-                "give verify-path (or verify-url) to gate promotion on a real mTLS call"
-            )
+            self.journal.skip("test", "NOT TESTED: no verify-path or verify-url given")
+            ctx.warnings.append(UNPROVEN)
         else:
             with self.journal.step("test") as notes:
                 notes.append(verify_new_certificate(ctx, url))
+            self.verified = True
         ctx.check_cancel()
         if self.strategy is Strategy.RESTAGE:
             with self.journal.step("promote", "two env calls and a restage, as the seed"):
@@ -425,6 +433,7 @@ class _Run:
             manual_actions=manual_actions,
             leaf_pem=self.leaf_pem,
             finished_at=datetime.now(UTC),
+            verified=self.verified,
         )
 
 

@@ -114,6 +114,10 @@ class CfBase:
         """No call starts, and no retry waits, past `deadline` (`time.monotonic()`)."""
         self._http.set_deadline(deadline)
 
+    def add_secrets(self, *values: str | None) -> None:
+        """Cut these values (e.g. every line of a private key) from any error text."""
+        self._http.redact.add(*values)
+
     @property
     def warnings(self) -> list[str]:
         """`X-Cf-Warnings` and job warnings seen so far, each once, in order."""
@@ -261,5 +265,7 @@ class CfBase:
 
         job = self._poll(fetch, lambda j: j.finished, deadline=deadline, what=what, guid=job_guid)
         if job.state == "FAILED":
-            raise job_failure(job, what, binding_guid=seen.get("resource"))
+            raise job_failure(
+                job, what, binding_guid=seen.get("resource"), redact=self._http.redact
+            )
         return job

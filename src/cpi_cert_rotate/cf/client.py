@@ -147,12 +147,13 @@ class CfClient(CfBase):
         if binding is None:
             raise not_found("the binding created by the job is gone", path)
         if not binding.succeeded:
+            description = self._http.redact(binding.description or "")
             raise CfJobFailed(
                 f"creating the binding ended {binding.operation} {binding.state}: "
-                f"{binding.description or 'no description'}",
+                f"{description or 'no description'}",
                 job_guid=job.guid,
                 binding_guid=binding.guid,
-                detail=binding.description or "",
+                detail=description,
             )
         return binding
 

@@ -176,10 +176,19 @@ class _Run:
         validation = self._validate(self.request.chain) if self.request.chain else None
         client = self.client_factory(self.request)
         client.set_deadline(self.deadline)
+        self._keep_out_of_errors(client, self.key)
         obs, decision = self._observe(client)
         if decision.outcome is None and issuer is not None and not self.request.dry_run:
             validation = self._issue(obs)
+            self._keep_out_of_errors(client, self.key)
         return client, obs, decision, validation
+
+    @staticmethod
+    def _keep_out_of_errors(client: CfClient, key: PrivateKey | None) -> None:
+        """Every spelling of the new key is cut from Cloud Foundry's error texts."""
+        if key is not None:
+            forms = material.secret_forms(key)
+            client.add_secrets(*forms, *material.secret_lines(forms))
 
     def _issue(self, obs: Observation) -> material.Validation:
         """Step (1) for an issuer: a certificate for a key made here, then validated.
@@ -230,6 +239,7 @@ class _Run:
             previous_key = obs.env.get(self.request.key_env_var)
             if previous_key:
                 self.on_secret(previous_key)
+                client.add_secrets(previous_key, *material.secret_lines((previous_key,)))
             version = ".".join(map(str, obs.api_version))
             notes.append(f"CC API {version}, {len(obs.bindings)} binding(s)")
         decision = decide(self.request, obs, self.new, self.now)

@@ -238,6 +238,8 @@ class Options:
     rate_limit: int | None = None
     rate_limit_window_s: float = 60.0
     max_in_flight_default: int = 1
+    service_instance_creation: bool = True
+    """CC's feature flag of that name (default on); off, only admins create instances."""
 
     def update(self, changes: dict[str, Any]) -> Options:
         """A copy with `changes` applied; unknown names or bad versions raise ValueError."""

@@ -84,7 +84,7 @@ def test_sigterm_during_deployment_rolls_back(
         text=True,
     )
     deadline = time.monotonic() + 60
-    while not any(c["path"] == "/v3/deployments" for c in ls.calls()):
+    while not any(c["method"] == "POST" and c["path"] == "/v3/deployments" for c in ls.calls()):
         assert process.poll() is None, process.communicate()
         assert time.monotonic() < deadline, "no deployment started"
         time.sleep(0.05)
@@ -92,7 +92,7 @@ def test_sigterm_during_deployment_rolls_back(
     out, err = process.communicate(timeout=120)
     assert process.returncode == 1, err
     report = json.loads(out)
-    assert report["outcome"] == "rolled-back"
+    assert report["outcome"] == "rolled-back", (report["error"], report["steps"])
     assert "interrupted" in report["error"]
     assert assert_consistent(ls) == old_leaf
     assert minted.leaf_sha256 not in live_binding_leaves(ls)

@@ -211,28 +211,6 @@ def test_survives_expiring_tokens_and_slow_jobs(
     assert sum(1 for c in ls.calls() if c["path"] == "/oauth/token") >= 2
 
 
-def test_lock_held_by_another_run_blocks_without_change(landscape: Landscape) -> None:
-    first = landscape.mint(cn="ntifext-client", days=90)
-    request = request_for(landscape, first.chain_pem, first.key_pem)
-    from cpi_cert_rotate.cf import CfClient
-
-    lock_key = AnnotationKeys().lock
-
-    client = CfClient(landscape.api_url, request.auth)
-    app = client.find_app(
-        client.find_space(client.find_org(landscape.org).guid, landscape.space).guid,
-        landscape.app,
-    )
-    client.patch_app_annotations(app.guid, {lock_key: "someone-else until 2999-01-01T00:00:00Z"})
-    before = env_leaf_sha256(landscape)
-    report = rotate(request)
-    assert report.outcome is Outcome.FAILED
-    assert "someone-else" in (report.error or "")
-    assert env_leaf_sha256(landscape) == before
-    client.patch_app_annotations(app.guid, {lock_key: "someone-else until 2000-01-01T00:00:00Z"})
-    assert rotate(request).outcome is Outcome.ROTATED
-
-
 def test_in_place_with_pinning_off_keeps_the_binding(
     landscape_factory: Callable[..., Landscape],
 ) -> None:
@@ -321,21 +299,6 @@ def test_auto_with_pinning_off_renews_in_place(
     assert report.outcome is Outcome.ROTATED, report.error
     assert report.strategy is Strategy.IN_PLACE
     assert env_leaf_sha256(ls) == minted.leaf_sha256
-
-
-def test_lock_written_but_answer_lost_is_taken_back(landscape: Landscape) -> None:
-    lock_key = AnnotationKeys().lock
-
-    minted = landscape.mint(cn="ntifext-client", days=90)
-    landscape.add_fault(
-        {"method": "PATCH", "path": r"^/v3/apps/[^/]+$", "drop_connection": True,
-         "after_apply": True, "times": 3}
-    )  # fmt: skip
-    report = rotate(request_for(landscape, minted.chain_pem, minted.key_pem))
-    landscape.clear_faults()
-    assert report.outcome is Outcome.FAILED
-    assert lock_key not in the_app(landscape)["annotations"]
-    assert rotate(request_for(landscape, minted.chain_pem, minted.key_pem)).rotated
 
 
 def test_restage_that_fails_after_stopping_the_app_is_undone(

@@ -114,6 +114,11 @@ class CfBase:
         """No call starts, and no retry waits, past `deadline` (`time.monotonic()`)."""
         self._http.set_deadline(deadline)
 
+    @property
+    def call_timeout_s(self) -> float:
+        """The timeout of one call (before the run's deadline cuts it)."""
+        return self._http.timeout_s
+
     def add_secrets(self, *values: str | None) -> None:
         """Cut these values (e.g. every line of a private key) from any error text."""
         self._http.redact.add(*values)

@@ -11,10 +11,12 @@ from __future__ import annotations
 import logging
 import time
 
-from ..cf import Deployment
+from ..cf import CfClient, Deployment
 from ..errors import RotationError
+from ..models import RotationRequest
 from .context import RunContext
 from .journal import Compensation
+from .observe import Observation
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +92,21 @@ def roll_out(ctx: RunContext) -> Deployment:
     )
     ctx.instances_may_hold_new_env = True
     return _deploy_and_wait(ctx, ctx.deadline, purpose="promote")
+
+
+def redeploy(
+    client: CfClient, obs: Observation, request: RotationRequest, deadline: float
+) -> Deployment:
+    """A rolling deployment of the current droplet, waited to DEPLOYED (no compensation:
+    it changes no setting, it only brings the app's env to every instance)."""
+    deployment = client.create_deployment(obs.app.guid, max_in_flight=request.max_in_flight)
+    deployment = client.wait_deployment(deployment.guid, deadline=deadline)
+    if not deployment.succeeded:
+        error = f": {deployment.error}" if deployment.error else ""
+        raise DeploymentFailed(
+            f"deployment {deployment.guid} ended {deployment.state}/{deployment.reason}{error}"
+        )
+    return deployment
 
 
 def _deploy_and_wait(ctx: RunContext, deadline: float, *, purpose: str) -> Deployment:

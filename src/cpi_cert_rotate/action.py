@@ -35,7 +35,7 @@ from .action_inputs import (
 from .action_report import annotations_for, in_force, iso, outputs, summary
 from .errors import ExitCode, InputError
 from .models import CfTarget, Outcome, Report, RotationRequest
-from .signals import stop_requested_on_signals
+from .signals import signal_note, stop_requested_on_signals
 
 Rotate = Callable[..., Report]
 
@@ -87,8 +87,14 @@ def _run(inputs: Mapping[str, str], env: Mapping[str, str], rotate: Rotate | Non
             report = _invalid(request.target, error)
         except Exception as error:  # the engine reports failures; this is a bug
             report = _internal(request.target, error)
-    if received:
-        gha.info(f"Received {', '.join(received)}: the run stopped at a safe point.")
+    note = signal_note(
+        received,
+        str(report.outcome),
+        stopped=report.error_code == "cancelled",
+        live=report.rotated,
+    )
+    if note:
+        gha.info(note[0].upper() + note[1:])
     return _render(report, settings=settings)
 
 

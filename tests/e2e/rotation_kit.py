@@ -70,6 +70,17 @@ def live_binding_leaves(ls: Landscape) -> set[str]:
     }
 
 
+def accepted_leaves(ls: Landscape) -> set[str]:
+    """Every leaf CPI accepts through the app's bindings: live ones and failed deletes."""
+    app_guid = the_app(ls)["guid"]
+    return {
+        b["leaf_sha256"]
+        for b in ls.state()["bindings"]
+        if b["app_guid"] == app_guid
+        and (b["operation"], b["state"]) in (("create", "succeeded"), ("delete", "failed"))
+    }
+
+
 def assert_consistent(ls: Landscape) -> str:
     """Never half-way: env chain and key pair up and a live binding registers the leaf."""
     leaf = env_leaf_sha256(ls)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import subprocess
+import sys
 from dataclasses import replace
 
 import pytest
@@ -61,8 +64,13 @@ class TestLockInfo:
             "owner=gha:acme/ops/42/1",
             "expires=2026-11-27T01:02:03Z",
             "token=ab12",
+            "process=:0",
         )
         assert LockInfo.from_tags(info.tags()) == info
+        made = LockInfo.new("run-1", 60)
+        assert LockInfo.from_tags(made.tags()) == made
+        assert made.pid == os.getpid()
+        assert len(made.host) == 16  # a digest: the machine's name is not shown
 
     def test_an_instance_without_the_lock_tag_is_no_lock(self) -> None:
         assert LockInfo.from_tags(("owner=x", "token=y")) is None
@@ -82,6 +90,22 @@ class TestLockInfo:
         unreadable = LockInfo.from_tags((LOCK_TAG, "owner=x", "expires=soon", "token=t"))
         assert unreadable is not None
         assert unreadable.superseded_by("run-x", now) == "its expiry is unreadable"
+
+    def test_a_lock_of_an_ended_process_on_this_machine_is_taken_over(self) -> None:
+        now = dt.datetime(2026, 11, 27, tzinfo=dt.UTC)
+        until = now + dt.timedelta(minutes=5)
+        child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                               capture_output=True, text=True, check=True)  # fmt: skip
+        ended = int(child.stdout)
+        host = LockInfo.new("x", 1).host
+        gone = LockInfo("run-old", until, "t", host, ended)
+        assert (
+            gone.superseded_by("run-new", now) == f"its process ({ended}) on this machine has ended"
+        )
+        alive = LockInfo("run-old", until, "t", host, os.getppid())
+        assert alive.superseded_by("run-new", now) is None
+        elsewhere = LockInfo("run-old", until, "t", "0" * 16, ended)
+        assert elsewhere.superseded_by("run-new", now) is None
 
     def test_lock_name_is_the_apps_within_ccs_limit(self) -> None:
         assert lock_name("ntifext") == "cpi-cert-rotate-lock-ntifext"

@@ -20,7 +20,7 @@ from ..errors import InputError
 from ..models import CfAuth, CfTarget, PrivateKey, RenewBefore, RotationRequest, Strategy
 from ..rotation import rotate
 from ..rotation.annotations import DEFAULT_PREFIX, check_prefix
-from ..signals import stop_requested_on_signals
+from ..signals import signal_note, stop_requested_on_signals
 from .inspect_cmd import trusted_roots_from
 from .issuer_args import add_issuer_arguments, issuer_from_args
 from .local_inputs import read_input, secret_from_env
@@ -100,8 +100,14 @@ def run(args: argparse.Namespace) -> int:
     cancel = threading.Event()
     with stop_requested_on_signals(cancel) as received:
         report = rotate(request, cancel=cancel)
-    if received:
-        print(f"received {', '.join(received)}: stopped at a safe point", file=sys.stderr)
+    note = signal_note(
+        received,
+        str(report.outcome),
+        stopped=report.error_code == "cancelled",
+        live=report.rotated,
+    )
+    if note:
+        print(note, file=sys.stderr)
     if args.json:
         json.dump(report.to_json(), sys.stdout, indent=2)
         print()

@@ -23,7 +23,9 @@ credentials are left empty, so binding the instance by mistake reveals nothing e
   instance by guid and creating a new one. If another run was faster, the create is refused
   again and this run stops, naming the new holder: the takeover can lose, but cleanly.
 - A GitHub re-run of the same workflow run (a higher attempt) takes over at once: the
-  attempts of one run never overlap.
+  attempts of one run never overlap. A run on the same machine takes over a lock whose
+  process has ended (a command-line run killed with SIGKILL): the lock names its process
+  by pid and by a digest of the host name and boot id (the machine's name is not shown).
 
 Creating and deleting a user-provided instance needs the Space Developer role in the app's
 space, which a rotation needs anyway, and CC's `service_instance_creation` feature flag
@@ -34,8 +36,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import re
 import secrets
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -64,6 +68,28 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def this_process() -> tuple[str, int]:
+    """(host digest, pid) of this process: the host name and boot id, hashed."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as boot:
+            boot_id = boot.read().strip()
+    except OSError:
+        boot_id = ""
+    digest = hashlib.sha256(f"{socket.gethostname()}\0{boot_id}".encode()).hexdigest()[:16]
+    return digest, os.getpid()
+
+
+def _process_ended(pid: int) -> bool:
+    """True only when no process with `pid` exists here (a reused pid counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 def lock_name(app_name: str) -> str:
     """`cpi-cert-rotate-lock-<app>`, shortened with a digest when CC's limit needs it."""
     name = NAME_PREFIX + app_name.strip()
@@ -80,16 +106,27 @@ class LockInfo:
     owner: str
     expires: datetime | None
     token: str
+    host: str = ""
+    """Digest of the holder's host name and boot id ('' when unknown)."""
+    pid: int = 0
 
     @classmethod
     def new(cls, owner: str, ttl_s: float, clock: Clock = _utcnow) -> LockInfo:
         """A lock for `owner`, valid `ttl_s` from now, with a fresh token."""
-        return cls(owner, clock() + timedelta(seconds=ttl_s), secrets.token_hex(8))
+        host, pid = this_process()
+        expires = (clock() + timedelta(seconds=ttl_s)).replace(microsecond=0)  # as tagged
+        return cls(owner, expires, secrets.token_hex(8), host, pid)
 
     def tags(self) -> tuple[str, ...]:
         """The tags to create the instance with."""
         until = iso(self.expires) if self.expires else "unknown"
-        return (LOCK_TAG, f"owner={self.owner}", f"expires={until}", f"token={self.token}")
+        return (
+            LOCK_TAG,
+            f"owner={self.owner}",
+            f"expires={until}",
+            f"token={self.token}",
+            f"process={self.host}:{self.pid}",
+        )
 
     @classmethod
     def from_tags(cls, tags: tuple[str, ...]) -> LockInfo | None:
@@ -103,7 +140,14 @@ class LockInfo:
             )
         except ValueError:
             expires = None
-        return cls(values.get("owner", "unknown"), expires, values.get("token", ""))
+        host, _, pid = values.get("process", "").partition(":")
+        return cls(
+            values.get("owner", "unknown"),
+            expires,
+            values.get("token", ""),
+            host,
+            int(pid) if pid.isdigit() else 0,
+        )
 
     def describe(self) -> str:
         """`<owner> until <time>` for messages."""
@@ -121,6 +165,10 @@ class LockInfo:
             and int(theirs["attempt"]) < int(mine["attempt"])
         ):
             return "it belongs to an earlier attempt of this workflow run, which has ended"
+        host, pid = this_process()
+        same_host = bool(self.host) and self.host == host
+        if same_host and self.pid not in (0, pid) and _process_ended(self.pid):
+            return f"its process ({self.pid}) on this machine has ended"
         return None
 
 

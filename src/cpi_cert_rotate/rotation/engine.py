@@ -167,7 +167,7 @@ class _Run:
         leftovers = find_leftovers(obs, self.keys)
         self.warnings += leftovers.notes
         if decision.outcome is not None:
-            if leftovers and not self.request.dry_run:
+            if _to_complete(leftovers, decision.outcome) and not self.request.dry_run:
                 return None  # finish what an earlier run left, under the lock
             self.warnings += [f"left by an earlier run: {line}" for line in leftovers.describe()]
             self.journal.skip("decide", decision.why)
@@ -224,7 +224,7 @@ class _Run:
         try:
             leftovers = find_leftovers(obs, self.keys)
             if decision.outcome is not None:
-                if not leftovers:
+                if not _to_complete(leftovers, decision.outcome):
                     self.journal.skip("decide", f"{decision.why} (found under the lock)")
                     return self._report(decision.outcome)
                 return self._complete_earlier_run(client, obs, decision.outcome, leftovers)
@@ -447,8 +447,9 @@ class _Run:
     ) -> Report:
         """The certificate asked for is live, but an earlier run left things: finish them.
 
-        Active deployments are waited for and an env that never reached the instances is
-        deployed first, because an old binding may go only once no instance uses it.
+        Active deployments are waited for and, unless a rotation record names the live
+        certificate (its run reached the finish step, so after its deployment), the env is
+        deployed first: an old binding may go only once no instance can still use it.
         """
         deadline = max(self.deadline, time.monotonic() + MIN_COMPLETION_S)
         client.set_deadline(deadline + ROLLBACK_BUDGET_S)
@@ -458,14 +459,18 @@ class _Run:
         keep = next(b.guid for b in obs.bindings if obs.serves(b, leaf))
         self.warnings += [f"left by an earlier run: {line}" for line in leftovers.describe()]
         try:
-            with self.journal.step("finish", "completing what an earlier run left") as notes:
+            why = "completing what an earlier run left" if leftovers else "recording it"
+            with self.journal.step("finish", why) as notes:
                 still = wait_for_deployments(client, leftovers.active_deployments, deadline)
                 if still:
                     raise RotationError(
                         f"deployment(s) {', '.join(still)} did not finish; no binding was "
                         "deleted while instances may still use the certificate it registers"
                     )
-                if leftovers.unfinished:
+                if leftovers.unfinished or leftovers.unrecorded:
+                    # No record of a finished rotation names this certificate: whether a
+                    # deployment brought it to every instance is unknown, so one does now,
+                    # before any binding an instance may still use is deleted.
                     deployment = redeploy(client, obs, self.request, deadline)
                     notes.append(f"deployment {deployment.guid} brought the env to every instance")
                 remove_other_bindings(
@@ -493,7 +498,8 @@ class _Run:
                 state_left=tuple(cleanup.state_left),
                 manual_actions=tuple(cleanup.manual_actions),
             )
-        self.warnings.append("what an earlier run left was completed (see the finish step)")
+        if leftovers:
+            self.warnings.append("what an earlier run left was completed (see the finish step)")
         return self._report(outcome)
 
     # -- the lock ------------------------------------------------------------------------------
@@ -582,6 +588,12 @@ class _Run:
             finished_at=datetime.now(UTC),
             verified=self.verified,
         )
+
+
+def _to_complete(leftovers: Leftovers, outcome: Outcome) -> bool:
+    """Whether a run that changes nothing itself must still finish an earlier one: with the
+    certificate asked for live, even a missing record is written."""
+    return bool(leftovers) or (outcome is Outcome.ALREADY_CURRENT and leftovers.unrecorded)
 
 
 def _restart(client: CfClient, app_guid: str) -> None:

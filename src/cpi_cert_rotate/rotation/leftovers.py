@@ -11,7 +11,11 @@ rolled back. What remains is always one of:
   died): instances may still run the previous env;
 - an env that an earlier rotation of this tool changed without reaching its finish step:
   the app's rotation record (annotation) names another certificate than the env, so a
-  deployment may never have brought the env to the instances.
+  deployment may never have brought the env to the instances;
+- no record at all (`unrecorded`): nothing tells whether a deployment brought the env to
+  every instance. Not a leftover by itself (an app this tool never rotated has no
+  record), but a run that completes anything deploys first, and a run asked for the
+  certificate already live completes it (deploys and records it) once.
 
 Only what provably does not serve the env's certificate is removed; a binding whose
 credentials cannot be read is left alone and reported. With no env certificate registered
@@ -38,6 +42,8 @@ class Leftovers:
     """Deployments still ACTIVE: to wait for before anything is deleted."""
     unfinished: str | None = None
     """Why a rolling deployment must bring the env to the instances first (None: no need)."""
+    unrecorded: bool = False
+    """The env's certificate is registered, but no rotation record names it."""
     notes: tuple[str, ...] = ()
     """What was seen but is left alone (unknown bindings, an unregistered env)."""
 
@@ -77,7 +83,7 @@ def find_leftovers(obs: Observation, keys: AnnotationKeys) -> Leftovers:
     unfinished = None
     if recorded and recorded != env_fp:
         unfinished = (
-            f"the app's rotation record names {recorded[:16]}..., its env {env_fp[:16]}...: "
+            f"the app's rotation record names {recorded[:16]}..., its env {env_fp[:16]}: "
             "an earlier run changed the env and stopped before its finish step, so the "
             "instances may still run the previous env"
         )
@@ -85,6 +91,7 @@ def find_leftovers(obs: Observation, keys: AnnotationKeys) -> Leftovers:
         bindings=stray,
         active_deployments=obs.active_deployments,
         unfinished=unfinished,
+        unrecorded=recorded is None,
         notes=tuple(
             f"the credentials of binding {guid} could not be read; it is left alone"
             for guid in unknown

@@ -234,6 +234,7 @@ def acquire(
     `release_token`, in case the create happened after all).
     """
     name = lock_name(app_name)
+    last: RotationError | None = None
     for attempt in range(1, ACQUIRE_ATTEMPTS + 1):
         try:
             created = client.create_user_provided_instance(space_guid, name, tags=info.tags())
@@ -242,8 +243,10 @@ def acquire(
         except CfApiError as error:
             if not _name_taken(error) and not _outcome_unknown(error):
                 raise
+            last = None if _name_taken(error) else error
             log.info("lock %s: create attempt %d: %s", name, attempt, error.detail or error)
         except CfUnreachable as error:
+            last = error
             log.info("lock %s: create attempt %d: %s", name, attempt, error)
         holder = client.find_service_instance_named(space_guid, name)
         if holder is None:
@@ -264,7 +267,14 @@ def acquire(
         log.warning("taking over the lock %s of %s: %s", name, held.owner, why)
         client.delete_user_provided_instance(holder.guid)  # that one only; 404: already gone
     holder = client.find_service_instance_named(space_guid, name)
-    held_by = _lock_of(holder) if holder is not None else None
+    held_by: LockInfo | None = None
+    if holder is None:
+        if last is not None:
+            raise last  # nobody holds it: Cloud Controller kept failing the create
+    else:
+        held_by = _lock_of(holder)
+        if held_by.token == info.token:
+            return HeldLock(holder.guid, name, info)
     raise Locked(
         f"the lock {name} could not be taken in {ACQUIRE_ATTEMPTS} attempts"
         + (f"; it is held by {held_by.describe()}" if held_by else "")
@@ -301,7 +311,13 @@ def release(client: CfClient, lock: HeldLock) -> str | None:
     held = LockInfo.from_tags(current.tags) if current.type == "user-provided" else None
     if held is None or held.token != lock.info.token:
         return f"the lock {lock.name} ({lock.guid}) no longer carries this run's token; left alone"
-    client.delete_user_provided_instance(lock.guid)
+    for attempt in (1, 2):  # a 500 is not retried by the transport; this delete is safe to
+        try:  # repeat (by guid, and a lock already gone is a 404)
+            client.delete_user_provided_instance(lock.guid)
+            break
+        except CfApiError as error:
+            if attempt == 2 or error.status < 500:
+                raise
     log.info("released the lock %s", lock.name)
     return None
 

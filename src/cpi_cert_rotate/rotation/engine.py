@@ -38,14 +38,15 @@ from ..errors import InputError, RotationError
 from ..models import CertFacts, Outcome, PrivateKey, Report, RotationRequest, Strategy
 from . import lock
 from .aftermath import judge_rollback, read_fresh
-from .annotations import AnnotationKeys, iso, keys_of
+from .annotations import AnnotationKeys, keys_of
 from .context import ROLLBACK_BUDGET_S, RunContext
 from .decide import Decision, decide, initial_strategy, plan_lines
-from .finish import Cleanup, record, remove_other_bindings, wait_for_deployments
-from .journal import Compensation, Journal
+from .finish import Cleanup, complete_earlier_run, record, remove_other_bindings
+from .journal import Journal
 from .leftovers import Leftovers, find_leftovers
+from .new_material import issue_step, keep_out_of_errors, validate_step
 from .observe import Observation, observe
-from .promote import redeploy, roll_out, set_env, set_env_like_the_seed
+from .promote import promote_like_the_seed, roll_out, set_env
 from .register import register_new_leaf, require_in_place_possible
 from .verify import verification_url, verify_new_certificate
 
@@ -58,6 +59,9 @@ UNPROVEN = (
     "give verify-path to gate promotion on a real mTLS call"
 )
 """The warning of a rotation without a test call (the report also says `verified: false`)."""
+
+RELEASE_BUDGET_S = 60.0
+"""Releasing the lock may take this long, whatever the run's own deadline."""
 
 MIN_COMPLETION_S = 60.0
 """Completing an earlier run's leftovers gets at least this long (it waits for deployments)."""
@@ -128,7 +132,7 @@ class _Run:
             validation = self._validate(self.request.chain) if self.request.chain else None
             client = self.client_factory(self.request)
             client.set_deadline(self.deadline)
-            self._keep_out_of_errors(client, self.key)
+            keep_out_of_errors(client, self.key)
             obs, decision = self._observe(client, "observe")
             stop = self._before_lock(obs, decision, validation)
         except InputError as error:
@@ -149,13 +153,16 @@ class _Run:
         except RotationError as error:
             # The create may have landed although its answer was lost: take it back, so
             # that the next run is not blocked until it expires.
-            self._release_token(client, obs, info)
+            client.set_deadline(time.monotonic() + RELEASE_BUDGET_S)
+            note = lock.release_token_quietly(client, obs.space_guid, obs.app.name, info)
+            self.warnings += [note] if note else []
             return self._failure(Outcome.FAILED, error)
         report: Report | None = None
         try:
             report = self._locked(client, obs, decision, validation)
         finally:
-            note = self._release(client, held)
+            client.set_deadline(time.monotonic() + RELEASE_BUDGET_S)
+            note = lock.release_quietly(client, held)
             if report is not None and note:
                 report = dataclasses.replace(report, warnings=(*report.warnings, note))
         return report
@@ -230,7 +237,7 @@ class _Run:
                 return self._complete_earlier_run(client, obs, decision.outcome, leftovers)
             validation = validation or self.issued
             assert validation is not None
-            self._keep_out_of_errors(client, self.key)
+            keep_out_of_errors(client, self.key)
             self.strategy = self._strategy(obs, validation.leaf)
             self.plan = plan_lines(self.request, obs, self.strategy, self.new)
         except InputError as error:
@@ -263,49 +270,17 @@ class _Run:
 
     # -- steps (1)-(3) -------------------------------------------------------------------
 
-    @staticmethod
-    def _keep_out_of_errors(client: CfClient, key: PrivateKey | None) -> None:
-        """Every spelling of the new key is cut from Cloud Foundry's error texts."""
-        if key is not None:
-            forms = material.secret_forms(key)
-            client.add_secrets(*forms, *material.secret_lines(forms))
-
     def _issue(self, obs: Observation) -> material.Validation:
-        """Step (1) for an issuer: a certificate for a key made here, then validated.
-
-        The CSR copies the subject of the certificate instances present now, so that a
-        renewal keeps the DN that CPI and an iFlow's subject check compare.
-        """
-        issuer = self.request.issuer
-        assert issuer is not None
-        live = obs.env_leaf or obs.registered.leaf
-        with self.journal.step("issue", issuer.describe()) as notes:
-            issued = issuer.issue(copy_subject_from=live, on_secret=self.on_secret)
-            for form in material.secret_forms(issued.key):
-                self.on_secret(form)
-            notes.append(f"serial {issued.chain[0].serial_number:x}")
-        if live is not None and issued.chain[0].subject != live.subject:
-            self.warnings.append(
-                f"the issued certificate's subject ({issued.chain[0].subject.rfc4514_string()}) "
-                f"differs from the live one ({live.subject.rfc4514_string()}); an iFlow that "
-                "authorises by subject DN must be updated (the issuer's role sets O, OU, C)"
-            )
-        self.key = issued.key
-        return self._validate(issued.chain)
+        """Step (1) for an issuer (`new_material.issue_step`), then its validation."""
+        chain, self.key, warnings = issue_step(self.journal, self.request, obs, self.on_secret)
+        self.warnings += warnings
+        return self._validate(chain)
 
     def _validate(self, chain: tuple[x509.Certificate, ...]) -> material.Validation:
         """Step (1): the new material, completely, before any change in Cloud Foundry."""
         assert self.key is not None
-        with self.journal.step("material"):
-            validation = material.validate(
-                chain,
-                self.key,
-                now=self.now,
-                trusted_roots=self.request.trusted_roots,
-                warn_days=self.request.warn_days,
-            )
-            material.raise_for_problems(validation)
-        self.warnings += [p.message for p in validation.warnings]
+        validation, warnings = validate_step(self.journal, chain, self.key, self.request, self.now)
+        self.warnings += warnings
         self.new = material.facts(validation.leaf)
         self.leaf_pem = material.leaf_pem(validation.leaf)
         return validation
@@ -358,18 +333,7 @@ class _Run:
         ctx.check_cancel()
         if self.strategy is Strategy.RESTAGE:
             with self.journal.step("promote", "two env calls and a restage, as the seed"):
-                app_guid = ctx.obs.app.guid
-                # Pushed first so that it runs last: instances start with the restored env.
-                self.journal.push(
-                    Compensation(
-                        description=f"restart {ctx.obs.app.name} (a failed restage may stop it)",
-                        undo=lambda: _restart(ctx.client, app_guid),
-                        state_if_failed=f"{ctx.obs.app.name} may be stopped",
-                        manual_action=f"cf restart {ctx.obs.app.name}",
-                    )
-                )
-                set_env_like_the_seed(ctx)
-                ctx.client.restage(app_guid, deadline=ctx.deadline)
+                promote_like_the_seed(ctx)
             return
         with self.journal.step("promote", "chain and key in one call"):
             set_env(ctx)
@@ -454,32 +418,13 @@ class _Run:
         deadline = max(self.deadline, time.monotonic() + MIN_COMPLETION_S)
         client.set_deadline(deadline + ROLLBACK_BUDGET_S)
         cleanup = Cleanup()
-        leaf = obs.env_leaf
-        assert leaf is not None
-        keep = next(b.guid for b in obs.bindings if obs.serves(b, leaf))
         self.warnings += [f"left by an earlier run: {line}" for line in leftovers.describe()]
         try:
             why = "completing what an earlier run left" if leftovers else "recording it"
             with self.journal.step("finish", why) as notes:
-                still = wait_for_deployments(client, leftovers.active_deployments, deadline)
-                if still:
-                    raise RotationError(
-                        f"deployment(s) {', '.join(still)} did not finish; no binding was "
-                        "deleted while instances may still use the certificate it registers"
-                    )
-                if leftovers.unfinished or leftovers.unrecorded:
-                    # No record of a finished rotation names this certificate: whether a
-                    # deployment brought it to every instance is unknown, so one does now,
-                    # before any binding an instance may still use is deleted.
-                    deployment = redeploy(client, obs, self.request, deadline)
-                    notes.append(f"deployment {deployment.guid} brought the env to every instance")
-                remove_other_bindings(
-                    client, obs.app.guid, obs.instance.guid, keep=keep, deadline=deadline,
-                    cleanup=cleanup,
-                )  # fmt: skip
-                record(
-                    client, obs.app.guid, self.keys, material.facts(leaf), run_id=self.run_id,
-                    cleanup=cleanup,
+                complete_earlier_run(
+                    client, obs, leftovers, self.request, self.keys, run_id=self.run_id,
+                    deadline=deadline, cleanup=cleanup,
                 )  # fmt: skip
                 notes.extend(cleanup.notes)
         except RotationError as error:
@@ -503,29 +448,6 @@ class _Run:
         return self._report(outcome)
 
     # -- the lock ------------------------------------------------------------------------------
-
-    def _release(self, client: CfClient, held: lock.HeldLock) -> str | None:
-        """Release the lock; a warning when it could not be (it then expires by itself)."""
-        client.set_deadline(time.monotonic() + lock.LOCK_MARGIN_S / 4)
-        try:
-            return lock.release(client, held)
-        except RotationError as error:
-            until = iso(held.info.expires) if held.info.expires else "its expiry"
-            return (
-                f"the lock {held.name} could not be removed ({error}); it expires at {until}, "
-                f"or delete it: `cf delete-service {held.name} -f`"
-            )
-
-    def _release_token(self, client: CfClient, obs: Observation, info: lock.LockInfo) -> None:
-        client.set_deadline(time.monotonic() + lock.LOCK_MARGIN_S / 4)
-        try:
-            lock.release_token(client, obs.space_guid, obs.app.name, info)
-        except RotationError as error:
-            self.warnings.append(
-                f"a lock this run may have created could not be checked ({error}); it "
-                f"expires by itself, or delete it: `cf delete-service "
-                f"{lock.lock_name(obs.app.name)} -f` once no rotation of the app runs"
-            )
 
     # -- the report ----------------------------------------------------------------------------
 
@@ -594,12 +516,6 @@ def _to_complete(leftovers: Leftovers, outcome: Outcome) -> bool:
     """Whether a run that changes nothing itself must still finish an earlier one: with the
     certificate asked for live, even a missing record is written."""
     return bool(leftovers) or (outcome is Outcome.ALREADY_CURRENT and leftovers.unrecorded)
-
-
-def _restart(client: CfClient, app_guid: str) -> None:
-    """Stop and start: every instance takes the app's current env (the seed's downtime)."""
-    client.stop_app(app_guid)
-    client.start_app(app_guid)
 
 
 def _kebab(name: str) -> str:

@@ -14,10 +14,14 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from .. import material
 from ..cf import CfClient
 from ..errors import RotationError
-from ..models import CertFacts
+from ..models import CertFacts, RotationRequest
 from .annotations import AnnotationKeys
+from .leftovers import Leftovers
+from .observe import Observation
+from .promote import redeploy
 from .register import delete_binding_when_settled
 
 log = logging.getLogger(__name__)
@@ -102,3 +106,39 @@ def record(
         cleanup.notes.append("rotation record written")
     except RotationError as error:
         cleanup.warnings.append(f"the app's annotations could not be written: {error}")
+
+
+def complete_earlier_run(
+    client: CfClient,
+    obs: Observation,
+    leftovers: Leftovers,
+    request: RotationRequest,
+    keys: AnnotationKeys,
+    *,
+    run_id: str,
+    deadline: float,
+    cleanup: Cleanup,
+) -> None:
+    """Finish what an earlier run left, with the certificate in the env live.
+
+    Active deployments are waited for and, unless a rotation record names the live
+    certificate (its run reached the finish step, so after its deployment), the env is
+    deployed first: an old binding may go only once no instance can still use it. Raises
+    `RotationError` when a deployment does not end (then nothing is deleted).
+    """
+    leaf = obs.env_leaf
+    assert leaf is not None
+    keep = next(b.guid for b in obs.bindings if obs.serves(b, leaf))
+    still = wait_for_deployments(client, leftovers.active_deployments, deadline)
+    if still:
+        raise RotationError(
+            f"deployment(s) {', '.join(still)} did not finish; no binding was deleted while "
+            "instances may still use the certificate it registers"
+        )
+    if leftovers.unfinished or leftovers.unrecorded:
+        deployment = redeploy(client, obs, request, deadline)
+        cleanup.notes.append(f"deployment {deployment.guid} brought the env to every instance")
+    remove_other_bindings(
+        client, obs.app.guid, obs.instance.guid, keep=keep, deadline=deadline, cleanup=cleanup
+    )
+    record(client, obs.app.guid, keys, material.facts(leaf), run_id=run_id, cleanup=cleanup)

@@ -332,3 +332,31 @@ def release_token(client: CfClient, space_guid: str, app_name: str, info: LockIn
     if held is None or held.token != info.token:
         return False
     return client.delete_user_provided_instance(found.guid)
+
+
+def release_quietly(client: CfClient, lock: HeldLock) -> str | None:
+    """`release`, with a failure turned into a warning that says how the lock goes away."""
+    try:
+        return release(client, lock)
+    except RotationError as error:
+        until = iso(lock.info.expires) if lock.info.expires else "its expiry"
+        return (
+            f"the lock {lock.name} could not be removed ({error}); it expires at {until}, "
+            f"or delete it: `cf delete-service {lock.name} -f`"
+        )
+
+
+def release_token_quietly(
+    client: CfClient, space_guid: str, app_name: str, info: LockInfo
+) -> str | None:
+    """`release_token`, with a failure turned into a warning."""
+    try:
+        release_token(client, space_guid, app_name, info)
+    except RotationError as error:
+        name = lock_name(app_name)
+        return (
+            f"a lock this run may have created could not be checked ({error}); it expires by "
+            f"itself, or delete it once no rotation of the app runs: "
+            f"`cf delete-service {name} -f`"
+        )
+    return None

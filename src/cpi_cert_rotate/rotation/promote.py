@@ -75,6 +75,28 @@ def set_env_like_the_seed(ctx: RunContext) -> None:
     ctx.client.patch_env_vars(obs.app.guid, {names[1]: ctx.key_pem})
 
 
+def promote_like_the_seed(ctx: RunContext) -> None:
+    """The restage baseline's promote: env in two calls, then a restage (an outage)."""
+    app_guid, app = ctx.obs.app.guid, ctx.obs.app.name
+    # Pushed first so that it runs last: instances start with the restored env.
+    ctx.journal.push(
+        Compensation(
+            description=f"restart {app} (a failed restage may stop it)",
+            undo=lambda: _restart(ctx.client, app_guid),
+            state_if_failed=f"{app} may be stopped",
+            manual_action=f"cf restart {app}",
+        )
+    )
+    set_env_like_the_seed(ctx)
+    ctx.client.restage(app_guid, deadline=ctx.deadline)
+
+
+def _restart(client: CfClient, app_guid: str) -> None:
+    """Stop and start: every instance takes the app's current env (the seed's downtime)."""
+    client.stop_app(app_guid)
+    client.start_app(app_guid)
+
+
 def roll_out(ctx: RunContext) -> Deployment:
     """Start a rolling deployment of the current droplet and wait until it is DEPLOYED.
 

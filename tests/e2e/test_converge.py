@@ -224,3 +224,29 @@ def test_a_create_applied_after_the_client_gave_up_is_waited_for_before_rollback
     time.sleep(3)  # anything still in flight would have landed by now
     assert live_binding_leaves(landscape) == {old_leaf}
     assert assert_consistent(landscape) == old_leaf
+
+
+def test_a_stray_newer_binding_does_not_hide_that_the_certificate_is_live(
+    landscape: Landscape,
+) -> None:
+    """The newest binding registers a certificate a rolled-back run left; the live one is
+    registered by the older binding. Asked for the live certificate, the run must say it is
+    current (not register it a second time, which CPI refuses) and remove the stray."""
+    live = assert_consistent(landscape)
+    first = landscape.mint(cn="ntifext-client", days=90)
+    assert rotate(request_for(landscape, first.chain_pem, first.key_pem)).rotated
+    stray = landscape.mint(cn="ntifext-client", days=90)
+    with _client(landscape) as client:
+        client.create_app_binding(
+            landscape.app_guid,
+            landscape.service_instance_guid,
+            name=None,
+            parameters=material.binding_parameters(material.load_chain(stray.chain_pem)[0]),
+            strategy="multiple",
+            deadline=time.monotonic() + 30,
+        )
+    assert live != first.leaf_sha256
+    report = rotate(request_for(landscape, first.chain_pem, first.key_pem))
+    assert report.outcome is Outcome.ALREADY_CURRENT, report.error
+    assert accepted_leaves(landscape) == {first.leaf_sha256}
+    assert assert_consistent(landscape) == first.leaf_sha256

@@ -134,7 +134,7 @@ def judge_rollback(
         f"set {chain_var} and {key_var} of {app} back to the previous chain and key "
         f"(`cf set-env`), then `cf restart {app} --strategy rolling`"
     )
-    if fresh.env_read and fresh.env_leaf is not None and fresh.env_leaf == new_leaf:
+    if fresh.env_read and fresh.env_leaf is not None and fresh.env_leaf == new_leaf != old_leaf:
         state.append(f"{app}'s env holds the new certificate ({new_fp}...) in {chain_var}")
         manual.append(restore_env)
     elif fresh.env_read and fresh.env_leaf != old_leaf:

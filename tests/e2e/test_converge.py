@@ -250,3 +250,40 @@ def test_a_stray_newer_binding_does_not_hide_that_the_certificate_is_live(
     assert report.outcome is Outcome.ALREADY_CURRENT, report.error
     assert accepted_leaves(landscape) == {first.leaf_sha256}
     assert assert_consistent(landscape) == first.leaf_sha256
+
+
+def test_a_create_of_an_earlier_run_landing_during_this_one_is_adopted(
+    landscape: Landscape, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An earlier run's bind POST for the same certificate is applied by Cloud Controller
+    just as this run binds: the broker refuses this run's (a certificate is taken once),
+    and the run uses the binding that already registers its certificate."""
+    from cf_sandbox.state import Binding, LastOperation
+
+    minted = landscape.mint(cn="ntifext-client", days=90)
+    leaf = material.load_chain(minted.chain_pem)[0]
+    original = landscape.broker.bind
+    landed: list[str] = []
+
+    def bind_after_the_late_create(binding: Binding) -> None:
+        if not landed and binding.parameters.get("X.509"):
+            late = Binding(
+                type="app", name=None, service_instance_guid=binding.service_instance_guid,
+                app_guid=binding.app_guid, parameters=dict(binding.parameters),
+                last_operation=LastOperation(type="create", state="succeeded"),
+            )  # fmt: skip
+            original(late)
+            late.registered_at = time.monotonic()
+            landscape.store.add(late)
+            landed.append(late.guid)
+        original(binding)
+
+    monkeypatch.setattr(landscape.broker, "bind", bind_after_the_late_create)
+    report = rotate(request_for(landscape, minted.chain_pem, minted.key_pem))
+    assert landed, "the late create never landed"
+    assert report.outcome is Outcome.ROTATED, (report.error, report.state_left)
+    assert report.binding_guid == landed[0]
+    assert any("it is used instead" in w for w in report.warnings)
+    assert accepted_leaves(landscape) == {minted.leaf_sha256}
+    assert assert_consistent(landscape) == minted.leaf_sha256
+    assert material.fingerprint(leaf) == minted.leaf_sha256

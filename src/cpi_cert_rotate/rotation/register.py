@@ -19,7 +19,7 @@ from ..models import Strategy
 from .context import RunContext
 from .decide import in_place_blockers
 from .journal import Compensation
-from .observe import Observation
+from .observe import Observation, credentials_of
 
 log = logging.getLogger(__name__)
 
@@ -180,9 +180,21 @@ def _create(ctx: RunContext, *, strategy: str | None) -> Binding:
             strategy=strategy,
             deadline=ctx.deadline,
         )
-    except CfJobFailed:
+    except CfJobFailed as failure:
         _adopt_unknown_bindings(ctx, known)
-        raise
+        earlier = _registering_new_leaf(ctx, exclude=failure.binding_guid)
+        if earlier is None:
+            raise
+        # CPI takes a certificate once: a binding that already registers it (a create an
+        # earlier run sent, applied after that run gave up) made this one fail. It is
+        # this app's binding for this very certificate: use it.
+        ctx.warnings.append(
+            f"binding {earlier.guid} already registers the new certificate (a create of an "
+            "earlier run, applied after its answer was lost); it is used instead"
+        )
+        _push_delete_new(ctx, earlier.guid)
+        ctx.new_binding = earlier
+        return earlier
     except CfApiError as error:
         if error.status == 422 and strategy == "multiple" and _is_overlap_refusal(error):
             raise OverlapRefused(error.detail or str(error)) from error
@@ -195,6 +207,20 @@ def _create(ctx: RunContext, *, strategy: str | None) -> Binding:
     _push_delete_new(ctx, binding.guid)
     ctx.new_binding = binding
     return binding
+
+
+def _registering_new_leaf(ctx: RunContext, *, exclude: str | None) -> Binding | None:
+    """A succeeded binding of the app to the instance that registers exactly the new leaf."""
+    for binding in ctx.client.list_app_bindings(ctx.obs.app.guid, ctx.obs.instance.guid):
+        if binding.guid == exclude or not binding.succeeded:
+            continue
+        try:
+            registered = credentials_of(ctx.client.binding_credentials(binding.guid)).leaf
+        except CfApiError:
+            continue
+        if registered == ctx.new_leaf:
+            return binding
+    return None
 
 
 def _is_overlap_refusal(error: CfApiError) -> bool:

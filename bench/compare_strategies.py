@@ -58,6 +58,7 @@ def run_once(strategy: Strategy, args: argparse.Namespace) -> Sample:
             ),
             chain=material.load_chain(minted.chain_pem),
             key=material.load_key(minted.key_pem),
+            trusted_roots=material.load_chain(ls.trusted_root_pem),  # not on SAP's list
             strategy=strategy,
             verify_path="/http/ping",
         )

@@ -75,6 +75,7 @@ def _requests(ls: Landscape, targets: list[Target]) -> tuple[list[RotationReques
                 chain=tuple(load_pem_certs(new.chain_pem)),
                 key=serialization.load_pem_private_key(new.key_pem.encode(), None),
                 verify_path="/http/ping",
+                trusted_roots=tuple(load_pem_certs(ls.trusted_root_pem)),  # not on SAP's list
             )
         )
     return requests, minted

@@ -35,6 +35,7 @@ from .cc_builds import BuildRoutes
 from .cc_deployments import DeploymentRoutes
 from .cc_lookups import LookupRoutes
 from .cc_root import RootRoutes
+from .cc_user_provided import UserProvidedRoutes
 from .context import Ctx
 from .control import ControlRoutes, state_json
 from .cpi import Cpi
@@ -189,6 +190,7 @@ class Landscape:
             BuildRoutes(ctx, self.logs),
             BindingRoutes(ctx),
             DeploymentRoutes(ctx),
+            UserProvidedRoutes(ctx),
         ):
             routes.register(cc)
         self.jobs.register(cc)

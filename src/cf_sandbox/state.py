@@ -268,6 +268,8 @@ class Options:
     cpi_propagation_s: float = 0.0
     rate_limit: int | None = None
     rate_limit_window_s: float = 60.0
+    service_instance_creation: bool = True
+    """CC's feature flag of that name (default on); off, only admins create instances."""
 
     def update(self, changes: dict[str, Any]) -> Options:
         """A copy with `changes` applied; unknown names or bad versions raise ValueError."""

@@ -306,6 +306,9 @@ class Report:
     manual_actions: tuple[str, ...] = ()
     leaf_pem: str | None = None
     finished_at: datetime | None = None
+    verified: bool = False
+    """True only when a real mTLS call with the new chain and key succeeded before
+    promotion (the test step). A rotation without it is live but unproven."""
 
     @property
     def exit_code(self) -> ExitCode:
@@ -327,12 +330,18 @@ class Report:
             return None
         return self.before
 
+    @property
+    def unproven(self) -> bool:
+        """Live, but nothing proved that the new certificate works (no test call ran)."""
+        return self.rotated and not self.verified
+
     def to_json(self) -> dict[str, Any]:
         """JSON-safe dict (times as ISO 8601 UTC) for `--json` and tests."""
         now = self.finished_at
         return {
             "outcome": str(self.outcome),
             "rotated": self.rotated,
+            "verified": self.verified,
             "exit_code": int(self.exit_code),
             "strategy": str(self.strategy) if self.strategy else None,
             "target": asdict(self.target),

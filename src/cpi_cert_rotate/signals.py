@@ -40,3 +40,24 @@ def stop_requested_on_signals(event: threading.Event) -> Iterator[list[str]]:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+def signal_note(received: list[str], outcome: str, *, stopped: bool, live: bool) -> str:
+    """What to tell a person who sent SIGINT/SIGTERM, true to how the run ended.
+
+    `stopped`: the engine stopped at a safe point because of the signal (and undid what
+    it had changed); `live`: the new certificate is live. A signal that arrives once the
+    certificate is going live (the finish step, the seed's restage) does not stop the run:
+    undoing then would leave more to repair than finishing, so it finishes.
+    """
+    if not received:
+        return ""
+    names = ", ".join(received)
+    if stopped:
+        return f"received {names}: stopped at a safe point and undid what was changed ({outcome})"
+    if live:
+        return (
+            f"received {names} while the new certificate was going live: the run could no "
+            f"longer stop safely, so it finished ({outcome}); nothing was undone"
+        )
+    return f"received {names}; the run ended {outcome} before it reached a safe point to stop at"

@@ -193,6 +193,8 @@ def landscape_inputs(ls: Any, minted: Any | None, **changes: str) -> dict[str, s
         "service-instance": ls.service_instance,
         "cert-chain": minted.chain_pem if minted else "",
         "private-key": minted.key_pem if minted else "",
+        # The sandbox's root is not on SAP's list: trust it as a user with a private CA would.
+        "trusted-roots": ls.trusted_root_pem,
         "verify-path": "/http/ping",
         "timeout": "120",
         "strategy": "auto",

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cryptography import x509
 from material_kit import ClientMaterial, key_lines
 from runner_kit import TARGET_INPUTS
 
@@ -245,3 +246,15 @@ def test_a_key_pasted_into_the_chain_input_is_found(client_material: ClientMater
     blocks = chain_key_blocks(pasted)
     assert blocks == [client_material.key_pem.strip()]
     assert chain_key_blocks(client_material.chain_pem) == []
+
+
+def test_trusted_roots_input_becomes_the_requests_roots(client_material: ClientMaterial) -> None:
+    root_pem = client_material.chain_pem.split("-----END CERTIFICATE-----\n")[-2]
+    root_pem += "-----END CERTIFICATE-----\n"
+    settings, _ = _build(_inputs(client_material, trusted_roots=root_pem))
+    assert [r.subject for r in settings.request.trusted_roots] == [
+        x509.load_pem_x509_certificate(root_pem.encode()).subject
+    ]
+    assert _build(_inputs(client_material))[0].request.trusted_roots == ()  # SAP's list
+    error = _error(_inputs(client_material, trusted_roots="not a certificate"))
+    assert error.code == "bad-trusted-roots"

@@ -54,6 +54,7 @@ def _report(outcome: Outcome, **kw: object) -> Report:
         "steps": STEPS,
         "leaf_pem": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
         "finished_at": NOW,
+        "verified": outcome in (Outcome.ROTATED, Outcome.CLEANUP_INCOMPLETE),
     }
     base.update(kw)
     return Report(**base)  # type: ignore[arg-type]
@@ -98,13 +99,29 @@ def test_invalid_input_outputs_are_empty_but_present() -> None:
     out = outputs(report, NOW)
     assert set(out) == set(OUTPUTS)
     assert out["reason"] == "invalid-input"
-    assert all(out[k] == "" for k in OUTPUTS if k not in ("rotated", "reason", "results"))
+    assert out["verified"] == "false"
+    assert all(
+        out[k] == "" for k in OUTPUTS if k not in ("rotated", "verified", "reason", "results")
+    )
     (row,) = json.loads(out["results"])
     assert (row["outcome"], row["exit_code"], row["error_code"]) == (
         "invalid-input",
         2,
         "missing-input",
     )
+
+
+def test_rotation_without_a_test_call_says_so_in_headline_and_output() -> None:
+    report = _report(Outcome.ROTATED, verified=False)
+    out = outputs(report, NOW)
+    assert (out["rotated"], out["verified"]) == ("true", "false")
+    text = summary(report, now=NOW)
+    assert text.startswith("### ⚠️ Certificate rotated, but NOT verified: nothing proved it works")
+    assert "no call with it reached the iFlow before promotion" in text
+    assert "✅" not in text.splitlines()[0]
+    proven = _report(Outcome.ROTATED)
+    assert outputs(proven, NOW)["verified"] == "true"
+    assert summary(proven, now=NOW).startswith("### ✅ Certificate rotated")
 
 
 def test_short_lived_new_certificate_warns_with_the_threshold() -> None:

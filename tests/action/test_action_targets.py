@@ -123,6 +123,8 @@ def test_the_targets_example_rotates_every_due_app_in_one_job_from_vault(
     # the values the example marks `<-` (to be adjusted), as this test's OpenBao has them
     given.update({"vault-pki-mount": mount, "vault-role": ROLE, "vault-auth-mount": auth_mount})
     inputs = with_defaults(given, main_action)
+    # the sandbox's root stands in for one on SAP's list, which it cannot be on
+    inputs["trusted-roots"] = ls.trusted_root_pem
     assert inputs["targets"] == needs["plan"]["outputs"]["due"]  # one line of JSON
     ls.clear_calls()
     dirs = RunnerDirs(tmp_path / "rotate")
@@ -171,7 +173,8 @@ def fleet(landscape_factory: Callable[..., Landscape]) -> Landscape:
 def _login(ls: Landscape) -> dict[str, str]:
     """The step's `with:` for a targets run: the login only; the runner adds defaults."""
     given = {"cf-api": ls.api_url, "cf-username": ls.username, "cf-password": ls.password,
-             "cf-origin": ls.origin, "cf-ca-cert": ls.ca_pem}  # fmt: skip
+             "cf-origin": ls.origin, "cf-ca-cert": ls.ca_pem,
+             "trusted-roots": ls.trusted_root_pem}  # fmt: skip
     return with_defaults(given, _yaml(ROOT / "action.yml"))
 
 

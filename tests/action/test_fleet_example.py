@@ -134,6 +134,8 @@ def test_plan_then_rotate_rotates_exactly_the_due_apps_with_no_failed_call(
         step = _step(rotate, "org/cpi-cert-rotate@")
         step_contexts = contexts(environment, matrix=entry, needs=needs)
         inputs = with_defaults(render(step["with"], step_contexts), main_action)
+        # the sandbox's root stands in for one on SAP's list, which it cannot be on
+        inputs["trusted-roots"] = ls.trusted_root_pem
         probe = Probe(ls.runtime, guids[entry["app"]], ls.ca_pem)
         probe.start(PROBE_RPS)
         try:

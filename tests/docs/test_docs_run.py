@@ -4,7 +4,7 @@ A page's runnable blocks run in order in one bash (`set -euo pipefail`), as a re
 pasting them one after the other would, in a fresh folder on a memory-backed file
 system (`/dev/shm` when present: the example keys never reach a disk). The folder holds
 links to the checkout (`.venv`, `scripts`, ...) and the files the certificate examples
-name, minted for the run: `chain.pem` (leaf and intermediate), `chain.p7b`,
+name, minted for the run: `chain.pem` (leaf, intermediate and root), `chain.p7b`,
 `privkey.pem` (encrypted PKCS#8; its passphrase is what `read` gets on stdin) and
 `sap-roots.pem` (the chain's root, standing in for SAP's bundle). A stale example makes
 its page fail; a block that cannot run here says why (`doc_blocks.py`).
@@ -37,9 +37,11 @@ def _workspace() -> Path:
         (folder / name).symlink_to(ROOT / name)
     pki = client_pki()
     pem = serialization.Encoding.PEM
-    env_chain = b"".join(c.public_bytes(pem) for c in pki.env_chain)
-    (folder / "chain.pem").write_bytes(env_chain)
-    (folder / "chain.p7b").write_bytes(pkcs7.serialize_certificates(list(pki.env_chain), pem))
+    # The whole chain, root included, as a CA hands it out: the test root cannot be on SAP's
+    # list, and a chain without it would be refused as incomplete (the root is named instead)
+    full_chain = b"".join(c.public_bytes(pem) for c in pki.chain)
+    (folder / "chain.pem").write_bytes(full_chain)
+    (folder / "chain.p7b").write_bytes(pkcs7.serialize_certificates(list(pki.chain), pem))
     (folder / "sap-roots.pem").write_bytes(pki.root.cert.public_bytes(pem))
     (folder / "privkey.pem").write_bytes(
         pki.leaf.key.private_bytes(

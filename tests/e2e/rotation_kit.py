@@ -23,6 +23,8 @@ def request_for(ls: Landscape, chain_pem: str, key_pem: str, **overrides: Any) -
         auth=CfAuth(username=ls.username, password=ls.password, origin=ls.origin, ca_pem=ls.ca_pem),
         chain=material.load_chain(chain_pem),
         key=material.load_key(key_pem),
+        # The sandbox's root is not on SAP's list: trust it as a user with a private CA would.
+        trusted_roots=material.load_chain(ls.trusted_root_pem),
         verify_path="/http/ping",
         timeout_s=120.0,
         verify_timeout_s=5.0,
@@ -65,6 +67,17 @@ def live_binding_leaves(ls: Landscape) -> set[str]:
         b["leaf_sha256"]
         for b in ls.state()["bindings"]
         if b["app_guid"] == app_guid and b["state"] == "succeeded"
+    }
+
+
+def accepted_leaves(ls: Landscape) -> set[str]:
+    """Every leaf CPI accepts through the app's bindings: live ones and failed deletes."""
+    app_guid = the_app(ls)["guid"]
+    return {
+        b["leaf_sha256"]
+        for b in ls.state()["bindings"]
+        if b["app_guid"] == app_guid
+        and (b["operation"], b["state"]) in (("create", "succeeded"), ("delete", "failed"))
     }
 
 

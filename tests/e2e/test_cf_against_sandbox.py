@@ -254,3 +254,21 @@ def test_restage_stages_and_restarts_the_app(landscape: Landscape, client: CfCli
     paths = [(c["method"], c["path"]) for c in landscape.calls()]
     assert ("POST", "/v3/builds") in paths
     assert ("PATCH", f"/v3/apps/{app_guid}/relationships/current_droplet") in paths
+
+
+def test_timeout_message_names_the_timeout_used_when_the_deadline_cut_it(
+    landscape: Landscape,
+) -> None:
+    """The call's timeout is 30 s, but 1.5 s were left: the message must say 1.5 s."""
+    from cpi_cert_rotate.cf import CfUnreachable
+
+    with CfClient(landscape.api_url, _auth(landscape), timeout_s=30.0) as cf:
+        cf.authenticate()
+        landscape.add_fault({"method": "GET", "path": r"^/v3/apps$", "delay_s": 4})
+        cf.set_deadline(time.monotonic() + 1.5)
+        with pytest.raises(CfUnreachable) as caught:
+            cf.find_app("any-space", landscape.app)
+    message = str(caught.value)
+    assert "no answer within 1." in message, message
+    assert "within 30s" not in message
+    assert "cut from 30s to what was left before the run's deadline" in message

@@ -19,7 +19,9 @@ from cf_sandbox import Landscape
 pytestmark = pytest.mark.e2e
 
 
-def _command(ls: Landscape, ca_file: Path, *extra: str) -> list[str]:
+def _command(ls: Landscape, ca_file: Path, *extra: str, verify: bool = True) -> list[str]:
+    roots = ca_file.with_name("trusted-roots.pem")  # the sandbox's root is not on SAP's list
+    roots.write_text(ls.trusted_root_pem)
     return [
         sys.executable, "-m", "cpi_cert_rotate", "rotate",
         "--cf-api", ls.api_url,
@@ -30,7 +32,8 @@ def _command(ls: Landscape, ca_file: Path, *extra: str) -> list[str]:
         "--cf-org", ls.org, "--cf-space", ls.space,
         "--app", ls.app, "--service-instance", ls.service_instance,
         "--chain-env", "TEST_CHAIN", "--key-env", "TEST_KEY",
-        "--verify-path", "/http/ping",
+        *(["--verify-path", "/http/ping"] if verify else []),
+        "--trusted-roots", str(roots),
         *extra,
     ]  # fmt: skip
 
@@ -81,7 +84,7 @@ def test_sigterm_during_deployment_rolls_back(
         text=True,
     )
     deadline = time.monotonic() + 60
-    while not any(c["path"] == "/v3/deployments" for c in ls.calls()):
+    while not any(c["method"] == "POST" and c["path"] == "/v3/deployments" for c in ls.calls()):
         assert process.poll() is None, process.communicate()
         assert time.monotonic() < deadline, "no deployment started"
         time.sleep(0.05)
@@ -89,7 +92,7 @@ def test_sigterm_during_deployment_rolls_back(
     out, err = process.communicate(timeout=120)
     assert process.returncode == 1, err
     report = json.loads(out)
-    assert report["outcome"] == "rolled-back"
+    assert report["outcome"] == "rolled-back", (report["error"], report["steps"])
     assert "interrupted" in report["error"]
     assert assert_consistent(ls) == old_leaf
     assert minted.leaf_sha256 not in live_binding_leaves(ls)
@@ -114,3 +117,24 @@ def test_refused_annotation_prefix_exits_2_before_any_call(
     assert result.returncode == 2, result.stderr
     assert "`--annotation-prefix` 'cpi-cert-rotate' would be refused" in result.stderr
     assert landscape.calls()[calls:] == []
+
+
+def test_rotation_without_verify_path_says_loudly_it_is_not_verified(
+    landscape: Landscape, tmp_path: Path
+) -> None:
+    ca = tmp_path / "cf-ca.pem"
+    ca.write_text(landscape.ca_pem)
+    minted = landscape.mint(cn="ntifext-client", days=90)
+    result = subprocess.run(
+        _command(landscape, ca, verify=False),
+        env=_env(landscape, minted.chain_pem, minted.key_pem),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    first = result.stdout.splitlines()[0]
+    assert first.startswith("ROTATED BUT NOT VERIFIED (no test call: nothing proved"), first
+    assert "warning: NOTHING PROVED THAT THE NEW CERTIFICATE WORKS" in result.stdout
+    assert assert_consistent(landscape) == minted.leaf_sha256

@@ -26,9 +26,10 @@ class Rotate:
         minted = ls.mint(cn="ntifext-client", days=90)
         monkeypatch.setenv("TEST_CF_PASSWORD", ls.password)
         monkeypatch.setenv("TEST_KEY", minted.key_pem)
-        ca, chain = tmp_path / "cf-ca.pem", tmp_path / "chain.pem"
+        ca, chain, root = tmp_path / "cf-ca.pem", tmp_path / "chain.pem", tmp_path / "root.pem"
         ca.write_text(ls.ca_pem)
         chain.write_text(minted.chain_pem)
+        root.write_text(ls.trusted_root_pem)  # the sandbox's root: not on SAP's list
         self.ls = ls
         self.argv = [
             "rotate",
@@ -37,7 +38,7 @@ class Rotate:
             "--cf-origin", ls.origin, "--cf-ca-cert", str(ca),
             "--cf-org", ls.org, "--cf-space", ls.space,
             "--app", ls.app, "--service-instance", ls.service_instance,
-            "--chain", str(chain), "--key-env", "TEST_KEY",
+            "--chain", str(chain), "--key-env", "TEST_KEY", "--trusted-roots", str(root),
             "--verify-path", "/http/ping",
         ]  # fmt: skip
 

@@ -26,8 +26,9 @@ pytestmark = pytest.mark.e2e
 def _run(
     ls: Landscape, tmp_path: Path, token: str, *extra: str
 ) -> subprocess.CompletedProcess[str]:
-    ca = tmp_path / "cf-ca.pem"
+    ca, roots = tmp_path / "cf-ca.pem", tmp_path / "trusted-roots.pem"
     ca.write_text(ls.ca_pem)
+    roots.write_text(ls.trusted_root_pem)  # the sandbox's root is not on SAP's list
     minted = ls.mint(cn="ntifext-client", days=90)
     command = [
         sys.executable, "-m", "cpi_cert_rotate", "rotate",
@@ -35,7 +36,7 @@ def _run(
         "--cf-oidc", "user", "--cf-assertion-env", "CI_OIDC_TOKEN",
         "--cf-org", ls.org, "--cf-space", ls.space,
         "--app", ls.app, "--service-instance", ls.service_instance,
-        "--chain-env", "TEST_CHAIN", "--key-env", "TEST_KEY",
+        "--chain-env", "TEST_CHAIN", "--key-env", "TEST_KEY", "--trusted-roots", str(roots),
         "--verify-path", "/http/ping", "--json",
         *extra,
     ]  # fmt: skip

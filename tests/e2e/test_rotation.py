@@ -160,14 +160,33 @@ def test_refused_by_cpi_rolls_back_before_promotion(
     assert not any(s.name == "promote" for s in report.steps)
 
 
-def test_untrusted_chain_is_refused_by_broker_and_rolled_back(landscape: Landscape) -> None:
+def test_untrusted_chain_is_refused_before_any_write(landscape: Landscape) -> None:
+    """It used to reach the broker, which refused it after the lock and a binding POST."""
     old_leaf = env_leaf_sha256(landscape)
     minted = landscape.mint(cn="ntifext-client", days=90, trusted=False)
+    mark = len(landscape.calls())
     report = rotate(request_for(landscape, minted.chain_pem, minted.key_pem))
-    assert report.outcome in (Outcome.ROLLED_BACK, Outcome.FAILED)
-    assert report.exit_code is ExitCode.FAILED
+    assert report.outcome is Outcome.INVALID_INPUT
+    assert report.exit_code is ExitCode.BAD_INPUT
+    assert report.error_code == "chain-incomplete"
+    assert landscape.calls()[mark:] == []
     assert assert_consistent(landscape) == old_leaf
-    assert minted.leaf_sha256 not in live_binding_leaves(landscape)
+
+
+def test_chain_missing_its_intermediate_is_refused_before_any_write(landscape: Landscape) -> None:
+    """No verify path and only the leaf: this went live with exit 0 and broke the app."""
+    old_leaf = env_leaf_sha256(landscape)
+    minted = landscape.mint(cn="ntifext-client", days=90)
+    leaf_only = minted.chain_pem.split("-----END CERTIFICATE-----")[0] + (
+        "-----END CERTIFICATE-----\n"
+    )
+    mark = len(landscape.calls())
+    report = rotate(request_for(landscape, leaf_only, minted.key_pem, verify_path=None))
+    assert report.outcome is Outcome.INVALID_INPUT
+    assert report.error_code == "chain-incomplete"
+    assert "CN=" in (report.error or "")
+    assert write_calls(landscape, since=mark) == []
+    assert assert_consistent(landscape) == old_leaf
 
 
 def test_bad_material_is_exit_2_without_any_call(landscape: Landscape) -> None:
@@ -190,28 +209,6 @@ def test_survives_expiring_tokens_and_slow_jobs(
     assert report.outcome is Outcome.ROTATED, report.error
     assert assert_consistent(ls) == minted.leaf_sha256
     assert sum(1 for c in ls.calls() if c["path"] == "/oauth/token") >= 2
-
-
-def test_lock_held_by_another_run_blocks_without_change(landscape: Landscape) -> None:
-    first = landscape.mint(cn="ntifext-client", days=90)
-    request = request_for(landscape, first.chain_pem, first.key_pem)
-    from cpi_cert_rotate.cf import CfClient
-
-    lock_key = AnnotationKeys().lock
-
-    client = CfClient(landscape.api_url, request.auth)
-    app = client.find_app(
-        client.find_space(client.find_org(landscape.org).guid, landscape.space).guid,
-        landscape.app,
-    )
-    client.patch_app_annotations(app.guid, {lock_key: "someone-else until 2999-01-01T00:00:00Z"})
-    before = env_leaf_sha256(landscape)
-    report = rotate(request)
-    assert report.outcome is Outcome.FAILED
-    assert "someone-else" in (report.error or "")
-    assert env_leaf_sha256(landscape) == before
-    client.patch_app_annotations(app.guid, {lock_key: "someone-else until 2000-01-01T00:00:00Z"})
-    assert rotate(request).outcome is Outcome.ROTATED
 
 
 def test_in_place_with_pinning_off_keeps_the_binding(
@@ -304,21 +301,6 @@ def test_auto_with_pinning_off_renews_in_place(
     assert env_leaf_sha256(ls) == minted.leaf_sha256
 
 
-def test_lock_written_but_answer_lost_is_taken_back(landscape: Landscape) -> None:
-    lock_key = AnnotationKeys().lock
-
-    minted = landscape.mint(cn="ntifext-client", days=90)
-    landscape.add_fault(
-        {"method": "PATCH", "path": r"^/v3/apps/[^/]+$", "drop_connection": True,
-         "after_apply": True, "times": 3}
-    )  # fmt: skip
-    report = rotate(request_for(landscape, minted.chain_pem, minted.key_pem))
-    landscape.clear_faults()
-    assert report.outcome is Outcome.FAILED
-    assert lock_key not in the_app(landscape)["annotations"]
-    assert rotate(request_for(landscape, minted.chain_pem, minted.key_pem)).rotated
-
-
 def test_restage_that_fails_after_stopping_the_app_is_undone(
     landscape_factory: Callable[..., Landscape],
 ) -> None:
@@ -366,3 +348,68 @@ def test_refused_annotation_prefix_stops_before_any_call(landscape: Landscape) -
     assert report.error_code == "bad-annotation-prefix"
     assert "at least one dot" in (report.error or "")
     assert landscape.calls()[calls:] == []
+
+
+def _leaf_only(chain_pem: str) -> str:
+    end = "-----END CERTIFICATE-----"
+    return chain_pem.split(end, maxsplit=1)[0] + end + "\n"
+
+
+def test_tls_refusal_in_the_test_step_is_final_and_names_what_was_refused(
+    landscape: Landscape,
+) -> None:
+    """The leaf alone, its issuing CA passed as a "trusted root" (so material accepts it):
+    the broker registers the leaf, CPI's TLS server refuses the chain with UNKNOWN_CA. That
+    used to be retried for the whole verify budget as if CPI were still learning the
+    binding."""
+    from cpi_cert_rotate import material
+
+    old_leaf = env_leaf_sha256(landscape)
+    minted = landscape.mint(cn="ntifext-client", days=90)
+    issuing_ca = material.load_chain(minted.chain_pem)[1]
+    request = request_for(
+        landscape,
+        _leaf_only(minted.chain_pem),
+        minted.key_pem,
+        trusted_roots=(issuing_ca,),
+        verify_timeout_s=30.0,
+    )
+    started = time.monotonic()
+    report = rotate(request)
+    took = time.monotonic() - started
+
+    assert report.outcome is Outcome.ROLLED_BACK, report.error
+    assert took < 10, f"a TLS refusal was retried ({took:.1f}s)"
+    error = report.error or ""
+    assert "refused the new certificate in the TLS handshake" in error
+    assert "UNKNOWN_CA" in error
+    assert "an intermediate is missing" in error
+    assert "with 0 CA certificate(s)" in error
+    assert not report.verified
+    assert assert_consistent(landscape) == old_leaf
+    assert minted.leaf_sha256 not in live_binding_leaves(landscape)
+
+
+def test_rotation_without_a_test_call_is_reported_unverified(landscape: Landscape) -> None:
+    minted = landscape.mint(cn="ntifext-client", days=90)
+    report = rotate(request_for(landscape, minted.chain_pem, minted.key_pem, verify_path=None))
+    assert report.outcome is Outcome.ROTATED
+    assert report.verified is False
+    assert report.unproven
+    assert report.to_json()["verified"] is False
+    assert any(
+        w.startswith("NOTHING PROVED THAT THE NEW CERTIFICATE WORKS") for w in report.warnings
+    )
+    test_step = next(s for s in report.steps if s.name == "test")
+    assert (test_step.status, test_step.detail.startswith("NOT TESTED")) == ("skipped", True)
+    proven = rotate(
+        request_for(landscape, *_fresh(landscape), verify_path="/http/ping", force=True)
+    )
+    assert proven.outcome is Outcome.ROTATED
+    assert proven.verified is True
+    assert not proven.unproven
+
+
+def _fresh(ls: Landscape) -> tuple[str, str]:
+    minted = ls.mint(cn="ntifext-client", days=90)
+    return minted.chain_pem, minted.key_pem

@@ -46,6 +46,10 @@ def _cli(ls: Landscape, tmp_path: Path, *args: str, env: dict[str, str] | None =
     login = ["--cf-api", ls.api_url, "--cf-ca-cert", str(ca), "--cf-username", ls.username,
              "--cf-password-env", "SANDBOX_PW", "--cf-origin", ls.origin]  # fmt: skip
     command = args[0]
+    if command == "rotate":  # the sandbox's root is not on SAP's list
+        roots = tmp_path / "trusted-roots.pem"
+        roots.write_text(ls.trusted_root_pem)
+        login += ["--trusted-roots", str(roots)]
     return subprocess.run(
         [sys.executable, "-m", "cpi_cert_rotate", command, *login, *args[1:]],
         env={"PATH": "/usr/bin:/bin", "SANDBOX_PW": ls.password, **(env or {})},

@@ -190,6 +190,7 @@ def test_the_command_line_rotates_with_the_vault_flags(pki: BaoPki, tmp_path: Pa
     ls = pki.ls
     (tmp_path / "cf-ca.pem").write_text(ls.ca_pem)
     (tmp_path / "bao-ca.pem").write_text(pki.bao.ca_pem)
+    (tmp_path / "roots.pem").write_text(ls.trusted_root_pem)
     command = [
         sys.executable, "-m", "cpi_cert_rotate", "rotate",
         "--cf-api", ls.api_url,
@@ -205,6 +206,7 @@ def test_the_command_line_rotates_with_the_vault_flags(pki: BaoPki, tmp_path: Pa
         "--vault-token-env", "TEST_VAULT_TOKEN",
         "--vault-ca-cert", str(tmp_path / "bao-ca.pem"),
         "--vault-ttl", "1000h",
+        "--trusted-roots", str(tmp_path / "roots.pem"),
         "--verify-path", "/http/ping",
         "--json",
     ]  # fmt: skip

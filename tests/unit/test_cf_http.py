@@ -18,7 +18,10 @@ from cf_fake import (
     fast_retries,
     user_auth,
 )
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
+from cpi_cert_rotate import material
 from cpi_cert_rotate.cf import CfApiError, CfClient, CfUnreachable
 from cpi_cert_rotate.cf.http import Redactor, decode_warnings
 from cpi_cert_rotate.errors import CfTimeout
@@ -312,3 +315,51 @@ def test_a_silent_server_costs_what_is_left_not_the_whole_timeout(ca: trustme.CA
                 client.root()
             took = time.monotonic() - started
     assert took < 6, f"took {took:.1f}s with 1.5 s left (timeout 30 s)"
+
+
+def test_a_bare_base64_key_line_echoed_by_cc_never_reaches_the_error(
+    fake: FakeCf, client: CfClient
+) -> None:
+    """CC (or a proxy) echoing part of a request body: the key's base64 lines without their
+    BEGIN/END armour. Long lines are cut by their shape; the short tail because the engine
+    registered the key's lines with the client."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    body_lines = [line for line in pem.splitlines() if not line.startswith("-----")]
+    assert len(body_lines) > 20
+    echoed = " ".join(body_lines[3:6])
+    fake.fail(
+        "PATCH",
+        "/v3/apps/app-1/environment_variables",
+        error_body(422, "CF-UnprocessableEntity", 10008, f"Var invalid value '{echoed}'"),
+    )
+    with pytest.raises(CfApiError) as caught:
+        client.patch_env_vars("app-1", {"CLI_KEY": "x"})
+    texts = [str(caught.value), caught.value.hint(), caught.value.detail]
+    assert "[redacted]" in texts[0]
+    for line in body_lines[3:6]:
+        assert not any(line in text for text in texts), line
+
+    tail = body_lines[-1]  # shorter than the shape rule's 40 characters
+    client.add_secrets(*material.secret_lines(material.secret_forms(key)))
+    fake.fail(
+        "GET",
+        "/v3/apps/app-1",
+        error_body(400, "CF-BadRequest", 10000, f"echo {tail} and {body_lines[7]}"),
+    )
+    with pytest.raises(CfApiError) as caught:
+        client.get_app("app-1")
+    assert tail not in str(caught.value)
+    assert body_lines[7] not in str(caught.value)
+
+
+def test_redactor_keeps_fingerprints_guids_and_words() -> None:
+    redact = Redactor()
+    fingerprint = "5e89fc5b" * 8
+    guid = "2b746acd-0d3f-4c1e-9a5e-6f0b3c1d2e4f"
+    text = f"binding {guid} holds {fingerprint}; The service instance name is taken: x."
+    assert redact(text) == text

@@ -49,6 +49,12 @@ def run(
     return code, out, err
 
 
+def roots(tmp_path: Path, pki: Pki) -> list[str]:
+    """`--trusted-roots` with the test PKI's root: its chains are complete and anchored
+    (without it, SAP's list applies and a root-less chain would be `chain-incomplete`)."""
+    return ["--trusted-roots", write(tmp_path, "roots.pem", pem(pki.root.cert))]
+
+
 def key_lines(key: object) -> list[str]:
     text = key_pem(key).decode()  # type: ignore[arg-type]
     return [line for line in text.splitlines() if not line.startswith("-----")][:-1]
@@ -62,7 +68,7 @@ def test_inspect_json_shape_and_exit_0(
 ) -> None:
     chain = write(tmp_path, "chain.pem", pem(*pki.chain))
     code, out, _ = run(
-        ["inspect", "--chain", chain, "--key", "-", "--json"],
+        ["inspect", "--chain", chain, "--key", "-", "--json", *roots(tmp_path, pki)],
         capsys,
         monkeypatch,
         stdin=key_pem(pki.leaf.key),
@@ -91,7 +97,9 @@ def test_inspect_json_shape_and_exit_0(
         {
             "code": "root-included",
             "severity": "info",
-            "message": material.validate(pki.chain).problems[0].message,
+            "message": material.validate(pki.chain, trusted_roots=[pki.root.cert])
+            .problems[0]
+            .message,
         }
     ]
 
@@ -101,7 +109,7 @@ def test_inspect_error_level_problem_exits_2(
 ) -> None:
     chain = write(tmp_path, "chain.pem", pem(*pki.env_chain))
     code, out, _ = run(
-        ["inspect", "--chain", chain, "--key", "-", "--json"],
+        ["inspect", "--chain", chain, "--key", "-", "--json", *roots(tmp_path, pki)],
         capsys,
         monkeypatch,
         stdin=key_pem(pooled_key("rsa-2048", 11)),
@@ -130,7 +138,9 @@ def test_inspect_warning_only_exits_0(
 ) -> None:
     chain = write(tmp_path, "chain.pem", pem(*pki.env_chain))
     code, out, _ = run(
-        ["inspect", "--chain", chain, "--warn-days", "400", "--json"], capsys, monkeypatch
+        ["inspect", "--chain", chain, "--warn-days", "400", "--json", *roots(tmp_path, pki)],
+        capsys,
+        monkeypatch,
     )
     assert code == 0
     assert [p["code"] for p in json.loads(out)["problems"]] == ["leaf-expiring-soon"]
@@ -141,7 +151,7 @@ def test_inspect_encrypted_key_with_passphrase_env(
 ) -> None:
     chain = write(tmp_path, "chain.pem", pem(*pki.env_chain))
     encrypted = key_pem(pki.leaf.key, password=PASSPHRASE.encode())
-    argv = ["inspect", "--chain", chain, "--key", "-", "--json"]
+    argv = ["inspect", "--chain", chain, *roots(tmp_path, pki), "--key", "-", "--json"]
     outputs = []
 
     monkeypatch.setenv("KEY_PASS", PASSPHRASE)
@@ -211,7 +221,15 @@ def test_inspect_pkcs12_chain_brings_its_key(
     )
     monkeypatch.setenv("P12_PASS", PASSPHRASE)
     code, out, _ = run(
-        ["inspect", "--chain", "-", "--passphrase-env", "P12_PASS", "--json"],
+        [
+            "inspect",
+            "--chain",
+            "-",
+            "--json",
+            *roots(tmp_path, pki),
+            "--passphrase-env",
+            "P12_PASS",
+        ],
         capsys,
         monkeypatch,
         p12,
@@ -234,7 +252,18 @@ def test_inspect_trusted_roots(
         ["inspect", "--chain", chain, "--trusted-roots", theirs, "--json"], capsys, monkeypatch
     )
     assert code == 2
-    assert [p["code"] for p in json.loads(out)["problems"]] == ["untrusted-root"]
+    assert [p["code"] for p in json.loads(out)["problems"]] == ["chain-incomplete"]
+    code, out, _ = run(["inspect", "--chain", chain, "--json"], capsys, monkeypatch)
+    assert code == 2, "a root-less chain under a root not on SAP's list is incomplete"
+    assert [p["code"] for p in json.loads(out)["problems"]] == ["chain-incomplete"]
+    full = write(tmp_path, "full.pem", pem(*pki.chain))
+    code, out, _ = run(["inspect", "--chain", full, "--json"], capsys, monkeypatch)
+    # With its root the chain is complete; that the root is not on SAP's list only warns.
+    assert code == 0
+    assert [p["code"] for p in json.loads(out)["problems"]] == [
+        "root-not-on-sap-list",
+        "root-included",
+    ]
     bad = write(tmp_path, "bad.pem", b"")
     code, _, err = run(["inspect", "--chain", chain, "--trusted-roots", bad], capsys, monkeypatch)
     assert code == 2
@@ -246,7 +275,10 @@ def test_inspect_readable_report(
 ) -> None:
     chain = write(tmp_path, "chain.pem", pem(pki.root.cert, *pki.env_chain))
     code, out, _ = run(
-        ["inspect", "--chain", chain, "--key", "-"], capsys, monkeypatch, key_pem(pki.leaf.key)
+        ["inspect", "--chain", chain, "--key", "-", *roots(tmp_path, pki)],
+        capsys,
+        monkeypatch,
+        key_pem(pki.leaf.key),
     )
     assert code == 0
     assert f"Leaf        {pki.leaf.cert.subject.rfc4514_string()}" in out
@@ -261,7 +293,8 @@ def test_inspect_readable_report(
     assert code == 2
     assert "  ERROR    leaf-expired\n" in out
     assert "Fix: Have the CA issue a new certificate." in out
-    assert out.endswith("Not usable: 1 error(s).\n")
+    assert "  ERROR    chain-incomplete\n" in out  # the leaf alone: its issuer is missing
+    assert out.endswith("Not usable: 2 error(s).\n")
 
 
 def test_inspect_unreadable_file_exits_2(
@@ -306,7 +339,9 @@ def test_format_prints_each_form(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     chain = write(tmp_path, "chain.pem", pem(pki.intermediate.cert, pki.leaf.cert))
-    code, out, err = run(["format", "--chain", chain, "--for", form], capsys, monkeypatch)
+    code, out, err = run(
+        ["format", "--chain", chain, "--for", form, *roots(tmp_path, pki)], capsys, monkeypatch
+    )
     assert code == 0
     leaf = pki.leaf.cert
     expected = {

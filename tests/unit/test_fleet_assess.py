@@ -165,12 +165,6 @@ class TestProblems:
         finding = _assess(_candidate(), replace(reading, env_broken=True))
         assert _codes(finding) == ["env-broken"]
 
-    def test_a_lock_annotation_says_a_rotation_runs(self) -> None:
-        candidate = _candidate(annotations={KEYS.lock: "gha:acme/x/1/1 until 2026-01-01T00:00Z"})
-        finding = _assess(candidate, _same(_leaf("a", days_left=60)))
-        assert _codes(finding) == ["locked"]
-        assert "gha:acme/x/1/1" in finding.problems[0].message
-
     def test_another_instances_env_var_is_not_held_against_this_row(self) -> None:
         mine, other = _leaf("mine", days_left=70), _leaf("other", days_left=5)
         reading = Reading(Kind.EXTERNAL, registered=mine, env_leaf=other, env_set=True)

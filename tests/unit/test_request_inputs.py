@@ -368,7 +368,10 @@ def test_rotate_reads_every_form_inspect_reads(
     if passphrase:
         monkeypatch.setenv("PASS", passphrase)
         flags["passphrase_env"] = "PASS"
-    inspect_argv = ["inspect", "--json"] + [
+    # the test PKI's root is not on SAP's list: both commands are told to trust it
+    roots = cli.file("roots.pem", pki.root.cert.public_bytes(serialization.Encoding.PEM))
+    flags["trusted_roots"] = roots
+    inspect_argv = ["inspect", "--json", f"--trusted-roots={roots}"] + [
         arg for arg in cli.argv(**flags) if arg.startswith(("--chain=", "--key=", "--passphrase"))
     ]
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"")))

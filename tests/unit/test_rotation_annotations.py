@@ -69,7 +69,7 @@ def test_keys_stay_within_cloud_controllers_name_limit() -> None:
     pki = client_pki()
     facts = material.facts(pki.leaf.cert)
     record = keys.record(facts, run_id="gha:o/r/1/1", rotated_at=utcnow())
-    assert set(record) | {keys.lock} == {
+    assert set(record) == {
         f"{DEFAULT_PREFIX}/{name}"
         for name in (
             "fingerprint-sha256",
@@ -77,7 +77,6 @@ def test_keys_stay_within_cloud_controllers_name_limit() -> None:
             "not-after",
             "rotated-at",
             "run-id",
-            "lock",
         )
     }
     for key in record:

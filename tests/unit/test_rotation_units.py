@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import subprocess
+import sys
 from dataclasses import replace
 
 import pytest
@@ -14,7 +17,7 @@ from cpi_cert_rotate.models import CfAuth, CfTarget, Outcome, RenewBefore, Rotat
 from cpi_cert_rotate.rotation.annotations import AnnotationKeys
 from cpi_cert_rotate.rotation.decide import decide, in_place_blockers, initial_strategy
 from cpi_cert_rotate.rotation.journal import Compensation, Journal
-from cpi_cert_rotate.rotation.lock import LockValue
+from cpi_cert_rotate.rotation.lock import LOCK_TAG, LockInfo, lock_name
 from cpi_cert_rotate.rotation.observe import Observation, RegisteredCert
 from pki_factory import CA, client_pki, utcnow
 
@@ -51,15 +54,64 @@ class TestJournal:
         assert not journal.changed
 
 
-class TestLockValue:
-    def test_round_trip(self) -> None:
-        value = LockValue("run-1", dt.datetime(2026, 11, 27, 1, 2, 3, tzinfo=dt.UTC))
-        assert value.render() == "run-1 until 2026-11-27T01:02:03Z"
-        assert LockValue.parse(value.render()) == value
+class TestLockInfo:
+    def test_tags_round_trip(self) -> None:
+        info = LockInfo(
+            "gha:acme/ops/42/1", dt.datetime(2026, 11, 27, 1, 2, 3, tzinfo=dt.UTC), "ab12"
+        )
+        assert info.tags() == (
+            LOCK_TAG,
+            "owner=gha:acme/ops/42/1",
+            "expires=2026-11-27T01:02:03Z",
+            "token=ab12",
+            "process=:0",
+        )
+        assert LockInfo.from_tags(info.tags()) == info
+        made = LockInfo.new("run-1", 60)
+        assert LockInfo.from_tags(made.tags()) == made
+        assert made.pid == os.getpid()
+        assert len(made.host) == 16  # a digest: the machine's name is not shown
 
-    @pytest.mark.parametrize("text", ["", "run-1", "run-1 until soon"])
-    def test_garbage_is_no_lock(self, text: str) -> None:
-        assert LockValue.parse(text) is None
+    def test_an_instance_without_the_lock_tag_is_no_lock(self) -> None:
+        assert LockInfo.from_tags(("owner=x", "token=y")) is None
+
+    def test_tokens_differ_between_runs_of_one_owner(self) -> None:
+        assert LockInfo.new("run-1", 60).token != LockInfo.new("run-1", 60).token
+
+    def test_only_an_expired_lock_or_an_earlier_attempt_is_taken_over(self) -> None:
+        now = dt.datetime(2026, 11, 27, tzinfo=dt.UTC)
+        later = now + dt.timedelta(minutes=5)
+        held = LockInfo("gha:acme/ops/42/1", later, "t")
+        assert held.superseded_by("run-x", now) is None
+        assert held.superseded_by("gha:acme/ops/43/2", now) is None  # another run
+        assert held.superseded_by("gha:acme/ops/42/1", now) is None  # the same attempt
+        assert "earlier attempt" in (held.superseded_by("gha:acme/ops/42/2", now) or "")
+        assert held.superseded_by("run-x", later) == "it expired"
+        unreadable = LockInfo.from_tags((LOCK_TAG, "owner=x", "expires=soon", "token=t"))
+        assert unreadable is not None
+        assert unreadable.superseded_by("run-x", now) == "its expiry is unreadable"
+
+    def test_a_lock_of_an_ended_process_on_this_machine_is_taken_over(self) -> None:
+        now = dt.datetime(2026, 11, 27, tzinfo=dt.UTC)
+        until = now + dt.timedelta(minutes=5)
+        child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                               capture_output=True, text=True, check=True)  # fmt: skip
+        ended = int(child.stdout)
+        host = LockInfo.new("x", 1).host
+        gone = LockInfo("run-old", until, "t", host, ended)
+        assert (
+            gone.superseded_by("run-new", now) == f"its process ({ended}) on this machine has ended"
+        )
+        alive = LockInfo("run-old", until, "t", host, os.getppid())
+        assert alive.superseded_by("run-new", now) is None
+        elsewhere = LockInfo("run-old", until, "t", "0" * 16, ended)
+        assert elsewhere.superseded_by("run-new", now) is None
+
+    def test_lock_name_is_the_apps_within_ccs_limit(self) -> None:
+        assert lock_name("ntifext") == "cpi-cert-rotate-lock-ntifext"
+        long = lock_name("a" * 300)
+        assert len(long) == 255
+        assert long != lock_name("a" * 299)
 
 
 def _observation(

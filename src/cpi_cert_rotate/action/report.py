@@ -23,6 +23,7 @@ from .gha import md_cell
 
 OUTPUTS: tuple[str, ...] = (
     "rotated",
+    "verified",
     "reason",
     "strategy",
     "expires-at",
@@ -52,6 +53,7 @@ _HEADLINES = {
     Outcome.CLEANUP_INCOMPLETE: "⚠️ Rotated, but an old binding remains",
     Outcome.INVALID_INPUT: "❌ Invalid input: nothing changed",
 }
+_UNPROVEN_HEADLINE = "⚠️ Certificate rotated, but NOT verified: nothing proved it works"
 _STATUS_ICONS = {"ok": "✅", "skipped": "⏭️", "failed": "❌", "undone": "↩️"}
 
 
@@ -72,6 +74,7 @@ def outputs(report: Report, now: datetime, code: ExitCode | None = None) -> dict
     row = result_row(report, report.exit_code if code is None else code, now)
     return {
         "rotated": "true" if report.rotated else "false",
+        "verified": "true" if report.verified else "false",
         "reason": str(report.outcome),
         "strategy": str(report.strategy) if report.strategy else "",
         "expires-at": iso(live.not_after) if live else "",
@@ -191,8 +194,9 @@ def _days(days: int) -> timedelta:
 def summary(report: Report, *, now: datetime, expiry_failed: bool = False) -> str:
     """The job summary in Markdown: headline, before/after, steps, plan, warnings, failure."""
     target = report.target
+    headline = _UNPROVEN_HEADLINE if report.unproven else _HEADLINES[report.outcome]
     parts = [
-        f"### {_HEADLINES[report.outcome]}: `{md_cell(target.app or '?')}`",
+        f"### {headline}: `{md_cell(target.app or '?')}`",
         "",
         f"App `{md_cell(target.app)}` in org `{md_cell(target.org)}`, space "
         f"`{md_cell(target.space)}`; service instance `{md_cell(target.service_instance)}`; "
@@ -202,6 +206,16 @@ def summary(report: Report, *, now: datetime, expiry_failed: bool = False) -> st
         + f", exit code {int(report.exit_code) if not expiry_failed else 1}.",
         "",
     ]
+    if report.unproven:
+        parts += [
+            "> [!WARNING]",
+            "> The new certificate is live, but **no call with it reached the iFlow before "
+            "promotion** (no `verify-path` or `verify-url`). The chain was checked offline "
+            "(complete, ending in a trusted root), yet only Cloud Integration decides whether "
+            "it accepts it. Check the app now, and give `verify-path` so that the next "
+            "rotation is tested before it is promoted.",
+            "",
+        ]
     parts += _cert_table(report, now)
     if report.steps:
         parts += ["#### Steps", "", "| step | status | duration | detail |", "|---|---|---|---|"]

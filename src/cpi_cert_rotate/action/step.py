@@ -27,7 +27,7 @@ from ..errors import ExitCode, InputError
 from ..models import CfTarget, Outcome, Report, RotationRequest
 from ..request.build import Settings
 from ..request.fields import DEFAULT_WARN_DAYS
-from ..signals import stop_requested_on_signals
+from ..signals import signal_note, stop_requested_on_signals
 from . import gha
 from .inputs import (
     SECRET_INPUTS,
@@ -97,8 +97,14 @@ def _run(inputs: Mapping[str, str], env: Mapping[str, str], rotate: Rotate | Non
             report = _invalid(request.target, error)
         except Exception as error:  # the engine reports failures; this is a bug
             report = _internal(request.target, error)
-    if received:
-        gha.info(f"Received {', '.join(received)}: the run stopped at a safe point.")
+    note = signal_note(
+        received,
+        str(report.outcome),
+        stopped=report.error_code == "cancelled",
+        live=report.rotated,
+    )
+    if note:
+        gha.info(note[0].upper() + note[1:])
     if settings.warnings:
         report = replace(report, warnings=settings.warnings + report.warnings)
     return _render(report, settings=settings)

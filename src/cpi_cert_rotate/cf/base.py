@@ -122,6 +122,15 @@ class CfBase:
         self._http.set_deadline(deadline)
 
     @property
+    def call_timeout_s(self) -> float:
+        """The timeout of one call (before the run's deadline cuts it)."""
+        return self._http.timeout_s
+
+    def add_secrets(self, *values: str | None) -> None:
+        """Cut these values (e.g. every line of a private key) from any error text."""
+        self._http.redact.add(*values)
+
+    @property
     def warnings(self) -> list[str]:
         """`X-Cf-Warnings` and job warnings seen so far, each once, in order."""
         return list(self._http.warnings)
@@ -268,5 +277,7 @@ class CfBase:
 
         job = self._poll(fetch, lambda j: j.finished, deadline=deadline, what=what, guid=job_guid)
         if job.state == "FAILED":
-            raise job_failure(job, what, binding_guid=seen.get("resource"))
+            raise job_failure(
+                job, what, binding_guid=seen.get("resource"), redact=self._http.redact
+            )
         return job

@@ -97,6 +97,51 @@ class CfClient(CfBase):
         build = ServiceInstance.from_api
         return self._find_one("/v3/service_instances", params, build, missing, exact_case=True)
 
+    def find_service_instance_named(self, space_guid: str, name: str) -> ServiceInstance | None:
+        """The instance called exactly `name` in the space, or None (no 404)."""
+        params = {"names": name, "space_guids": space_guid}
+        found = self._list("/v3/service_instances", params, ServiceInstance.from_api)
+        return next((si for si in found if si.name == name and si.space_guid == space_guid), None)
+
+    def get_service_instance(self, guid: str) -> ServiceInstance | None:
+        """The instance, or None when it does not exist (any more)."""
+        try:
+            return self._get(
+                f"/v3/service_instances/{guid}", ServiceInstance.from_api, "a service instance"
+            )
+        except CfApiError as error:
+            if error.status == 404:
+                return None
+            raise
+
+    def create_user_provided_instance(
+        self, space_guid: str, name: str, *, tags: tuple[str, ...] = ()
+    ) -> ServiceInstance:
+        """Create a user-provided instance (no broker: 201 at once); never replayed.
+
+        Names are unique in a space, so a second create of the same name is refused with
+        422 "The service instance name is taken: NAME." (a `CfApiError`): a true
+        create-if-absent.
+        """
+        body = {
+            "type": "user-provided",
+            "name": name,
+            "tags": list(tags),
+            "relationships": {"space": {"data": {"guid": space_guid}}},
+        }
+        response = self._call("POST", "/v3/service_instances", json_body=body)
+        return self._parse(response, ServiceInstance.from_api, "a service instance")
+
+    def delete_user_provided_instance(self, guid: str) -> bool:
+        """Delete a user-provided instance (204, synchronous); False when it was gone."""
+        try:
+            self._call("DELETE", f"/v3/service_instances/{guid}")
+        except CfApiError as error:
+            if error.status == 404:
+                return False
+            raise
+        return True
+
     def get_app(self, app_guid: str) -> App:
         """The app with its current state and metadata."""
         return self._get(f"/v3/apps/{app_guid}", App.from_api, "an app")
@@ -159,12 +204,13 @@ class CfClient(CfBase):
         if binding is None:
             raise not_found("the binding created by the job is gone", path)
         if not binding.succeeded:
+            description = self._http.redact(binding.description or "")
             raise CfJobFailed(
                 f"creating the binding ended {binding.operation} {binding.state}: "
-                f"{binding.description or 'no description'}",
+                f"{description or 'no description'}",
                 job_guid=job.guid,
                 binding_guid=binding.guid,
-                detail=binding.description or "",
+                detail=description,
             )
         return binding
 
@@ -244,6 +290,11 @@ class CfClient(CfBase):
     def get_deployment(self, guid: str) -> Deployment:
         """The deployment's current state and reason."""
         return self._get(f"/v3/deployments/{guid}", Deployment.from_api, "a deployment")
+
+    def list_active_deployments(self, app_guid: str) -> list[Deployment]:
+        """The app's deployments still ACTIVE (rolling, or waiting to be cancelled)."""
+        params = {"app_guids": app_guid, "status_values": "ACTIVE"}
+        return self._list("/v3/deployments", params, Deployment.from_api)
 
     def wait_deployment(self, guid: str, *, deadline: float) -> Deployment:
         """Poll until FINALIZED and return it (check `.succeeded`); `CfTimeout` at the deadline."""

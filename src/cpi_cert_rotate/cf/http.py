@@ -25,7 +25,9 @@ CA must be given as `cf-ca-cert` (or installed in the system store).
 
 Secrets: request bodies and headers are never logged or put in errors; response texts
 that go into errors pass through `Redactor`, which removes known secrets (password,
-client secret, tokens), bearer/basic credentials, JWTs and PEM private keys.
+client secret, tokens, and every line of the keys the engine registers), bearer/basic
+credentials, JWTs, PEM private keys and bare base64 lines (a key's line echoed without
+its PEM armour).
 """
 
 from __future__ import annotations
@@ -78,6 +80,10 @@ _AUTH_VALUE = re.compile(
     r"(?i)\b(bearer|basic)\s+(?=[A-Za-z0-9._~+/=-]*[0-9._~+/=-])[A-Za-z0-9._~+/=-]{12,}"
 )
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
+# A bare base64 line as PEM bodies have them (a key's line echoed by CC or a proxy, cut
+# from its BEGIN/END lines): 40+ characters of the alphabet, mixed case and a digit.
+# Hex fingerprints (one case) and GUIDs (hyphens) are not matched.
+_BASE64_RUN = re.compile(r"(?<![A-Za-z0-9+/=])[A-Za-z0-9+/]{40,}={0,2}(?![A-Za-z0-9+/=])")
 _REDACTED = "[redacted]"
 _MIN_SECRET_LEN = 4  # shorter values would redact ordinary words
 
@@ -113,7 +119,14 @@ class Redactor:
             text = text.replace(secret, _REDACTED)
         text = _PEM_KEY.sub(_REDACTED, text)
         text = _AUTH_VALUE.sub(lambda m: f"{m.group(1)} {_REDACTED}", text)
-        return _JWT.sub(_REDACTED, text)
+        text = _JWT.sub(_REDACTED, text)
+        return _BASE64_RUN.sub(_base64_line, text)
+
+
+def _base64_line(match: re.Match[str]) -> str:
+    run = match.group(0)
+    mixed = any(c.islower() for c in run) and any(c.isupper() for c in run)
+    return _REDACTED if mixed and any(c.isdigit() for c in run) else run
 
 
 Remaining = Callable[[], float | None]
@@ -299,7 +312,7 @@ class CfHttp:
                     allow_redirects=False,
                 )
             except requests.RequestException as error:
-                raise self._unreachable(error, method, url) from error
+                raise self._unreachable(error, method, url, timeout) from error
             self._note(response, method, path, time.monotonic() - started)
             if (
                 response.status_code == 401
@@ -382,16 +395,23 @@ class CfHttp:
         )
 
     def _unreachable(
-        self, error: requests.RequestException, method: str, url: str
+        self, error: requests.RequestException, method: str, url: str, timeout: float
     ) -> CfUnreachable:
         parts = urlsplit(url)
         cause = _root_cause(error)
+        cut = (
+            f" (cut from {self.timeout_s:g}s to what was left before the run's deadline)"
+            if timeout < self.timeout_s
+            else ""
+        )
         if isinstance(error, requests.exceptions.SSLError):
             why = "TLS handshake failed (is the server's CA trusted? a private CA: `cf-ca-cert`)"
         elif isinstance(error, requests.exceptions.ConnectTimeout):
-            why = "connecting timed out"
-        elif isinstance(error, requests.exceptions.ReadTimeout):
-            why = f"no answer within {self.timeout_s:g}s"
+            why = f"connecting timed out after {min(_CONNECT_TIMEOUT_S, timeout):.3g}s{cut}"
+        elif isinstance(error, requests.exceptions.ReadTimeout) or isinstance(
+            cause, TimeoutError
+        ):  # after retries requests wraps a read timeout as a ConnectionError
+            why = f"no answer within {timeout:.3g}s{cut}"
         elif isinstance(error, requests.exceptions.ConnectionError) and "aborted" in str(error):
             why = "the connection dropped before an answer"
             if method not in IDEMPOTENT_METHODS:

@@ -64,10 +64,20 @@ def poll(
         delay = min(delay * GROWTH, cap_s)
 
 
-def job_failure(job: Job, what: str, *, binding_guid: str | None = None) -> CfJobFailed:
-    """A FAILED job as `CfJobFailed` with the first error's code, title and detail."""
+def job_failure(
+    job: Job,
+    what: str,
+    *,
+    binding_guid: str | None = None,
+    redact: Callable[[str], str] = str,
+) -> CfJobFailed:
+    """A FAILED job as `CfJobFailed` with the first error's code, title and detail.
+
+    `redact` cleans the details (a broker may echo what it was sent) before they reach
+    the message.
+    """
     first = job.errors[0] if job.errors else None
-    detail = "; ".join(e.detail for e in job.errors if e.detail) or "no error detail given"
+    detail = redact("; ".join(e.detail for e in job.errors if e.detail) or "no error detail given")
     title = first.title if first else ""
     label = f"{title} ({first.code})" if first and first.code is not None else title
     return CfJobFailed(

@@ -183,9 +183,11 @@ class ServiceInstance:
     space_guid: str | None = None
     plan_guid: str | None = None
     last_operation_state: str | None = None
+    tags: tuple[str, ...] = ()
 
     @classmethod
     def from_api(cls, data: Mapping[str, Any]) -> ServiceInstance:
+        tags = data.get("tags")
         return cls(
             guid=data["guid"],
             name=data["name"],
@@ -193,6 +195,7 @@ class ServiceInstance:
             space_guid=_guid_of_relationship(data, "space"),
             plan_guid=_guid_of_relationship(data, "service_plan"),
             last_operation_state=_str(data, "last_operation", "state"),
+            tags=tuple(str(t) for t in tags) if isinstance(tags, list) else (),
         )
 
 

@@ -118,6 +118,9 @@ def run(args: argparse.Namespace) -> int:
             "service-instance": landscape.service_instance,
             "strategy": args.strategy,
             "verify-path": "/http/ping",
+            # The landscape's own root is not on SAP's list: trust it explicitly, as a
+            # user whose CA SAP Note 2801396 lists would pass that CA's root.
+            "trusted-roots": landscape.trusted_root_pem,
         }
         pki: _BaoPki | None = None
         if args.issuer == "openbao":

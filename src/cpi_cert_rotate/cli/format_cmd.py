@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from .. import material
 from ..material import Problem, Severity, Validation
-from .inspect_cmd import add_input_arguments, passphrase_from_env
+from .inspect_cmd import add_input_arguments, passphrase_from_env, trusted_roots_from
 from .local_inputs import read_input
 
 FORMS: dict[str, str] = {
@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         read_input(args.chain, what="chain", flag="--chain"),
         password=passphrase_from_env(args.passphrase_env),
     )
-    validation = material.validate(chain)
+    validation = material.validate(chain, trusted_roots=trusted_roots_from(args.trusted_roots))
     material.raise_for_problems(validation)
     for found in _notes(validation, args.form):
         print(f"{found.severity}: {found.code}: {found.message}", file=sys.stderr)

@@ -31,7 +31,7 @@ _INDENT = " " * 11
 
 
 def add_input_arguments(parser: argparse.ArgumentParser) -> None:
-    """`--chain` and `--passphrase-env`, shared with `format`.
+    """`--chain`, `--passphrase-env` and `--trusted-roots`, shared with `format`.
 
     Abbreviations are turned off: argparse would otherwise read `--passphrase SECRET` as
     `--passphrase-env SECRET`, and the secret would end up in an error message.
@@ -49,6 +49,12 @@ def add_input_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="environment variable holding the passphrase of an encrypted key or PKCS#12",
     )
+    parser.add_argument(
+        "--trusted-roots",
+        metavar="PATH",
+        help="PEM bundle of the root certificates the chain must end in; default: SAP's "
+        "published list of approved roots (a root not on it is a warning)",
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -59,11 +65,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="private key: PKCS#8, PKCS#1 or SEC1 (PEM or DER, encrypted or not), PKCS#12, "
         "or base64; `-` reads standard input",
-    )
-    parser.add_argument(
-        "--trusted-roots",
-        metavar="PATH",
-        help="bundle of root certificates the chain must end in (e.g. SAP's list)",
     )
     parser.add_argument(
         "--warn-days",
@@ -88,7 +89,7 @@ def passphrase_from_env(name: str | None) -> bytes | None:
     ).encode("utf-8")
 
 
-def _trusted_roots(path: str | None) -> tuple[Any, ...]:
+def trusted_roots_from(path: str | None) -> tuple[Any, ...]:
     if path is None:
         return ()
     try:
@@ -105,7 +106,7 @@ def inspect_inputs(
     """Load and validate; input problems become `Problem`s instead of exceptions."""
     stdin_once(args.chain, args.key)
     passphrase = passphrase_from_env(args.passphrase_env)
-    roots = _trusted_roots(args.trusted_roots)
+    roots = trusted_roots_from(args.trusted_roots)
     chain_data = read_input(args.chain, what="chain", flag="--chain")
     key_data = read_input(args.key, what="key", flag="--key") if args.key else None
     try:

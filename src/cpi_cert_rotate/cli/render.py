@@ -30,8 +30,11 @@ def _observed(report: Report) -> bool:
 def render_report(report: Report) -> str:
     """A readable report: outcome, certificates, steps with durations, warnings, state."""
     target = report.target
+    outcome = report.outcome.upper()
+    if report.unproven:
+        outcome += " BUT NOT VERIFIED (no test call: nothing proved the new certificate works)"
     lines = [
-        f"{report.outcome.upper()}: app {target.app} in {target.org}/{target.space}, "
+        f"{outcome}: app {target.app} in {target.org}/{target.space}, "
         f"service instance {target.service_instance}"
         + (f", strategy {report.strategy}" if report.strategy else ""),
     ]

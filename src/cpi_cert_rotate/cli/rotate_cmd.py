@@ -23,8 +23,9 @@ from ..models import Report, Strategy
 from ..request.build import Settings, build
 from ..request.certificate import JwtSource
 from ..request.fields import DEFAULT_WARN_DAYS
+from ..request.rules import CA_BUNDLE_MAX
 from ..rotation.annotations import DEFAULT_PREFIX
-from ..signals import stop_requested_on_signals
+from ..signals import signal_note, stop_requested_on_signals
 from .cf_args import add_cf_login_arguments, cf_assertion, cf_login_values
 from .issuer_args import add_issuer_arguments, issuer_values
 from .local_inputs import read_input, secret_from_env, stdin_once
@@ -66,6 +67,12 @@ _MATERIAL_FLAGS: tuple[Flag, ...] = (
         "environment variable holding the passphrase of the key or the PKCS#12",
     ),
     ("--keep-root", None, "keep the root CA in the chain the app gets"),
+    (
+        "--trusted-roots",
+        "PATH",
+        "PEM bundle of the roots the new chain must end in (default: SAP's list of approved "
+        "roots, where a root not on it is only a warning)",
+    ),
 )
 _ROTATION_FLAGS: tuple[Flag, ...] = (
     ("--chain-env-var", "NAME", "app environment variable for the chain"),
@@ -154,8 +161,14 @@ def run(args: argparse.Namespace) -> int:
     cancel = threading.Event()
     with stop_requested_on_signals(cancel) as received:
         report = rotate(settings.request, cancel=cancel)
-    if received:
-        print(f"received {', '.join(received)}: stopped at a safe point", file=sys.stderr)
+    note = signal_note(
+        received,
+        str(report.outcome),
+        stopped=report.error_code == "cancelled",
+        live=report.rotated,
+    )
+    if note:
+        print(note, file=sys.stderr)
     report = replace(report, warnings=settings.warnings + report.warnings)
     return _print(report, settings, as_json=args.json)
 
@@ -223,6 +236,10 @@ def values_from_args(
     }
     for name in ("force", "dry-run", "keep-root"):
         values[name] = "true" if getattr(args, name.replace("-", "_")) else ""
+    if args.trusted_roots:
+        values["trusted-roots"] = read_input(
+            args.trusted_roots, what="trusted roots", flag="--trusted-roots", limit=CA_BUNDLE_MAX
+        )
     if args.passphrase_env:
         values["private-key-passphrase"] = secret_from_env(
             args.passphrase_env, flag="--passphrase-env"

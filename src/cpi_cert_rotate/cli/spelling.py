@@ -52,6 +52,7 @@ FLAGS: dict[str, str | None] = {
     "vault-common-name": "--vault-common-name",
     "vault-ttl": "--vault-ttl",
     "key-type": "--key-type",
+    "trusted-roots": "--trusted-roots",
     "chain-env-var": "--chain-env-var",
     "key-env-var": "--key-env-var",
     "strategy": "--strategy",

@@ -16,7 +16,7 @@ from datetime import datetime
 from .. import material
 from ..cf import App
 from ..models import CertFacts, RenewBefore
-from ..rotation.annotations import LOCK, ROTATED_AT, RUN_ID, AnnotationKeys
+from ..rotation.annotations import ROTATED_AT, RUN_ID, AnnotationKeys
 from ..rotation.decide import MIN_STRATEGY_VERSION
 from .discover import Candidate
 from .models import Finding, LastRotation, Overlap, Problem, ProblemCode
@@ -177,16 +177,11 @@ def problems_of(
         for error in (reading.details_error, reading.env_error)
         if error
     ]
-    lock = candidate.app.annotations.get(keys.key(LOCK))
-    locked = (
-        [Problem(ProblemCode.LOCKED, f"a rotation holds the app's lock ({lock})")] if lock else []
-    )
     return tuple(
         _expiry(live, warn_days, now)
         + refused
         + _bindings(candidate, reading)
         + _env(reading, chain_env_var)
-        + locked
     )
 
 

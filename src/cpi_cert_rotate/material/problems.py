@@ -113,6 +113,16 @@ PROBLEMS: dict[str, ProblemSpec] = {
         "Add the missing intermediate certificate(s); the chain runs leaf, "
         "intermediate(s), optionally root.",
     ),
+    "chain-incomplete": ProblemSpec(
+        _E,
+        "The top certificate's issuer is neither in the chain nor one of the trusted roots: "
+        "an intermediate is missing (or the root is one not trusted here). CPI's load "
+        "balancer would refuse the chain, and without a test call the app would be broken.",
+        "Add the missing intermediate (the message names its DN and, when the certificate "
+        "has one, the caIssuers URL to download it from); if the issuer is your own root, "
+        "pass it as trusted roots (`trusted-roots`, `--trusted-roots`) or at the end of the "
+        "chain.",
+    ),
     "bad-signature": ProblemSpec(
         _E,
         "A certificate names an issuer that is present, but that issuer's key did not sign it.",
@@ -163,9 +173,18 @@ PROBLEMS: dict[str, ProblemSpec] = {
     ),
     "untrusted-root": ProblemSpec(
         _E,
-        "The chain does not end in one of the given trusted roots.",
-        "Use a certificate from a CA on SAP's list (SAP Note 2801396), or pass the bundle "
-        "that holds your root.",
+        "The chain ends in a root that is not one of the trusted roots given.",
+        "Use a certificate from a CA whose root is in the bundle given, or add the root to "
+        "it if Cloud Integration trusts it (SAP Note 2801396).",
+    ),
+    "root-not-on-sap-list": ProblemSpec(
+        _W,
+        "No trusted roots were given, and the chain's root is not on SAP's published list "
+        "of approved root CAs (the BTP trust store shipped with this tool).",
+        "SAP Note 2801396 is the authority for the roots Cloud Integration's load balancer "
+        "trusts: check the root there. Pass your own list (`trusted-roots`, "
+        "`--trusted-roots`) to make the check exact, and give a verify path so that a real "
+        "call proves the chain before promotion.",
     ),
     "root-included": ProblemSpec(
         _I,

@@ -15,9 +15,11 @@ What runs, in order (each block below carries its number):
   (4) leaf profile: validity, CA flag, self-signed, EKU/keyUsage, key type and size;
   (5) CA certificates: validity, key size, signature hash;
   (6) the private key against the leaf (`key-mismatch`);
-  (7) trust: the path must end in a given trusted root (`untrusted-root`), then
-      cryptography's RFC 5280 path validator gets the final word
-      (`path-validation-failed`), and an included root is noted (`root-included`).
+  (7) trust: the path must end in a trusted root (`trust`): the top certificate's
+      issuer missing from both chain and roots is `chain-incomplete`; a root not among
+      the user's roots is `untrusted-root`, one not on SAP's list (the default)
+      `root-not-on-sap-list`. Then cryptography's RFC 5280 path validator gets the final
+      word (`path-validation-failed`), and an included root is noted (`root-included`).
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from .certs import (
 )
 from .keys import MIN_RSA_BITS, describe_public_key, is_supported_key_type, key_matches
 from .problems import Problem, Severity, problem
+from .trust import SAP_NOTE, TrustedRoots, ca_issuers_urls, trusted_roots_of
 
 
 @dataclass(frozen=True)
@@ -319,34 +322,24 @@ def _client_policy_ee() -> ExtensionPolicy:
 def _trust_problems(
     path: list[x509.Certificate],
     root: x509.Certificate | None,
-    trusted_roots: Sequence[x509.Certificate],
+    trusted: TrustedRoots,
     now: datetime,
+    *,
     has_errors: bool,
+    broken: bool,
 ) -> list[Problem]:
     # (7) where the path ends, and the RFC 5280 path validator over all of it.
     problems: list[Problem] = []
     top = path[-1]
-    if trusted_roots:
-        anchored = any(
-            cert in trusted_roots
-            or any(r.subject == cert.issuer and signed_by(cert, r) for r in trusted_roots)
-            for cert in path
-        )
-        if not anchored:
-            ends = (
-                dn(top)
-                if is_self_issued(top)
-                else (f"{dn(top)}, whose issuer {top.issuer.rfc4514_string()} is not given")
-            )
-            problems.append(
-                problem(
-                    "untrusted-root",
-                    f"The path ends at {ends}; that is not one of the {len(trusted_roots)} "
-                    "trusted root(s) given (or an intermediate is missing).",
-                )
-            )
-            has_errors = True
-    anchors = list(trusted_roots) or ([root] if root is not None else [])
+    anchor = None
+    if len(path) > 1 or not is_self_issued(top):  # a lone self-signed leaf says so itself
+        anchor = trusted.anchor_of(path)
+        if anchor is None and not broken:
+            problems.append(_unanchored(top, trusted))
+            has_errors = has_errors or problems[-1].severity is Severity.ERROR
+    anchors: list[x509.Certificate] = list(trusted.certificates)
+    if not anchors:
+        anchors = [c for c in (anchor.certificate if anchor else None, root) if c is not None]
     if anchors and not has_errors:
         verifier = (
             PolicyBuilder()
@@ -373,18 +366,52 @@ def _trust_problems(
     return problems
 
 
+def _unanchored(top: x509.Certificate, trusted: TrustedRoots) -> Problem:
+    """The problem of a path that ends in no trusted root: a gap, or a root not trusted."""
+    issuer = top.issuer.rfc4514_string()
+    where = (
+        f"one of the {trusted.count} trusted root(s) given"
+        if trusted.given
+        else f"on {trusted.source} ({SAP_NOTE} is the authority for Cloud Integration)"
+    )
+    if is_self_issued(top):
+        code = "untrusted-root" if trusted.given else "root-not-on-sap-list"
+        return problem(code, f"The chain ends at its root {dn(top)}, which is not {where}.")
+    if trusted.names_issuer_of(top):
+        code = "untrusted-root" if trusted.given else "root-not-on-sap-list"
+        return problem(
+            code,
+            f"{dn(top)} is issued by {issuer}; a root of that name is {where}, but not the "
+            "key that signed it (a re-keyed or cross-signed root?).",
+        )
+    urls = ca_issuers_urls(top)
+    fetch = (
+        f" Its Authority Information Access names where to download it: {', '.join(urls)}."
+        if urls
+        else ""
+    )
+    return problem(
+        "chain-incomplete",
+        f"The issuer of {dn(top)}, {issuer}, is neither in the chain nor {where}: "
+        f"an intermediate certificate is missing, or {issuer} is a root that is not "
+        f"trusted here.{fetch}",
+    )
+
+
 def validate(
     chain: Sequence[x509.Certificate],
     key: PrivateKey | None = None,
     *,
     now: datetime | None = None,
-    trusted_roots: Sequence[x509.Certificate] = (),
+    trusted_roots: Sequence[x509.Certificate] | TrustedRoots | None = None,
     warn_days: int = 30,
 ) -> Validation:
     """Order `chain` leaf first and report every problem of it (and of `key`).
 
     Never raises for a bad chain (only for an empty one: `empty-input`); see the module
     docstring for the steps. `now` defaults to the current time (naive means UTC).
+    `trusted_roots`: the user's roots (a chain ending elsewhere is an error), or none for
+    SAP's published list (a root not on it is a warning); see `trust`.
     """
     if not chain:
         raise InputError("No certificate was given.", code="empty-input")
@@ -394,7 +421,8 @@ def validate(
     certs, problems = _dedupe(chain)
     leaf = _pick_leaf(certs)
     path, path_problems = _build_path(leaf, certs)
-    problems += path_problems + _leftovers(leaf, path, certs)
+    leftovers = _leftovers(leaf, path, certs)
+    problems += path_problems + leftovers
     problems += _leaf_problems(leaf, moment, warn_days) + _ca_problems(path, moment)
     matches: bool | None = None
     if key is not None:
@@ -403,7 +431,9 @@ def validate(
     top = path[-1]
     root = top if len(path) > 1 and is_self_issued(top) and signed_by(top, top) else None
     has_errors = any(p.severity is Severity.ERROR for p in problems)
-    problems += _trust_problems(path, root, trusted_roots, moment, has_errors)
+    broken = any(p.code == "chain-broken" for p in leftovers)
+    trusted = trusted_roots_of(trusted_roots)
+    problems += _trust_problems(path, root, trusted, moment, has_errors=has_errors, broken=broken)
     return Validation(tuple(path), leaf, root, tuple(problems), matches)
 
 

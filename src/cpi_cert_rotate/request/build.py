@@ -15,6 +15,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 
+from cryptography import x509
+
+from .. import material
+from ..errors import InputError
 from ..models import (
     CfAssertion,
     CfAuth,
@@ -100,6 +104,7 @@ def build(
     prefix = text("annotation-prefix") or None
     if prefix is not None:
         problems.check(lambda: check_prefix(prefix, source=d.ref("annotation-prefix")))
+    trusted_roots = _trusted_roots(values.get("trusted-roots"), problems)
     new = new_certificate(values, problems, mask, jwt, check_only_allowed=dry_run)
     if text("parallel") not in ("", DEFAULTS["parallel"]):  # a targets file takes it away
         problems.warnings.append(
@@ -125,6 +130,7 @@ def build(
         verify_path=verify_path,
         verify_url=verify_url,
         keep_root=keep_root,
+        trusted_roots=trusted_roots,
         warn_days=warn_days,
         timeout_s=timeout,
         verify_timeout_s=min(VERIFY_TIMEOUT_S, timeout / 10),
@@ -138,6 +144,24 @@ def build(
         fail_if_expires_within=fail_within,
         warnings=tuple(problems.warnings),
     )
+
+
+def _trusted_roots(value: str | bytes | None, problems: Problems) -> tuple[x509.Certificate, ...]:
+    """`trusted-roots`: the roots the new chain must end in, in any form `inspect` reads;
+    empty means SAP's published list (`material.trust`)."""
+    if not value:
+        return ()
+    try:
+        return material.load_chain(value)
+    except InputError:
+        d = problems.dialect
+        problems.add(
+            f"{d.ref('trusted-roots')} holds no certificate",
+            code="bad-trusted-roots",
+            fix="Give the PEM of the root CA(s) the new chain must end in, or leave it empty "
+            "to check against SAP's list of approved roots.",
+        )
+        return ()
 
 
 class Text:

@@ -94,6 +94,7 @@ ROTATE = Section(
     Field("vault-common-name", limit=64),  # RFC 5280 ub-common-name; longer fails the CSR
     Field("vault-ttl"),
     Field("key-type"),
+    Field("trusted-roots", limit=CA_BUNDLE_MAX, multiline=True),
     Field("chain-env-var", default="CLI_CHAIN", limit=NAME_MAX),
     Field("key-env-var", default="CLI_KEY", limit=NAME_MAX),
     Field("strategy", default="auto"),

@@ -37,8 +37,7 @@ NOT_BEFORE = "not-before"
 NOT_AFTER = "not-after"
 ROTATED_AT = "rotated-at"
 RUN_ID = "run-id"
-LOCK = "lock"
-_NAMES = (FINGERPRINT, NOT_BEFORE, NOT_AFTER, ROTATED_AT, RUN_ID, LOCK)
+_NAMES = (FINGERPRINT, NOT_BEFORE, NOT_AFTER, ROTATED_AT, RUN_ID)
 """Every key name the engine writes; each is within CC's 63-character name limit."""
 
 
@@ -77,7 +76,7 @@ def check_prefix(prefix: str, *, source: str = "annotation-prefix") -> str:
 
 @dataclass(frozen=True)
 class AnnotationKeys:
-    """The keys of one prefix: the rotation record and the lock."""
+    """The keys of one prefix: the rotation record (the lock is a service instance, `lock`)."""
 
     prefix: str = DEFAULT_PREFIX
 
@@ -100,10 +99,6 @@ class AnnotationKeys:
     @property
     def not_after(self) -> str:
         return self.key(NOT_AFTER)
-
-    @property
-    def lock(self) -> str:
-        return self.key(LOCK)
 
     def record(self, new: CertFacts, *, run_id: str, rotated_at: datetime) -> dict[str, str]:
         """What a finished rotation writes: the new certificate's facts, when and by whom."""

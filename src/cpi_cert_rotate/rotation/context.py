@@ -35,6 +35,9 @@ class RunContext:
     key_pem: str = field(repr=False)
     cancel: threading.Event = field(default_factory=threading.Event)
     new_binding: Binding | None = None
+    """The binding this run created for the new leaf (None: in-place, or reused)."""
+    kept_binding: Binding | None = None
+    """The binding that serves the new leaf when the set step is done; finish keeps it."""
     deployment_guid: str | None = None
     instances_may_hold_new_env: bool = False
     """Set once a deployment may have started instances with the new env values."""

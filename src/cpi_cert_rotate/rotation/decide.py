@@ -94,16 +94,10 @@ def decide(
         return Decision(
             None, "no live certificate found on the app: first rotation", None, warnings
         )
-    registered = obs.registered.leaf
-    registered_fp = material.fingerprint(registered) if registered is not None else None
     if (
         new is not None
         and live.fingerprint == new.fingerprint_sha256
-        and registered_fp
-        in (
-            None,
-            new.fingerprint_sha256,
-        )
+        and _registered(obs, new.fingerprint_sha256)
     ):
         return Decision(
             Outcome.ALREADY_CURRENT,
@@ -129,6 +123,21 @@ def decide(
                 )
     why = "forced" if request.force else "due"
     return Decision(None, why, live, warnings)
+
+
+def _registered(obs: Observation, fingerprint: str) -> bool:
+    """Whether a binding lets CPI accept the live certificate (or nothing says otherwise).
+
+    Any binding counts, not only the newest: a stray binding a lost create left must not
+    turn "already live" into a second registration of the same certificate, which CPI
+    refuses. With pinning off, a binding of an earlier certificate with the same DNs
+    serves a later one (`Observation.serves`).
+    """
+    leaf = obs.env_leaf
+    if leaf is not None and material.fingerprint(leaf) == fingerprint and obs.bindings:
+        return any(obs.serves(binding, leaf) is not False for binding in obs.bindings)
+    registered = obs.registered.leaf
+    return registered is None or material.fingerprint(registered) == fingerprint
 
 
 def initial_strategy(

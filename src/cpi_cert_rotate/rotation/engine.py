@@ -1,21 +1,28 @@
-"""The rotation engine: one run of material, observe, decide, set, test, promote, finish.
+"""The rotation engine: one run of material, observe, decide, lock, set, test, promote, finish.
 
 The steps (DESIGN.md):
   (1) material: validate the new chain and key completely; nothing is called before.
   (2) observe: resolve org, space, app, instance, bindings, env vars; no change.
-  (3) decide: already current or not due -> stop here with zero writes; dry run -> plan.
-      With an issuer instead of given material, (1) runs here: only a rotation that is
-      due (and not a dry run) asks the issuer for a certificate.
+  (3) decide: already current or not due -> stop here with zero writes, unless an earlier
+      run left something to finish (`leftovers`); dry run -> plan. Refusals that can be
+      known without writing (overlap on a CC too old, in-place impossible) end here too.
+  (lock) take the app's lock (`lock`), then read everything again under it: a run that
+      finished meanwhile must not be undone by a plan made from a stale reading. With an
+      issuer instead of given material, (1) runs now: only a rotation that is due (and not
+      a dry run) asks the issuer for a certificate.
   (4) set: register the new leaf through a binding, by strategy (overlap, swap, ...).
   (5) test: call the iFlow with the new chain and key over in-memory mTLS.
   (6) promote: one PATCH of chain and key, then a rolling deployment to DEPLOYED.
-  (7) finish: delete the old binding(s), annotate the app, release the lock.
+  (7) finish: delete every other binding, record the rotation on the app.
 Every change in (4)-(6) has a compensation in the journal; any failure there undoes them
-in reverse. Failures in (7) leave the new certificate live and say what remains.
+in reverse, and the app is then read again to say what state it is really in
+(`aftermath`). Failures in (7) leave the new certificate live and say what remains. The
+lock is released last, in every case.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -26,27 +33,38 @@ from datetime import UTC, datetime
 from cryptography import x509
 
 from .. import material
-from ..cf import Binding, CfClient
+from ..cf import CfClient
 from ..errors import InputError, RotationError
 from ..models import CertFacts, Outcome, PrivateKey, Report, RotationRequest, Strategy
 from . import lock
+from .aftermath import judge_rollback, read_fresh
 from .annotations import AnnotationKeys, keys_of
-from .context import RunContext
+from .context import ROLLBACK_BUDGET_S, RunContext
 from .decide import Decision, decide, initial_strategy, plan_lines
-from .journal import Compensation, Journal
+from .finish import Cleanup, complete_earlier_run, record, remove_other_bindings
+from .journal import Journal
+from .leftovers import Leftovers, find_leftovers
+from .new_material import issue_step, keep_out_of_errors, validate_step
 from .observe import Observation, observe
-from .promote import roll_out, set_env, set_env_like_the_seed
-from .register import (
-    delete_binding_when_settled,
-    register_new_leaf,
-    require_in_place_possible,
-)
+from .promote import promote_like_the_seed, roll_out, set_env
+from .register import register_new_leaf, require_in_place_possible
 from .verify import verification_url, verify_new_certificate
 
 log = logging.getLogger(__name__)
 
-CLEANUP_ATTEMPTS = 2
-"""An old binding's delete is tried twice: a failed broker job is often transient."""
+UNPROVEN = (
+    "NOTHING PROVED THAT THE NEW CERTIFICATE WORKS: no verify-path or verify-url was given, "
+    "so no call with the new chain and key reached the iFlow before promotion. The chain "
+    "was checked offline (complete, trusted root), but only Cloud Integration decides; "
+    "give verify-path to gate promotion on a real mTLS call"
+)
+"""The warning of a rotation without a test call (the report also says `verified: false`)."""
+
+RELEASE_BUDGET_S = 60.0
+"""Releasing the lock may take this long, whatever the run's own deadline."""
+
+MIN_COMPLETION_S = 60.0
+"""Completing an earlier run's leftovers gets at least this long (it waits for deployments)."""
 
 ClientFactory = Callable[[RotationRequest], CfClient]
 
@@ -101,19 +119,131 @@ class _Run:
         """The run's deadline on `time.monotonic()`; undo and finish get a budget beyond it."""
         self.on_secret: Callable[[str], None] = lambda _secret: None
         self.keys = AnnotationKeys()
+        self.verified = False
+        """Set when the test step's mTLS call with the new certificate succeeded."""
+        self.issued: material.Validation | None = None
+        """The validated certificate an issuer made for this run (before the lock)."""
+
+    # -- the run ---------------------------------------------------------------------------
 
     def execute(self) -> Report:
         try:
             self.keys = keys_of(self.request)  # before any call: CC would refuse a bad prefix
-            client, obs, decision, validation = self._prepare()
-            stop = self._plan(obs, decision, validation)
+            validation = self._validate(self.request.chain) if self.request.chain else None
+            client = self.client_factory(self.request)
+            client.set_deadline(self.deadline)
+            keep_out_of_errors(client, self.key)
+            obs, decision = self._observe(client, "observe")
+            stop = self._before_lock(obs, decision, validation)
         except InputError as error:
             return self._failure(Outcome.INVALID_INPUT, error)
         except RotationError as error:
             return self._failure(Outcome.FAILED, error)
         if stop is not None:
             return stop
-        assert validation is not None
+        info = lock.LockInfo.new(self.run_id, self.request.timeout_s + lock.LOCK_MARGIN_S)
+        try:
+            with self.journal.step("lock") as notes:
+                held = lock.acquire(client, obs.space_guid, obs.app.name, info)
+                notes.append(f"{held.name} created")
+                obs, decision = self._observe(client, None)  # fresh, under the lock
+                notes.append("state read again under the lock")
+        except lock.Locked as error:
+            return self._failure(Outcome.FAILED, error)
+        except RotationError as error:
+            # The create may have landed although its answer was lost: take it back, so
+            # that the next run is not blocked until it expires.
+            client.set_deadline(time.monotonic() + RELEASE_BUDGET_S)
+            note = lock.release_token_quietly(client, obs.space_guid, obs.app.name, info)
+            self.warnings += [note] if note else []
+            return self._failure(Outcome.FAILED, error)
+        report: Report | None = None
+        try:
+            report = self._locked(client, obs, decision, validation)
+        finally:
+            client.set_deadline(time.monotonic() + RELEASE_BUDGET_S)
+            note = lock.release_quietly(client, held)
+            if report is not None and note:
+                report = dataclasses.replace(report, warnings=(*report.warnings, note))
+        return report
+
+    def _before_lock(
+        self, obs: Observation, decision: Decision, validation: material.Validation | None
+    ) -> Report | None:
+        """The report when the run ends before any write; None when it must go on."""
+        leftovers = find_leftovers(obs, self.keys)
+        self.warnings += leftovers.notes
+        if decision.outcome is not None:
+            if _to_complete(leftovers, decision.outcome) and not self.request.dry_run:
+                return None  # finish what an earlier run left, under the lock
+            self.warnings += [f"left by an earlier run: {line}" for line in leftovers.describe()]
+            self.journal.skip("decide", decision.why)
+            return self._report(decision.outcome)
+        if validation is None and self.request.issuer is None:  # a check: nothing to plan
+            self.plan = plan_lines(self.request, obs, Strategy.AUTO, None)
+            self.warnings += [f"left by an earlier run: {line}" for line in leftovers.describe()]
+            due = (
+                decision.why
+                if decision.live is None
+                else "renew-before says a rotation is due"
+                if self.request.renew_before is not None
+                else "give renew-before to learn whether a rotation is due"
+            )
+            self.journal.skip("decide", f"check only, no new certificate given: {due}")
+            return self._report(Outcome.DRY_RUN)
+        leaf = validation.leaf if validation is not None else None
+        self.strategy = self._strategy(obs, leaf)
+        self.plan = plan_lines(self.request, obs, self.strategy, self.new)
+        if self.request.dry_run:
+            self.warnings += [f"left by an earlier run: {line}" for line in leftovers.describe()]
+            self.journal.skip("decide", f"dry run: would rotate ({decision.why})")
+            return self._report(Outcome.DRY_RUN)
+        if validation is None:  # an issuer: asked only now that a rotation is due
+            self.issued = self._issue(obs)
+            self.strategy = self._strategy(obs, self.issued.leaf)
+            self.plan = plan_lines(self.request, obs, self.strategy, self.new)
+        return None
+
+    def _strategy(self, obs: Observation, leaf: x509.Certificate | None) -> Strategy:
+        """The strategy to start with; refusals known without writing are raised here."""
+        strategy = initial_strategy(self.request, obs, leaf)
+        if strategy is Strategy.IN_PLACE and leaf is not None:
+            require_in_place_possible(obs, leaf)
+        if self.request.strategy is Strategy.OVERLAP and not obs.supports_strategy:
+            version = ".".join(map(str, obs.api_version))
+            raise InputError(
+                f"strategy overlap is not possible here: the Cloud Controller API is {version}; "
+                "binding strategy `multiple` needs 3.205.0 or later",
+                code="overlap-unavailable",
+                fix="Use `strategy: auto` (falls back to swap) or ask the platform team for "
+                "a Cloud Controller of 3.205.0 or later.",
+            )
+        return strategy
+
+    def _locked(
+        self,
+        client: CfClient,
+        obs: Observation,
+        decision: Decision,
+        validation: material.Validation | None,
+    ) -> Report:
+        """Everything after the lock was taken, from the state read under it."""
+        try:
+            leftovers = find_leftovers(obs, self.keys)
+            if decision.outcome is not None:
+                if not _to_complete(leftovers, decision.outcome):
+                    self.journal.skip("decide", f"{decision.why} (found under the lock)")
+                    return self._report(decision.outcome)
+                return self._complete_earlier_run(client, obs, decision.outcome, leftovers)
+            validation = validation or self.issued
+            assert validation is not None
+            keep_out_of_errors(client, self.key)
+            self.strategy = self._strategy(obs, validation.leaf)
+            self.plan = plan_lines(self.request, obs, self.strategy, self.new)
+        except InputError as error:
+            return self._failure(Outcome.INVALID_INPUT, error)
+        except RotationError as error:
+            return self._failure(Outcome.FAILED, error)
         assert self.key is not None
         assert self.new is not None
         ctx = RunContext(
@@ -129,124 +259,6 @@ class _Run:
             key_pem=material.key_pkcs8_pem(self.key),
             cancel=self.cancel,
         )
-        return self._change(ctx, decision)
-
-    def _plan(
-        self, obs: Observation, decision: Decision, validation: material.Validation | None
-    ) -> Report | None:
-        """Strategy and plan; the report when the run ends here, without any change."""
-        if decision.outcome is not None:
-            self.journal.skip("decide", decision.why)
-            return self._report(decision.outcome)
-        if validation is None and self.request.issuer is None:  # a check: nothing to plan
-            self.plan = plan_lines(self.request, obs, Strategy.AUTO, None)
-            due = (
-                decision.why
-                if decision.live is None
-                else "renew-before says a rotation is due"
-                if self.request.renew_before is not None
-                else "give renew-before to learn whether a rotation is due"
-            )
-            self.journal.skip("decide", f"check only, no new certificate given: {due}")
-            return self._report(Outcome.DRY_RUN)
-        leaf = validation.leaf if validation is not None else None
-        self.strategy = initial_strategy(self.request, obs, leaf)
-        if self.strategy is Strategy.IN_PLACE and leaf is not None:
-            require_in_place_possible(obs, leaf)
-        self.plan = plan_lines(self.request, obs, self.strategy, self.new)
-        if self.request.dry_run or validation is None:
-            self.journal.skip("decide", f"dry run: would rotate ({decision.why})")
-            return self._report(Outcome.DRY_RUN)
-        return None
-
-    def _prepare(self) -> tuple[CfClient, Observation, Decision, material.Validation | None]:
-        """Steps (1)-(3). Validation is None only for a dry run with an issuer or with
-        no new certificate at all (a check of the live one)."""
-        issuer = self.request.issuer
-        validation = self._validate(self.request.chain) if self.request.chain else None
-        client = self.client_factory(self.request)
-        client.set_deadline(self.deadline)
-        obs, decision = self._observe(client)
-        if decision.outcome is None and issuer is not None and not self.request.dry_run:
-            validation = self._issue(obs)
-        return client, obs, decision, validation
-
-    def _issue(self, obs: Observation) -> material.Validation:
-        """Step (1) for an issuer: a certificate for a key made here, then validated.
-
-        The CSR copies the subject of the certificate instances present now, so that a
-        renewal keeps the DN that CPI and an iFlow's subject check compare.
-        """
-        issuer = self.request.issuer
-        assert issuer is not None
-        live = obs.env_leaf or obs.registered.leaf
-        with self.journal.step("issue", issuer.describe()) as notes:
-            issued = issuer.issue(copy_subject_from=live, on_secret=self.on_secret)
-            for form in material.secret_forms(issued.key):
-                self.on_secret(form)
-            notes.append(f"serial {issued.chain[0].serial_number:x}")
-        if live is not None and issued.chain[0].subject != live.subject:
-            self.warnings.append(
-                f"the issued certificate's subject ({issued.chain[0].subject.rfc4514_string()}) "
-                f"differs from the live one ({live.subject.rfc4514_string()}); an iFlow that "
-                "authorises by subject DN must be updated (the issuer's role sets O, OU, C)"
-            )
-        self.key = issued.key
-        return self._validate(issued.chain)
-
-    def _validate(self, chain: tuple[x509.Certificate, ...]) -> material.Validation:
-        """Step (1): the new material, completely, before any change in Cloud Foundry."""
-        assert self.key is not None
-        with self.journal.step("material"):
-            validation = material.validate(
-                chain,
-                self.key,
-                now=self.now,
-                trusted_roots=self.request.trusted_roots,
-                warn_days=self.request.warn_days,
-            )
-            material.raise_for_problems(validation)
-        self.warnings += [p.message for p in validation.warnings]
-        self.new = material.facts(validation.leaf)
-        self.leaf_pem = material.leaf_pem(validation.leaf)
-        return validation
-
-    def _observe(self, client: CfClient) -> tuple[Observation, Decision]:
-        """Steps (2) and (3): read the landscape, then decide; no write."""
-        with self.journal.step("observe") as notes:
-            obs = observe(
-                client, self.request.target, chain_env_var=self.request.chain_env_var, now=self.now
-            )
-            previous_key = obs.env.get(self.request.key_env_var)
-            if previous_key:
-                self.on_secret(previous_key)
-            version = ".".join(map(str, obs.api_version))
-            notes.append(f"CC API {version}, {len(obs.bindings)} binding(s)")
-        decision = decide(self.request, obs, self.new, self.now)
-        self.warnings += [*obs.warnings, *decision.warnings]
-        self.before = decision.live.facts if decision.live else None
-        return obs, decision
-
-    def _change(self, ctx: RunContext, decision: Decision) -> Report:
-        """Steps (4)-(7) under the lock; any failure in (4)-(6) is undone."""
-        try:
-            with self.journal.step("lock"):
-                lock.acquire(
-                    ctx.client,
-                    ctx.obs.app.guid,
-                    ctx.obs.app.annotations,
-                    keys=self.keys,
-                    owner=self.run_id,
-                    now=self.now,
-                    timeout_s=self.request.timeout_s,
-                )
-        except lock.Locked as error:
-            return self._failure(Outcome.FAILED, error)
-        except RotationError as error:
-            # The write may have landed although its answer was lost: take our lock back
-            # so that the next run is not blocked until it expires.
-            self._release_lock_quietly(ctx)
-            return self._failure(Outcome.FAILED, error)
         try:
             self._forward(ctx)
         except (Exception, KeyboardInterrupt) as error:
@@ -256,38 +268,72 @@ class _Run:
             ctx.warnings.clear()
         return self._finish(ctx)
 
+    # -- steps (1)-(3) -------------------------------------------------------------------
+
+    def _issue(self, obs: Observation) -> material.Validation:
+        """Step (1) for an issuer (`new_material.issue_step`), then its validation."""
+        chain, self.key, warnings = issue_step(self.journal, self.request, obs, self.on_secret)
+        self.warnings += warnings
+        return self._validate(chain)
+
+    def _validate(self, chain: tuple[x509.Certificate, ...]) -> material.Validation:
+        """Step (1): the new material, completely, before any change in Cloud Foundry."""
+        assert self.key is not None
+        validation, warnings = validate_step(self.journal, chain, self.key, self.request, self.now)
+        self.warnings += warnings
+        self.new = material.facts(validation.leaf)
+        self.leaf_pem = material.leaf_pem(validation.leaf)
+        return validation
+
+    def _observe(self, client: CfClient, step: str | None) -> tuple[Observation, Decision]:
+        """Steps (2) and (3): read the landscape, then decide; no write.
+
+        `step` names the journal step (None: part of the step that is running).
+        """
+        if step is None:
+            obs = self._read(client)
+        else:
+            with self.journal.step(step) as notes:
+                obs = self._read(client)
+                version = ".".join(map(str, obs.api_version))
+                notes.append(f"CC API {version}, {len(obs.bindings)} binding(s)")
+        decision = decide(self.request, obs, self.new, self.now)
+        self.warnings += [*obs.warnings, *decision.warnings]
+        self.before = decision.live.facts if decision.live else None
+        return obs, decision
+
+    def _read(self, client: CfClient) -> Observation:
+        obs = observe(
+            client, self.request.target, chain_env_var=self.request.chain_env_var, now=self.now
+        )
+        previous_key = obs.env.get(self.request.key_env_var)
+        if previous_key:
+            self.on_secret(previous_key)
+            client.add_secrets(previous_key, *material.secret_lines((previous_key,)))
+        return obs
+
+    # -- steps (4)-(6) and their undo ----------------------------------------------------
+
     def _forward(self, ctx: RunContext) -> None:
         assert self.strategy is not None
         ctx.check_cancel()
         with self.journal.step("set", f"strategy {self.strategy}") as notes:
             binding, self.strategy = register_new_leaf(ctx, self.strategy)
+            ctx.kept_binding = binding
             notes.append(f"binding {binding.guid} holds the new leaf ({self.strategy})")
         ctx.check_cancel()
         url = verification_url(ctx, binding)
         if url is None:
-            self.journal.skip("test", "no verify-path or verify-url given")
-            ctx.warnings.append(
-                "the new certificate was not tested against the iFlow before promotion; "
-                "give verify-path (or verify-url) to gate promotion on a real mTLS call"
-            )
+            self.journal.skip("test", "NOT TESTED: no verify-path or verify-url given")
+            ctx.warnings.append(UNPROVEN)
         else:
             with self.journal.step("test") as notes:
                 notes.append(verify_new_certificate(ctx, url))
+            self.verified = True
         ctx.check_cancel()
         if self.strategy is Strategy.RESTAGE:
             with self.journal.step("promote", "two env calls and a restage, as the seed"):
-                app_guid = ctx.obs.app.guid
-                # Pushed first so that it runs last: instances start with the restored env.
-                self.journal.push(
-                    Compensation(
-                        description=f"restart {ctx.obs.app.name} (a failed restage may stop it)",
-                        undo=lambda: _restart(ctx.client, app_guid),
-                        state_if_failed=f"{ctx.obs.app.name} may be stopped",
-                        manual_action=f"cf restart {ctx.obs.app.name}",
-                    )
-                )
-                set_env_like_the_seed(ctx)
-                ctx.client.restage(app_guid, deadline=ctx.deadline)
+                promote_like_the_seed(ctx)
             return
         with self.journal.step("promote", "chain and key in one call"):
             set_env(ctx)
@@ -296,77 +342,114 @@ class _Run:
             notes.append(f"deployment {deployment.guid} {deployment.state}/{deployment.reason}")
 
     def _undo(self, ctx: RunContext, error: BaseException) -> Report:
+        """Undo in reverse, then read the app again: the report says what *is* there."""
         changed = self.journal.changed
         log.error("rotation failed: %s", error)
         ctx.client.set_deadline(ctx.rollback_deadline())  # undoing may run past the deadline
         outcome_of_rollback = self.journal.rollback()
-        self._release_lock_quietly(ctx)
+        self.warnings += ctx.warnings
+        ctx.warnings.clear()
         if not changed:
             nothing = Outcome.INVALID_INPUT if isinstance(error, InputError) else Outcome.FAILED
             return self._failure(nothing, error)
-        if outcome_of_rollback.complete:
+        fresh = read_fresh(ctx.client, ctx.obs, self.request, ctx.rollback_deadline())
+        verdict = judge_rollback(fresh, ctx.obs, self.request, ctx.new_leaf)
+        if verdict.restored:
+            if not outcome_of_rollback.complete:
+                self.warnings.append(
+                    "an undo step failed ("
+                    + "; ".join(outcome_of_rollback.state_left)
+                    + "), but reading the app again shows it as the run found it"
+                )
             return self._failure(Outcome.ROLLED_BACK, error)
         return self._failure(
             Outcome.ROLLBACK_INCOMPLETE,
             error,
-            state_left=outcome_of_rollback.state_left,
-            manual_actions=outcome_of_rollback.manual_actions,
+            state_left=verdict.state_left,
+            manual_actions=verdict.manual_actions,
         )
 
-    def _release_lock_quietly(self, ctx: RunContext) -> None:
-        ctx.client.set_deadline(ctx.rollback_deadline())
-        try:
-            lock.release(ctx.client, ctx.obs.app.guid, keys=self.keys)
-        except RotationError as error:
-            self.warnings.append(
-                f"the lock annotation could not be removed ({error}); it expires by itself"
-            )
+    # -- step (7) ----------------------------------------------------------------------------
 
     def _finish(self, ctx: RunContext) -> Report:
-        """Step (7): the new certificate is live; remove the old bindings, annotate."""
+        """Step (7): the new certificate is live; remove the other bindings, record it."""
         ctx.client.set_deadline(ctx.rollback_deadline())  # finishing beats leaving a mess
-        state_left: list[str] = []
-        manual: list[str] = []
-        new_guid = ctx.new_binding.guid if ctx.new_binding else None
+        cleanup = Cleanup()
+        keep = ctx.kept_binding.guid if ctx.kept_binding else ""
+        assert self.new is not None
         with self.journal.step("finish") as notes:
-            for old in _old_bindings(ctx.obs, new_guid, self.strategy):
-                if self._delete_old(ctx, old.guid):
-                    notes.append(f"deleted old binding {old.guid}")
-                else:
-                    state_left.append(
-                        f"old binding {old.guid} still exists, so CPI still accepts the old "
-                        "certificate"
-                    )
-                    manual.append(f"cf curl -X DELETE /v3/service_credential_bindings/{old.guid}")
-            assert self.new is not None
-            stamp = self.keys.record(self.new, run_id=self.run_id, rotated_at=datetime.now(UTC))
-            try:
-                lock.release(ctx.client, ctx.obs.app.guid, keys=self.keys, extra=stamp)
-                notes.append("annotations written, lock released")
-            except RotationError as error:
-                self.warnings.append(f"the app's annotations could not be written: {error}")
-        if state_left:
+            remove_other_bindings(
+                ctx.client,
+                ctx.obs.app.guid,
+                ctx.obs.instance.guid,
+                keep=keep,
+                deadline=ctx.rollback_deadline(),
+                cleanup=cleanup,
+            )
+            record(
+                ctx.client, ctx.obs.app.guid, self.keys, self.new, run_id=self.run_id,
+                cleanup=cleanup,
+            )  # fmt: skip
+            notes.extend(cleanup.notes)
+        self.warnings += cleanup.warnings
+        new_guid = ctx.new_binding.guid if ctx.new_binding else None
+        if cleanup.state_left:
             return self._report(
                 Outcome.CLEANUP_INCOMPLETE,
                 binding_guid=new_guid,
                 deployment_guid=ctx.deployment_guid,
                 error="the new certificate is live, but an old binding could not be deleted",
-                state_left=tuple(state_left),
-                manual_actions=tuple(manual),
+                state_left=tuple(cleanup.state_left),
+                manual_actions=tuple(cleanup.manual_actions),
             )
         return self._report(
             Outcome.ROTATED, binding_guid=new_guid, deployment_guid=ctx.deployment_guid
         )
 
-    def _delete_old(self, ctx: RunContext, guid: str) -> bool:
+    def _complete_earlier_run(
+        self, client: CfClient, obs: Observation, outcome: Outcome, leftovers: Leftovers
+    ) -> Report:
+        """The certificate asked for is live, but an earlier run left things: finish them.
+
+        Active deployments are waited for and, unless a rotation record names the live
+        certificate (its run reached the finish step, so after its deployment), the env is
+        deployed first: an old binding may go only once no instance can still use it.
+        """
+        deadline = max(self.deadline, time.monotonic() + MIN_COMPLETION_S)
+        client.set_deadline(deadline + ROLLBACK_BUDGET_S)
+        cleanup = Cleanup()
+        self.warnings += [f"left by an earlier run: {line}" for line in leftovers.describe()]
         try:
-            delete_binding_when_settled(
-                ctx, guid, ctx.rollback_deadline(), attempts=CLEANUP_ATTEMPTS
-            )
+            why = "completing what an earlier run left" if leftovers else "recording it"
+            with self.journal.step("finish", why) as notes:
+                complete_earlier_run(
+                    client, obs, leftovers, self.request, self.keys, run_id=self.run_id,
+                    deadline=deadline, cleanup=cleanup,
+                )  # fmt: skip
+                notes.extend(cleanup.notes)
         except RotationError as error:
-            log.error("old binding %s could not be deleted: %s", guid, error)
-            return False
-        return True
+            return self._failure(
+                Outcome.CLEANUP_INCOMPLETE,
+                error,
+                state_left=(*leftovers.describe(), *cleanup.state_left),
+                manual_actions=tuple(cleanup.manual_actions),
+            )
+        self.warnings += cleanup.warnings
+        if cleanup.state_left:
+            return self._report(
+                Outcome.CLEANUP_INCOMPLETE,
+                error="the live certificate is right, but what an earlier run left could not "
+                "all be removed",
+                state_left=tuple(cleanup.state_left),
+                manual_actions=tuple(cleanup.manual_actions),
+            )
+        if leftovers:
+            self.warnings.append("what an earlier run left was completed (see the finish step)")
+        return self._report(outcome)
+
+    # -- the lock ------------------------------------------------------------------------------
+
+    # -- the report ----------------------------------------------------------------------------
 
     def _failure(
         self,
@@ -425,22 +508,14 @@ class _Run:
             manual_actions=manual_actions,
             leaf_pem=self.leaf_pem,
             finished_at=datetime.now(UTC),
+            verified=self.verified,
         )
 
 
-def _old_bindings(
-    obs: Observation, new_guid: str | None, strategy: Strategy | None
-) -> list[Binding]:
-    """Bindings to remove in finish: every pre-existing one, for overlap only."""
-    if strategy is not Strategy.OVERLAP:
-        return []
-    return [b for b in obs.bindings if b.guid != new_guid]
-
-
-def _restart(client: CfClient, app_guid: str) -> None:
-    """Stop and start: every instance takes the app's current env (the seed's downtime)."""
-    client.stop_app(app_guid)
-    client.start_app(app_guid)
+def _to_complete(leftovers: Leftovers, outcome: Outcome) -> bool:
+    """Whether a run that changes nothing itself must still finish an earlier one: with the
+    certificate asked for live, even a missing record is written."""
+    return bool(leftovers) or (outcome is Outcome.ALREADY_CURRENT and leftovers.unrecorded)
 
 
 def _kebab(name: str) -> str:

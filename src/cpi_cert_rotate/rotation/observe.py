@@ -51,6 +51,30 @@ class Observation:
     env_leaf: x509.Certificate | None = None
     """The leaf of the chain env var as the app uses it now, if it parses."""
     warnings: tuple[str, ...] = ()
+    registered_by: dict[str, RegisteredCert] = field(default_factory=dict)
+    """What each succeeded binding registers, by binding guid (unreadable ones absent)."""
+    active_deployments: tuple[str, ...] = ()
+    """Guids of the app's deployments still ACTIVE (an earlier run's, or a person's)."""
+
+    def serves(self, binding: Binding, leaf: x509.Certificate) -> bool | None:
+        """Whether CPI accepts `leaf` through `binding`; None when its certificate is unknown.
+
+        Pinning on: the exact certificate; off: the same subject and issuer DN, issued no
+        earlier (CPI's unpinned rule, reference sap-and-rotation-anchors 3.1).
+        """
+        if not (binding.succeeded and binding.operation == "create"):
+            return False
+        registered = self.registered_by.get(binding.guid)
+        if registered is None or registered.leaf is None:
+            return None
+        if registered.leaf == leaf:
+            return True
+        return (
+            registered.pinning is False
+            and registered.leaf.subject == leaf.subject
+            and registered.leaf.issuer == leaf.issuer
+            and leaf.not_valid_before_utc >= registered.leaf.not_valid_before_utc
+        )
 
 
 def credentials_of(raw: dict[str, Any]) -> RegisteredCert:
@@ -104,16 +128,21 @@ def observe(
     succeeded = [b for b in bindings if b.state == "succeeded" and b.operation == "create"]
     live = succeeded[-1] if succeeded else None
     warnings: list[str] = []
-    registered = RegisteredCert(None, None, None)
-    if live is not None:
+    registered_by: dict[str, RegisteredCert] = {}
+    for binding in succeeded:
         try:
-            registered = credentials_of(client.binding_credentials(live.guid))
+            registered_by[binding.guid] = credentials_of(client.binding_credentials(binding.guid))
         except CfApiError as error:
             warnings.append(
-                f"could not read the credentials of binding {live.guid} "
-                f"({error.title or error.status}); the old certificate is taken from the env var"
+                f"could not read the credentials of binding {binding.guid} "
+                f"({error.title or error.status})"
+                + ("; the old certificate is taken from the env var" if binding is live else "")
             )
+    registered = RegisteredCert(None, None, None)
+    if live is not None:
+        registered = registered_by.get(live.guid, registered)
     env = client.get_env_vars(app.guid)
+    active = tuple(d.guid for d in client.list_active_deployments(app.guid))
     return Observation(
         api_version=root.v3_version,
         supports_strategy=client.supports_binding_strategy(),
@@ -127,4 +156,6 @@ def observe(
         env=env,
         env_leaf=leaf_of_chain(env.get(chain_env_var), now),
         warnings=tuple(warnings),
+        registered_by=registered_by,
+        active_deployments=active,
     )

@@ -11,10 +11,12 @@ from __future__ import annotations
 import logging
 import time
 
-from ..cf import Deployment
+from ..cf import CfClient, Deployment
 from ..errors import RotationError
+from ..models import RotationRequest
 from .context import RunContext
 from .journal import Compensation
+from .observe import Observation
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +75,28 @@ def set_env_like_the_seed(ctx: RunContext) -> None:
     ctx.client.patch_env_vars(obs.app.guid, {names[1]: ctx.key_pem})
 
 
+def promote_like_the_seed(ctx: RunContext) -> None:
+    """The restage baseline's promote: env in two calls, then a restage (an outage)."""
+    app_guid, app = ctx.obs.app.guid, ctx.obs.app.name
+    # Pushed first so that it runs last: instances start with the restored env.
+    ctx.journal.push(
+        Compensation(
+            description=f"restart {app} (a failed restage may stop it)",
+            undo=lambda: _restart(ctx.client, app_guid),
+            state_if_failed=f"{app} may be stopped",
+            manual_action=f"cf restart {app}",
+        )
+    )
+    set_env_like_the_seed(ctx)
+    ctx.client.restage(app_guid, deadline=ctx.deadline)
+
+
+def _restart(client: CfClient, app_guid: str) -> None:
+    """Stop and start: every instance takes the app's current env (the seed's downtime)."""
+    client.stop_app(app_guid)
+    client.start_app(app_guid)
+
+
 def roll_out(ctx: RunContext) -> Deployment:
     """Start a rolling deployment of the current droplet and wait until it is DEPLOYED.
 
@@ -90,6 +114,21 @@ def roll_out(ctx: RunContext) -> Deployment:
     )
     ctx.instances_may_hold_new_env = True
     return _deploy_and_wait(ctx, ctx.deadline, purpose="promote")
+
+
+def redeploy(
+    client: CfClient, obs: Observation, request: RotationRequest, deadline: float
+) -> Deployment:
+    """A rolling deployment of the current droplet, waited to DEPLOYED (no compensation:
+    it changes no setting, it only brings the app's env to every instance)."""
+    deployment = client.create_deployment(obs.app.guid, max_in_flight=request.max_in_flight)
+    deployment = client.wait_deployment(deployment.guid, deadline=deadline)
+    if not deployment.succeeded:
+        error = f": {deployment.error}" if deployment.error else ""
+        raise DeploymentFailed(
+            f"deployment {deployment.guid} ended {deployment.state}/{deployment.reason}{error}"
+        )
+    return deployment
 
 
 def _deploy_and_wait(ctx: RunContext, deadline: float, *, purpose: str) -> Deployment:

@@ -13,13 +13,13 @@ import time
 from cryptography import x509
 
 from .. import material
-from ..cf import Binding
+from ..cf import Binding, CfClient
 from ..errors import CfApiError, CfJobFailed, CfUnreachable, InputError, RotationError
 from ..models import Strategy
 from .context import RunContext
 from .decide import in_place_blockers
 from .journal import Compensation
-from .observe import Observation
+from .observe import Observation, credentials_of
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,7 @@ OVERLAP_REFUSALS = (
 """422 details that mean "no second binding here" (reference cf-api-v3 §3): fall back to swap."""
 
 SETTLE_POLL_S = 0.5
+LATE_CREATE_POLL_S = 0.5
 
 
 class OverlapRefused(RotationError):
@@ -95,7 +96,7 @@ def _binding_already_holding_new_leaf(ctx: RunContext) -> Binding | None:
 
 
 def delete_binding_when_settled(
-    ctx: RunContext, guid: str, deadline: float, *, attempts: int = 1
+    client: CfClient, guid: str, deadline: float, *, attempts: int = 1
 ) -> None:
     """Delete a binding, first waiting out an operation still in flight on it.
 
@@ -106,14 +107,14 @@ def delete_binding_when_settled(
     """
     for attempt in range(1, attempts + 1):
         while True:
-            binding = ctx.client.get_binding(guid)
+            binding = client.get_binding(guid)
             if binding is None:
                 return
             if binding.state not in ("initial", "in progress") or time.monotonic() >= deadline:
                 break
             time.sleep(SETTLE_POLL_S)
         try:
-            ctx.client.delete_binding(guid, deadline=deadline)
+            client.delete_binding(guid, deadline=deadline)
             return
         except (CfJobFailed, CfApiError, CfUnreachable) as error:
             if attempt == attempts:
@@ -179,9 +180,21 @@ def _create(ctx: RunContext, *, strategy: str | None) -> Binding:
             strategy=strategy,
             deadline=ctx.deadline,
         )
-    except CfJobFailed:
+    except CfJobFailed as failure:
         _adopt_unknown_bindings(ctx, known)
-        raise
+        earlier = _registering_new_leaf(ctx, exclude=failure.binding_guid)
+        if earlier is None:
+            raise
+        # CPI takes a certificate once: a binding that already registers it (a create an
+        # earlier run sent, applied after that run gave up) made this one fail. It is
+        # this app's binding for this very certificate: use it.
+        ctx.warnings.append(
+            f"binding {earlier.guid} already registers the new certificate (a create of an "
+            "earlier run, applied after its answer was lost); it is used instead"
+        )
+        _push_delete_new(ctx, earlier.guid)
+        ctx.new_binding = earlier
+        return earlier
     except CfApiError as error:
         if error.status == 422 and strategy == "multiple" and _is_overlap_refusal(error):
             raise OverlapRefused(error.detail or str(error)) from error
@@ -196,6 +209,20 @@ def _create(ctx: RunContext, *, strategy: str | None) -> Binding:
     return binding
 
 
+def _registering_new_leaf(ctx: RunContext, *, exclude: str | None) -> Binding | None:
+    """A succeeded binding of the app to the instance that registers exactly the new leaf."""
+    for binding in ctx.client.list_app_bindings(ctx.obs.app.guid, ctx.obs.instance.guid):
+        if binding.guid == exclude or not binding.succeeded:
+            continue
+        try:
+            registered = credentials_of(ctx.client.binding_credentials(binding.guid)).leaf
+        except CfApiError:
+            continue
+        if registered == ctx.new_leaf:
+            return binding
+    return None
+
+
 def _is_overlap_refusal(error: CfApiError) -> bool:
     text = error.detail or str(error)
     return any(text.startswith(refusal) for refusal in OVERLAP_REFUSALS)
@@ -206,14 +233,31 @@ def _adopt_unknown_bindings(ctx: RunContext, known: set[str]) -> None:
 
     The bindings are listed when the undo runs, not now: a create still in flight may
     only show up later, and listing now could fail for the same reason the create did.
+    Cloud Controller may apply a create after the client gave up on it (the request was
+    slow, not lost), so the undo keeps watching for one client call timeout (within the
+    rollback budget) until the binding shows up; only then is the rollback done. A create
+    applied even later is a leftover the next run removes (`leftovers`).
     """
     app_guid, si_guid = ctx.obs.app.guid, ctx.obs.instance.guid
 
     def delete_unknown() -> None:
-        for binding in ctx.client.list_app_bindings(app_guid, si_guid):
-            if binding.guid not in known:
+        watch_until = min(time.monotonic() + ctx.client.call_timeout_s, ctx.rollback_deadline())
+        while True:
+            strays = [
+                b for b in ctx.client.list_app_bindings(app_guid, si_guid) if b.guid not in known
+            ]
+            for binding in strays:
                 log.warning("deleting binding %s left by a create that failed", binding.guid)
-                delete_binding_when_settled(ctx, binding.guid, ctx.rollback_deadline())
+                delete_binding_when_settled(ctx.client, binding.guid, ctx.rollback_deadline())
+            if strays or time.monotonic() >= watch_until:
+                break
+            time.sleep(LATE_CREATE_POLL_S)
+        if not strays:
+            ctx.warnings.append(
+                "a binding create whose answer was lost did not show up within "
+                f"{ctx.client.call_timeout_s:g}s; if Cloud Controller applies it later, the "
+                "next run removes it"
+            )
 
     ctx.journal.push(
         Compensation(
@@ -232,7 +276,7 @@ def _push_delete_new(ctx: RunContext, guid: str) -> None:
     ctx.journal.push(
         Compensation(
             description=f"delete the new binding {guid}",
-            undo=lambda: delete_binding_when_settled(ctx, guid, ctx.rollback_deadline()),
+            undo=lambda: delete_binding_when_settled(ctx.client, guid, ctx.rollback_deadline()),
             state_if_failed=f"binding {guid} with the new certificate still exists",
             manual_action=f"cf curl -X DELETE /v3/service_credential_bindings/{guid}",
         )
@@ -240,10 +284,18 @@ def _push_delete_new(ctx: RunContext, guid: str) -> None:
 
 
 def _delete_old(ctx: RunContext, old: Binding) -> None:
-    """Delete an old binding; its compensation binds the old leaf again."""
-    registered = ctx.obs.registered.leaf
-    is_live = ctx.obs.live_binding is not None and old.guid == ctx.obs.live_binding.guid
-    old_leaf = (registered or ctx.obs.env_leaf) if is_live else None
+    """Delete an old binding; its compensation binds the old leaf again.
+
+    The binding that serves the env's certificate is the one instances rely on, so only
+    its deletion is undone; others (failed, stray, superseded) are leftovers.
+    """
+    obs = ctx.obs
+    registered = obs.registered_by.get(old.guid)
+    if obs.env_leaf is not None:
+        is_live = obs.serves(old, obs.env_leaf) is not False
+    else:
+        is_live = obs.live_binding is not None and old.guid == obs.live_binding.guid
+    old_leaf = ((registered.leaf if registered else None) or obs.env_leaf) if is_live else None
 
     def rebind_old() -> None:
         current = ctx.client.get_binding(old.guid)
@@ -251,7 +303,7 @@ def _delete_old(ctx: RunContext, old: Binding) -> None:
             return  # the delete never happened: the old binding still registers the old leaf
         if current is not None:
             # A delete that failed or still runs blocks a new binding (422): finish it first.
-            delete_binding_when_settled(ctx, old.guid, ctx.rollback_deadline(), attempts=2)
+            delete_binding_when_settled(ctx.client, old.guid, ctx.rollback_deadline(), attempts=2)
         if old_leaf is None:
             raise RotationError(f"the certificate of the deleted binding {old.guid} is unknown")
         ctx.client.create_app_binding(
@@ -266,7 +318,7 @@ def _delete_old(ctx: RunContext, old: Binding) -> None:
     if old.state == "failed" or not is_live:
         # Leftovers (failed or superseded bindings) are removed without a way back:
         # they authorise nothing the app relies on.
-        delete_binding_when_settled(ctx, old.guid, ctx.deadline, attempts=2)
+        delete_binding_when_settled(ctx.client, old.guid, ctx.deadline, attempts=2)
         return
     app, si = ctx.obs.app.name, ctx.obs.instance.name
     ctx.journal.push(
@@ -283,4 +335,4 @@ def _delete_old(ctx: RunContext, old: Binding) -> None:
             ),
         )
     )
-    delete_binding_when_settled(ctx, old.guid, ctx.deadline, attempts=2)
+    delete_binding_when_settled(ctx.client, old.guid, ctx.deadline, attempts=2)

@@ -2,18 +2,24 @@
 
 No certificate tool gates promotion on a live call; this one does (AWS Secrets Manager's
 testSecret). The key is loaded into the TLS context from memory (`mtls`), never a file.
-CPI may need a moment to learn a new binding, so refusals are retried until a bounded
-propagation deadline; a wrong path (404) or a server error fails at once.
+CPI may need a moment to learn a new binding, so an HTTP 401/403 (the handshake succeeded,
+the tenant does not know the certificate yet) is retried until a bounded propagation
+deadline. A TLS alert is final: the load balancer judged the chain itself (unknown CA, bad
+or expired certificate), and no waiting changes that; a handshake cut off without an alert
+is tried a few times (it may be the network), then final too. A wrong path (404) or another
+non-retryable status fails at once.
 """
 
 from __future__ import annotations
 
 import logging
+import ssl
 import time
 from urllib.parse import urljoin
 
 import requests
 
+from .. import material
 from ..cf import Binding
 from ..errors import VerificationFailed
 from ..mtls import mtls_session
@@ -28,6 +34,25 @@ RETRY_START_S = 0.25
 RETRY_CAP_S = 5.0
 RETRYABLE_STATUS = frozenset({401, 403, 429, 502, 503, 504})
 """401/403: CPI has not picked up the new binding yet; 5xx gateway codes: transient."""
+TLS_CUT_ATTEMPTS = 3
+"""A handshake that ended without an alert (EOF, reset) is tried this often in all."""
+
+# What a TLS alert from CPI's load balancer means for the chain just presented. OpenSSL
+# names the alert in the error's reason (`TLSV1_ALERT_UNKNOWN_CA`); RFC 8446 section 6.2.
+_ALERTS = {
+    "UNKNOWN_CA": "it does not know the CA that issued the chain: an intermediate is missing "
+    "from the chain, or the root is not one Cloud Integration trusts (SAP Note 2801396)",
+    "BAD_CERTIFICATE": "it found the client certificate or its chain malformed or its "
+    "signature invalid",
+    "UNSUPPORTED_CERTIFICATE": "it does not support the certificate's type or key usage",
+    "CERTIFICATE_EXPIRED": "a certificate of the chain is expired or not yet valid",
+    "CERTIFICATE_REVOKED": "a certificate of the chain is revoked",
+    "CERTIFICATE_UNKNOWN": "it could not accept the certificate for an unnamed reason",
+    "CERTIFICATE_REQUIRED": "no client certificate reached it",
+    "DECRYPT_ERROR": "the handshake signature did not verify (does the key belong to the leaf?)",
+    "HANDSHAKE_FAILURE": "it found no acceptable set of TLS parameters with this certificate",
+    "ACCESS_DENIED": "it denied access to this certificate",
+}
 
 
 def verification_url(ctx: RunContext, binding: Binding) -> str | None:
@@ -47,14 +72,15 @@ def verification_url(ctx: RunContext, binding: Binding) -> str | None:
 
 
 def verify_new_certificate(ctx: RunContext, url: str) -> str:
-    """POST to `url` with the new chain and key until 2xx or the verify deadline.
+    """POST to `url` with the new chain and key until 2xx, a final refusal or the deadline.
 
-    Returns a short detail for the report; raises `VerificationFailed` with the last
-    status or TLS error (never key material) when CPI does not accept the certificate.
+    Returns a short detail for the report; raises `VerificationFailed` saying what CPI
+    refused and why (never key material) when it does not accept the certificate.
     """
     budget = min(ctx.request.verify_timeout_s, max(ctx.remaining(), 1.0))
     deadline = time.monotonic() + budget
     attempts = 0
+    tls_cuts = 0
     last = "no attempt"
     wait = RETRY_START_S
     with mtls_session(ctx.env_chain, ctx.new_key, ca_pem=ctx.request.auth.ca_pem) as session:
@@ -64,7 +90,19 @@ def verify_new_certificate(ctx: RunContext, url: str) -> str:
             try:
                 response = session.post(url, data=VERIFY_BODY, timeout=CALL_TIMEOUT_S)
             except requests.exceptions.SSLError as error:
-                last = f"TLS handshake failed ({_short(error)})"
+                reason, text = _tls_reason(error)
+                if reason is not None:
+                    raise VerificationFailed(
+                        _refused_in_handshake(ctx, url, reason, text)
+                    ) from error
+                tls_cuts += 1
+                last = f"the TLS handshake was cut off ({text})"
+                if tls_cuts >= TLS_CUT_ATTEMPTS:
+                    raise VerificationFailed(
+                        f"Cloud Integration did not complete a TLS handshake with the new "
+                        f"certificate: POST {url}: {last}, {tls_cuts} times. "
+                        f"{_presented(ctx)} Nothing was promoted."
+                    ) from error
             except requests.exceptions.RequestException as error:
                 last = f"connection failed ({_short(error)})"
             else:
@@ -84,7 +122,63 @@ def verify_new_certificate(ctx: RunContext, url: str) -> str:
     )
 
 
-def _short(error: Exception) -> str:
+def _tls_reason(error: requests.exceptions.SSLError) -> tuple[str | None, str]:
+    """(the alert's or the local verify failure's name, a short text) of a TLS error.
+
+    The name is None when the handshake was cut off without one (EOF, reset), which may
+    be the network rather than a verdict.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLError) and not isinstance(
+            current, ssl.SSLEOFError | ssl.SSLZeroReturnError
+        ):
+            reason = str(getattr(current, "reason", "") or "")
+            text = _short(current)
+            if "ALERT" in reason or reason == "CERTIFICATE_VERIFY_FAILED":
+                return reason, text
+        inner = getattr(current, "reason", None)
+        if not isinstance(inner, BaseException):
+            inner = current.args[0] if current.args else None
+        if not isinstance(inner, BaseException):
+            inner = current.__cause__ or current.__context__
+        current = inner if isinstance(inner, BaseException) else None
+    return None, _short(error)
+
+
+def _refused_in_handshake(ctx: RunContext, url: str, reason: str, text: str) -> str:
+    """What was refused, by whom and why, for a handshake that ended with a verdict."""
+    if reason == "CERTIFICATE_VERIFY_FAILED":
+        return (
+            f"the iFlow host's own server certificate is not trusted here ({text}): POST {url} "
+            "never reached Cloud Integration; give its CA with `cf-ca-cert` (`--cf-ca-cert`). "
+            "Nothing was promoted."
+        )
+    meaning = next(
+        (why for alert, why in _ALERTS.items() if reason.endswith(alert)),
+        "it refused the certificate",
+    )
+    return (
+        f"Cloud Integration refused the new certificate in the TLS handshake (alert "
+        f"{reason}: {text}): {meaning}. {_presented(ctx)} This does not change by waiting, "
+        "so it was not retried; nothing was promoted."
+    )
+
+
+def _presented(ctx: RunContext) -> str:
+    """The chain that was presented, in words (public facts only)."""
+    chain = material.load_chain(ctx.env_chain)
+    leaf = chain[0]
+    issuers = "; ".join(c.subject.rfc4514_string() for c in chain[1:]) or "none"
+    return (
+        f"Presented: the leaf {leaf.subject.rfc4514_string()} (issued by "
+        f"{leaf.issuer.rfc4514_string()}) with {len(chain) - 1} CA certificate(s): {issuers}."
+    )
+
+
+def _short(error: BaseException) -> str:
     """The innermost reason of a requests error, without the noisy wrapper text."""
     text = str(error)
     for marker in ("SSLError(", "NewConnectionError(", "Caused by "):

@@ -1,0 +1,144 @@
+"""Step 7, finish: remove every binding that does not serve the live certificate, record it.
+
+Used twice: after a rotation (the new certificate is live), and by a run that finds what an
+earlier run left (`leftovers`) with the certificate it was asked for already live. In both,
+the bindings to remove come from a fresh listing, not from what was observed at the start,
+and what is still there afterwards is read again: the report's "state left" is what Cloud
+Controller says, not what the deletes were expected to achieve.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from .. import material
+from ..cf import CfClient
+from ..errors import RotationError
+from ..models import CertFacts, RotationRequest
+from .annotations import AnnotationKeys
+from .leftovers import Leftovers
+from .observe import Observation
+from .promote import redeploy
+from .register import delete_binding_when_settled
+
+log = logging.getLogger(__name__)
+
+CLEANUP_ATTEMPTS = 2
+"""An old binding's delete is tried twice: a failed broker job is often transient."""
+POLL_S = 0.5
+
+
+@dataclass
+class Cleanup:
+    """What a finish did and what it could not do."""
+
+    notes: list[str] = field(default_factory=list)
+    state_left: list[str] = field(default_factory=list)
+    manual_actions: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def remove_other_bindings(
+    client: CfClient,
+    app_guid: str,
+    si_guid: str,
+    *,
+    keep: str,
+    deadline: float,
+    cleanup: Cleanup,
+) -> None:
+    """Delete every binding of the app to the instance but `keep`; then list again."""
+    for binding in client.list_app_bindings(app_guid, si_guid):
+        if binding.guid == keep:
+            continue
+        try:
+            delete_binding_when_settled(client, binding.guid, deadline, attempts=CLEANUP_ATTEMPTS)
+            cleanup.notes.append(f"deleted binding {binding.guid}")
+        except RotationError as error:
+            log.error("binding %s could not be deleted: %s", binding.guid, error)
+    try:
+        remaining = [b for b in client.list_app_bindings(app_guid, si_guid) if b.guid != keep]
+    except RotationError as error:
+        cleanup.state_left.append(
+            f"whether the old binding(s) are gone is unknown: listing them failed ({error})"
+        )
+        cleanup.manual_actions.append(
+            f"cf curl '/v3/service_credential_bindings?app_guids={app_guid}"
+            f"&service_instance_guids={si_guid}' and delete every binding but {keep}"
+        )
+        return
+    for binding in remaining:
+        cleanup.state_left.append(
+            f"binding {binding.guid} ({binding.operation} {binding.state}) still exists, so "
+            "CPI still accepts the certificate it registers"
+        )
+        cleanup.manual_actions.append(
+            f"cf curl -X DELETE /v3/service_credential_bindings/{binding.guid}"
+        )
+
+
+def wait_for_deployments(client: CfClient, guids: tuple[str, ...], deadline: float) -> list[str]:
+    """Wait until the deployments are FINALIZED; returns those still ACTIVE at `deadline`."""
+    pending = list(guids)
+    while pending and time.monotonic() < deadline:
+        pending = [g for g in pending if not client.get_deployment(g).finalized]
+        if pending:
+            time.sleep(POLL_S)
+    return pending
+
+
+def record(
+    client: CfClient,
+    app_guid: str,
+    keys: AnnotationKeys,
+    facts: CertFacts,
+    *,
+    run_id: str,
+    cleanup: Cleanup,
+) -> None:
+    """Write the rotation record; a failure is a warning (the certificate is live)."""
+    stamp = keys.record(facts, run_id=run_id, rotated_at=datetime.now(UTC))
+    try:
+        client.patch_app_annotations(app_guid, stamp)
+        cleanup.notes.append("rotation record written")
+    except RotationError as error:
+        cleanup.warnings.append(f"the app's annotations could not be written: {error}")
+
+
+def complete_earlier_run(
+    client: CfClient,
+    obs: Observation,
+    leftovers: Leftovers,
+    request: RotationRequest,
+    keys: AnnotationKeys,
+    *,
+    run_id: str,
+    deadline: float,
+    cleanup: Cleanup,
+) -> None:
+    """Finish what an earlier run left, with the certificate in the env live.
+
+    Active deployments are waited for and, unless a rotation record names the live
+    certificate (its run reached the finish step, so after its deployment), the env is
+    deployed first: an old binding may go only once no instance can still use it. Raises
+    `RotationError` when a deployment does not end (then nothing is deleted).
+    """
+    leaf = obs.env_leaf
+    assert leaf is not None
+    keep = next(b.guid for b in obs.bindings if obs.serves(b, leaf))
+    still = wait_for_deployments(client, leftovers.active_deployments, deadline)
+    if still:
+        raise RotationError(
+            f"deployment(s) {', '.join(still)} did not finish; no binding was deleted while "
+            "instances may still use the certificate it registers"
+        )
+    if leftovers.unfinished or leftovers.unrecorded:
+        deployment = redeploy(client, obs, request, deadline)
+        cleanup.notes.append(f"deployment {deployment.guid} brought the env to every instance")
+    remove_other_bindings(
+        client, obs.app.guid, obs.instance.guid, keep=keep, deadline=deadline, cleanup=cleanup
+    )
+    record(client, obs.app.guid, keys, material.facts(leaf), run_id=run_id, cleanup=cleanup)

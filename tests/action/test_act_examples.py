@@ -5,7 +5,8 @@ For each example a copy is run where:
   pinned by scripts/release-pin-action.sh to the image that scripts/release-image.sh
   pushed to the loopback registry (the release form; pulled back by digest);
 - the target names (orders-app, cpi-runtime) become the sandbox's, and `cf-ca-cert`
-  is added (the sandbox's CF API has a private CA; SAP BTP's does not need one);
+  is added (the sandbox's CF API has a private CA; SAP BTP's does not need one), and
+  `trusted-roots` (the sandbox's root cannot be on SAP's list of approved roots);
 - a last step (`if: always()`) saves the Action's outputs, as the workflow's expression
   engine sees them, to the workspace. The job summary is read from act's JSON log (act
   logs each step's summary file after the step).
@@ -154,6 +155,8 @@ def _copy(example: Path, ls: Any) -> dict[str, Any]:
                 step["uses"] = "./"
                 step.setdefault("id", "cpi")
                 step["with"].setdefault("cf-ca-cert", "${{ vars.CF_CA_CERT }}")
+                # the sandbox's root stands in for one on SAP's list, which it cannot be on
+                step["with"].setdefault("trusted-roots", "${{ vars.CPI_TRUSTED_ROOTS }}")
                 step_id = step["id"]
         job["steps"].append(
             {
@@ -233,6 +236,7 @@ def test_example_runs_under_act(
         path.write_text(yaml.safe_dump(workflow, sort_keys=False))
         wired = _wiring(step, values)
         wired["vars"]["CF_CA_CERT"] = ls.ca_pem
+        wired["vars"]["CPI_TRUSTED_ROOTS"] = ls.trusted_root_pem
         event = tmp_path / "event.json"
         inputs = {**scenario.dispatch, **wired["inputs"]}
         event.write_text(json.dumps({"inputs": inputs} if inputs else {}))

@@ -148,11 +148,12 @@ def test_small_pages_and_guid_chunks_give_the_same_answer(
 
 
 def test_rotation_locks_are_found_per_space_and_a_live_one_holds_its_app(
-    fleet: Landscape,
+    fleet: Landscape, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The locks are made by the rotation's own `lock.acquire` (a live one, one whose run
     was killed: its expiry passed), plus an instance that only has a lock's name, and a
-    lock named for an app but in another space (it is not that app's)."""
+    lock named for an app but in another space (it is not that app's). Found the same
+    with one space a call and one instance a page."""
     before = scan(_request(fleet))
     due = [f for f in before.findings if f.in_matrix]
     live, killed, clash = due[0], due[1], due[2]
@@ -170,10 +171,19 @@ def test_rotation_locks_are_found_per_space_and_a_live_one_holds_its_app(
             made.append(lock.acquire(cf, space_of[live.app_guid], elsewhere.app, stray).guid)
             fleet.clear_calls()
             report = scan(_request(fleet))
+            calls = fleet.calls()
+            monkeypatch.setattr(client, "LIST_PER_PAGE", 1)
+            monkeypatch.setattr(client, "GUIDS_PER_CALL", 1)
+            fleet.clear_calls()
+            paged = scan(_request(fleet))
         finally:
             for guid in made:
                 cf.delete_user_provided_instance(guid)
-    assert len([c for c in fleet.calls() if _kind(c) == "instance list"]) == 1
+    assert len([c for c in calls if _kind(c) == "instance list"]) == 1
+    spaces = {space_of[f.app_guid] for f in report.findings}
+    paged_lists = [c for c in fleet.calls() if _kind(c) == "instance list"]
+    assert len(paged_lists) > len(spaces) > 1  # every space a call, every instance a page
+    assert [f.lock for f in paged.findings] == [f.lock for f in report.findings]
     by_app = {(f.app_guid, f.instance): f for f in report.findings}
     held = by_app[(live.app_guid, live.instance)]
     assert [str(p.code) for p in held.blocked_by] == ["locked"]

@@ -1,20 +1,22 @@
 """The fleet scan against a per-app scan, on sandbox fleets of 50 and 500 apps, in one run.
 
 For each fleet size, a fresh sandbox (`fleet_apps=N`: apps over orgs and spaces, some
-due, some without it-rt, some with two bindings or two instances), with every Cloud
-Controller call delayed by `--latency-ms` (a real CC answers in tens of milliseconds;
+due, some without it-rt, some with two bindings or two instances, and a rotation's lock
+on every app whose number ends in 05), with every Cloud Controller call delayed by
+`--latency-ms` (a real CC answers in tens of milliseconds;
 the sandbox answers in one). Measured per approach: Cloud Controller + UAA calls, calls
 per certificate-bound app, wall time, and the ratio of each to the per-app approach:
 
 - `per app`: what a script around `cf` does, done carefully: list orgs, the spaces of
   each org, the apps of each space (default pages of 50), then per app its bindings,
   per new instance its plan and offering (cached), and per it-rt binding its
-  credentials and the app's env vars; one call at a time;
+  credentials, the app's env vars and its lock (the instance named `lock_name(app)`);
+  one call at a time;
 - `scan`: `cpi_cert_rotate.fleet.scan` (one binding list with `include`, one space list,
-  5000 a page; then the two per-app reads that have no list form), with `--parallel`
-  reads in flight (1 and 4 by default).
+  one list of the spaces' user-provided instances, 5000 a page; then the two per-app
+  reads that have no list form), with `--parallel` reads in flight (1 and 4 by default).
 
-Both must find the same certificates, or the benchmark fails.
+Both must find the same certificates and the same lock holders, or the benchmark fails.
 
     python bench/scan_fleet.py [--apps 50 500] [--latency-ms 20] [--parallel 1 4]
 """
@@ -36,11 +38,12 @@ from cf_sandbox import Landscape
 from cpi_cert_rotate.cf import CfClient
 from cpi_cert_rotate.fleet import ScanRequest, scan
 from cpi_cert_rotate.models import CfAuth
+from cpi_cert_rotate.rotation import lock
 from cpi_cert_rotate.rotation.observe import credentials_of, leaf_of_chain
 
 OFFERING, PLAN = "it-rt", "integration-flow"
-Row = tuple[str, str, str, str, str]
-"""(org, space, app, instance, not after)"""
+Row = tuple[str, str, str, str, str, str]
+"""(org, space, app, instance, not after, lock holder or '')"""
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,9 @@ def per_app_scan(ls: Landscape) -> set[Row]:
                         continue
                     chain = client.get_env_vars(app["guid"]).get("CLI_CHAIN")
                     env = leaf_of_chain(chain, now)
+                    name = lock.lock_name(app["name"])
+                    held = client.find_service_instance_named(space["guid"], name)
+                    info = lock.LockInfo.from_tags(held.tags) if held else None
                     for si, binding in iflow.items():
                         own = credentials_of(client.binding_credentials(binding)).leaf
                         if own is None:
@@ -103,7 +109,8 @@ def per_app_scan(ls: Landscape) -> set[Row]:
                         if env is not None and (len(iflow) == 1 or _same(env, own)):
                             own = env
                         not_after = own.not_valid_after_utc.isoformat()
-                        rows.add((org["name"], space["name"], app["name"], plans[si][1], not_after))
+                        where = (org["name"], space["name"], app["name"], plans[si][1])
+                        rows.add((*where, not_after, info.owner if info else ""))
     return rows
 
 
@@ -127,10 +134,28 @@ def fleet_scan(ls: Landscape, parallel: int) -> set[Row]:
     """`cpi_cert_rotate.fleet.scan`, its rows in the same form."""
     report = scan(ScanRequest(ls.api_url, _auth(ls), parallel=parallel, timeout_s=3600))
     return {
-        (f.org, f.space, f.app, f.instance, f.live.not_after.isoformat())
+        (
+            f.org,
+            f.space,
+            f.app,
+            f.instance,
+            f.live.not_after.isoformat(),
+            f.lock.holder.owner if f.lock and f.lock.holder else "",
+        )
         for f in report.findings
         if f.live is not None
     }
+
+
+def lock_some(ls: Landscape) -> int:
+    """A rotation's lock (`lock.acquire`, as the engine takes it) on every app whose
+    number ends in 05; returns how many."""
+    chosen = [a for a in ls.store.apps.values() if a.name.endswith("05")]
+    with CfClient(ls.api_url, _auth(ls)) as client:
+        for app in chosen:
+            info = lock.LockInfo.new(f"gha:acme/cpi-ops/{app.name}/1", 3600)
+            lock.acquire(client, app.space_guid, app.name, info)
+    return len(chosen)
 
 
 def measure(ls: Landscape, approach: str, run: Any) -> tuple[Sample, set[Row]]:
@@ -162,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     print("-" * len(header))
     for size in args.apps:
         with Landscape(instances=1, fleet_apps=size) as ls:
+            lock_some(ls)
             if args.latency_ms > 0:
                 ls.add_fault({"path": "^/v3/", "delay_s": args.latency_ms / 1000})
             base, want = measure(ls, "per app", lambda: per_app_scan(ls))
@@ -170,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
                 sample, rows = measure(
                     ls, f"scan, parallel {parallel}", lambda p=parallel: fleet_scan(ls, p)
                 )
-                if rows != want:
+                if rows != want or not any(r[5] for r in rows):
                     print(f"the approaches disagree on {size} apps: {sorted(rows ^ want)[:3]}")
                     return 1
                 samples.append(sample)

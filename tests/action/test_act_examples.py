@@ -17,8 +17,12 @@ Asserted: the outcome and outputs, the summary, the log audit (no key line, pass
 or token in act's log), and for examples with an `if: failure()` step, a failing run
 (a wrong password) whose notice step runs with the Action's `reason`.
 
+examples/fleet-plan-rotate.yml has a test of its own (`test_plan_then_rotate_under_act`):
+its repository copy holds both actions, pinned by the release script's default, the
+scan step uses `./scan`, and the rotate matrix comes from the plan job's `due` output.
+
 An example that cannot run under act is listed in CANNOT_RUN with the reason; an
-example in neither table fails the test. Skips (no podman/act) fail under
+example in none of the tables fails the test. Skips (no podman/act) fail under
 CPI_REQUIRE_CONTAINER=1.
 """
 
@@ -81,16 +85,14 @@ SCENARIOS = {
         {"environment": "cpi-sandbox", "dry-run": "false", "force": "true", "strategy": "auto"},
     ),
 }
+OWN_TEST = {"fleet-plan-rotate.yml": "test_plan_then_rotate_under_act"}
 CANNOT_RUN = {
-    "fleet-plan-rotate.yml": (
-        "its plan job uses the scan action (scan/action.yml), which this test does not pin to "
-        "the released image yet; tests/action/test_fleet_example.py runs the plan and the "
-        "rotate matrix under the runner emulation"
-    ),
     "fleet-targets.yml": (
-        "its plan job uses the scan action and its rotate job logs in to Vault with the job's "
-        "GitHub OIDC token, which act does not provide; tests/action/test_action_targets.py "
-        "runs both jobs under the runner emulation against a real OpenBao"
+        "its rotate job logs in to Vault with the job's GitHub OIDC token (JWT auth, "
+        "`vault-auth-role`), and act provides no ACTIONS_ID_TOKEN_REQUEST_URL; "
+        "tests/action/test_action_targets.py runs both jobs under the runner emulation "
+        "against a real OpenBao, and test_plan_then_rotate_under_act runs the scan action's "
+        "plan job under act"
     ),
     "scheduled-vault.yml": (
         "logs in to Vault with the job's GitHub OIDC token; act provides no "
@@ -201,7 +203,16 @@ def _values(ls: Any, minted: Any) -> dict[str, str]:
     }
 
 
-@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
+def test_every_example_has_one_way_to_run() -> None:
+    """A new example needs a Scenario, a test of its own or a reason it cannot run."""
+    for example in EXAMPLES:
+        tables = [t for t in (SCENARIOS, OWN_TEST, CANNOT_RUN) if example.name in t]
+        assert len(tables) == 1, f"{example.name}: in {len(tables)} of the tables"
+
+
+@pytest.mark.parametrize(
+    "example", [e for e in EXAMPLES if e.name not in OWN_TEST], ids=lambda p: p.name
+)
 def test_example_runs_under_act(
     example: Path,
     podman: Podman,
@@ -212,7 +223,6 @@ def test_example_runs_under_act(
 ) -> None:
     if example.name in CANNOT_RUN:
         pytest.skip(f"cannot run under act: {CANNOT_RUN[example.name]}")
-    assert example.name in SCENARIOS, f"{example.name}: add a Scenario (or a CANNOT_RUN reason)"
     scenario = SCENARIOS[example.name]
     runner, job_image = act
 
@@ -335,3 +345,175 @@ def _matrix_leg(workflow: dict[str, Any], app: str) -> str | None:
 def _audit(log: str, secrets: list[str]) -> None:
     for secret in {s for s in secrets if s}:
         assert secret not in log, f"a secret ({len(secret)} chars) is in act's log"
+
+
+# -- examples/fleet-plan-rotate.yml: plan (the scan action), then the rotate matrix ---------
+
+FLEET = ROOT / "examples" / "fleet-plan-rotate.yml"
+FLEET_APPS = 6
+"""fleet_seed.py: app-002 and app-005 due, besides the seed app; app-001 and app-004
+fresh, app-000 and app-003 not the scan's. A rotation's lock on app-005 holds it."""
+SCAN_USES = re.compile(r"^org/cpi-cert-rotate/scan@")
+PER_ENVIRONMENT = ("cert-chain", "private-key")
+"""The inputs whose values each app's environment holds. act ignores `environment:`
+(nektos/act#1714: every job gets the same variables and secrets), so the copy reads each
+from a JSON object keyed by environment name: `fromJSON(vars.X)[matrix.environment]`
+stands in for `vars.X` of the environment `matrix.environment`."""
+
+
+def _copy_fleet(workflow: dict[str, Any]) -> dict[str, Any]:
+    """The plan-then-rotate example as run here: `./scan` and `./` for the two actions,
+    the sandbox's CA (and root, for the rotation), per-environment values by name, and a
+    collect step per job (`outputs-plan.json`, `outputs-<app>.json`)."""
+    workflow = json.loads(json.dumps(workflow))
+    for name, job in workflow["jobs"].items():
+        ids = []
+        for step in job["steps"]:
+            uses = str(step.get("uses", ""))
+            if SCAN_USES.match(uses):
+                step["uses"] = "./scan"
+            elif USES.match(uses):
+                step["uses"] = "./"
+                step.setdefault("id", "cpi")
+                step["with"]["trusted-roots"] = "${{ vars.CPI_TRUSTED_ROOTS }}"
+                for key in PER_ENVIRONMENT:
+                    match = EXPRESSION.match(str(step["with"][key]))
+                    assert match, (key, step["with"][key])
+                    step["with"][key] = (
+                        f"${{{{ fromJSON({match[1]}.{match[2]})[matrix.environment] }}}}"
+                    )
+            else:
+                continue
+            step["with"]["cf-ca-cert"] = "${{ vars.CF_CA_CERT }}"
+            ids.append(step["id"])
+        (step_id,) = ids
+        job["steps"].append(
+            {
+                "name": "collect for the test",
+                "if": "always()",
+                "env": {
+                    "OUTPUTS": f"${{{{ toJSON(steps.{step_id}.outputs) }}}}",
+                    "TARGET": "plan" if name == "plan" else "${{ matrix.app }}",
+                },
+                "run": 'printf "%s" "$OUTPUTS" > "$GITHUB_WORKSPACE/.act-out/outputs-$TARGET.json"',
+            }
+        )
+    return workflow
+
+
+def test_plan_then_rotate_under_act(
+    podman: Podman,
+    released: str,
+    act: tuple[Act, str],
+    tmp_path: Path,
+    record_property: Any,
+) -> None:
+    """The plan job's scan (pinned scan/action.yml) finds the due apps, holds the locked
+    one, and its `due` output becomes the rotate job's matrix: each entry rotates with its
+    own certificate; every other app keeps its own; the log shows no key or password."""
+    from cf_sandbox import Landscape
+    from cf_sandbox.pki import load_pem_certs, sha256_hex
+    from cpi_cert_rotate.cf import CfClient
+    from cpi_cert_rotate.models import CfAuth
+    from cpi_cert_rotate.rotation import lock
+    from fleet_kit import expected
+
+    runner, job_image = act
+    workspace = tmp_path / "repo"
+    (workspace / ".github" / "workflows").mkdir(parents=True)
+    (workspace / "scan").mkdir()
+    shutil.copy(ROOT / "action.yml", workspace / "action.yml")
+    shutil.copy(ROOT / "scan" / "action.yml", workspace / "scan" / "action.yml")
+    done = subprocess.run(  # no file named: the release's default, both actions
+        [str(ROOT / "scripts" / "release-pin-action.sh"), released],
+        cwd=workspace,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    pinned = yaml.safe_load((workspace / "scan" / "action.yml").read_text())["runs"]
+    assert pinned == {"using": "docker", "image": f"docker://{released}", "args": ["scan"]}
+
+    original: dict[str, Any] = yaml.safe_load(FLEET.read_text())
+    original["on"] = original.pop(True)
+    workflow = _copy_fleet(original)
+    path = workspace / ".github" / "workflows" / FLEET.name
+    path.write_text(yaml.safe_dump(workflow, sort_keys=False))
+
+    with Landscape(instances=1, fleet_apps=FLEET_APPS) as ls:
+        rows = expected(ls)
+        due = sorted({app for (_, _, app, _), (_, is_due) in rows.items() if is_due})
+        assert due == ["app-002", "app-005", ls.app]
+        held = "app-005"
+        apps = {a.name: a for a in ls.store.apps.values()}
+        auth = CfAuth(
+            username=ls.username, password=ls.password, origin=ls.origin, ca_pem=ls.ca_pem
+        )
+        with CfClient(ls.api_url, auth) as cf:  # a rotation of app-005 runs elsewhere now
+            holder = lock.LockInfo.new("gha:acme/cpi-ops/9001/1", 3600)
+            lock.acquire(cf, apps[held].space_guid, held, holder)
+        minted = {app: ls.mint(cn=f"{app}-client", days=90, key="ec-p256") for app in due}
+        per_environment = {
+            "cert-chain": json.dumps({f"cpi-{a}": m.chain_pem for a, m in minted.items()}),
+            "private-key": json.dumps({f"cpi-{a}": m.key_pem for a, m in minted.items()}),
+        }
+        values = {**landscape_inputs(ls, None), **per_environment}
+        wired: dict[str, dict[str, str]] = {"vars": {}, "secrets": {}, "inputs": {}}
+        for job in original["jobs"].values():
+            for step in job["steps"]:
+                for kind, found in _wiring(step, values).items():
+                    wired[kind].update(found)
+        assert set(wired["secrets"]) == {"CF_PASSWORD", "CPI_CLIENT_KEY"}
+        wired["vars"]["CF_CA_CERT"] = ls.ca_pem
+        wired["vars"]["CPI_TRUSTED_ROOTS"] = ls.trusted_root_pem
+        event = tmp_path / "event.json"
+        event.write_text("{}")
+        state = ls.state()
+        before = {a["name"]: a["env"].get("CLI_CHAIN") for a in state["apps"]}
+        secrets = [ls.password]
+        for pem in [m.key_pem for m in minted.values()] + [
+            a["env"]["CLI_KEY"] for a in state["apps"] if a["env"].get("CLI_KEY")
+        ]:
+            secrets += key_lines(serialization.load_pem_private_key(pem.encode(), None))
+
+        run = runner.run(
+            workspace,
+            path,
+            "schedule",
+            job_image=job_image,
+            variables=wired["vars"],
+            secrets=wired["secrets"],
+            event_path=event,
+            timeout=900,
+        )
+        record_property("act_log_lines", len(run.log.splitlines()))
+        assert run.code == 0, run.log[-6000:]
+        out = workspace / ".act-out"
+        plan = json.loads((out / "outputs-plan.json").read_text())
+        matrix = json.loads(plan["due"])["include"]
+        rotated = sorted(e["app"] for e in matrix)
+        assert rotated == sorted(set(due) - {held})
+        assert (plan["due-count"], plan["held"]) == (str(len(rotated)), "1")
+        assert all(e["environment"] == f"cpi-{e['app']}" for e in matrix)
+        for app in rotated:
+            leg = json.loads((out / f"outputs-{app}.json").read_text())
+            assert leg["reason"] == "rotated", (app, leg)
+            assert leg["fingerprint-sha256"] == minted[app].leaf_sha256
+        after = {a["name"]: a["env"].get("CLI_CHAIN") for a in ls.state()["apps"]}
+        assert {a for a in after if after[a] != before[a]} == set(rotated)
+        for app in rotated:
+            assert sha256_hex(load_pem_certs(after[app])[0]) == minted[app].leaf_sha256
+
+    # the summaries: the plan's (the held app and why), then one per rotation
+    titles = re.findall(r"^### (.*)$", run.summary, re.M)
+    assert len(titles) == 1 + len(rotated), titles
+    assert "CPI client certificates: 5 found, 3 due" in titles[0]
+    assert sorted(t for t in titles if t.startswith("✅ Certificate rotated")) == sorted(
+        f"✅ Certificate rotated: `{app}`" for app in rotated
+    )
+    assert "#### Due but held out of the matrix" in run.summary
+    assert f"/{held}`: a rotation holds the lock cpi-cert-rotate-lock-{held} now" in run.summary
+    assert "gha:acme/cpi-ops/9001/1" in run.summary
+    _audit(run.shown_log, secrets)
+    assert run.log.count(f"image={released}") >= 1 + len(rotated), "act ran the pinned image"

@@ -58,6 +58,15 @@ class TestContract:
             assert spec["description"].strip(), name
         assert set(SECRET_INPUTS) <= set(INPUTS)
 
+    @pytest.mark.parametrize(
+        "path", [SCAN_ACTION, ROOT / "action.yml"], ids=lambda p: p.parent.name
+    )
+    def test_no_description_holds_an_expression(self, path: Path) -> None:
+        """nektos/act parses `${{ }}` in an action's descriptions as an expression and fails
+        the step when it does not parse (seen with `${{ fromJSON(...) }}` in an output's
+        description); docs/act.md."""
+        assert "${{" not in path.read_text()
+
     def test_the_image_is_the_repository_dockerfile_and_its_folder_the_context(self) -> None:
         """actions/runner ActionManager.cs: Dockerfile = Path.Combine(action folder, image);
         the build context is Directory.GetParent(Dockerfile). No secret goes to `args`."""

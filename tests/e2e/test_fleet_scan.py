@@ -21,9 +21,11 @@ from typing import Any
 import pytest
 
 from cf_sandbox import Landscape
-from cpi_cert_rotate.cf import CfApiError, client
+from cpi_cert_rotate.cf import CfApiError, CfClient, client
 from cpi_cert_rotate.fleet import Overlap, Place, ProblemCode, ScanReport, ScanRequest, scan
 from cpi_cert_rotate.models import CfAuth
+from cpi_cert_rotate.rotation import lock
+from cpi_cert_rotate.rotation.lock import LockInfo, lock_name
 from fleet_kit import Row, expected
 
 pytestmark = pytest.mark.e2e
@@ -86,8 +88,9 @@ def test_the_scan_finds_exactly_the_certificate_bound_apps_with_their_expiry(
     assert by_app["app-001"].problems == ()
     assert by_app["app-001"].overlap is Overlap.POSSIBLE
 
-    # calls: GET /, one token, one binding list, one space list; then per app its env
-    # vars and per row its live binding's credentials; nothing else
+    # calls: GET /, one token, one binding list, one space list, one list of the spaces'
+    # user-provided instances (the locks); then per app its env vars and per row its live
+    # binding's credentials; nothing else
     calls = fleet.calls()
     apps = len({f.app_guid for f in report.findings})
     kinds_of_call = Counter(_kind(c) for c in calls)
@@ -96,12 +99,17 @@ def test_the_scan_finds_exactly_the_certificate_bound_apps_with_their_expiry(
         "token": 1,
         "binding list": 1,
         "space list": 1,
+        "instance list": 1,
         "env vars": apps,
         "credentials": len(report.findings),
     }
     list_call = next(c for c in calls if _kind(c) == "binding list")
     assert "per_page=5000" in list_call["query"]
     assert "include=app,service_instance" in list_call["query"]
+    locks_call = next(c for c in calls if _kind(c) == "instance list")
+    assert "type=user-provided" in locks_call["query"]
+    assert "per_page=5000" in locks_call["query"]
+    assert not [f for f in report.findings if f.lock is not None]  # the seed holds no lock
 
 
 def _kind(call: dict[str, Any]) -> str:
@@ -114,6 +122,8 @@ def _kind(call: dict[str, Any]) -> str:
         return "binding list"
     if path == "/v3/spaces":
         return "space list"
+    if path == "/v3/service_instances" and call["method"] == "GET":
+        return "instance list"
     if path.endswith("/environment_variables"):
         return "env vars"
     if path.endswith("/details"):
@@ -135,6 +145,66 @@ def test_small_pages_and_guid_chunks_give_the_same_answer(
     lists = [c for c in fleet.calls() if c["path"] == "/v3/service_credential_bindings"]
     assert len(lists) > 3
     assert any("page=2" in c["query"] for c in lists)
+
+
+def test_rotation_locks_are_found_per_space_and_a_live_one_holds_its_app(
+    fleet: Landscape, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The locks are made by the rotation's own `lock.acquire` (a live one, one whose run
+    was killed: its expiry passed), plus an instance that only has a lock's name, and a
+    lock named for an app but in another space (it is not that app's). Found the same
+    with one space a call and one instance a page."""
+    before = scan(_request(fleet))
+    due = [f for f in before.findings if f.in_matrix]
+    live, killed, clash = due[0], due[1], due[2]
+    space_of = {a.guid: a.space_guid for a in fleet.store.apps.values()}
+    elsewhere = next(f for f in due[3:] if space_of[f.app_guid] != space_of[live.app_guid])
+    made: list[str] = []
+    with CfClient(fleet.api_url, _request(fleet).auth) as cf:
+        try:
+            for finding, ttl in ((live, 1800.0), (killed, -120.0)):
+                info = LockInfo.new(f"gha:acme/cpi-ops/77/1-{finding.app}", ttl)
+                made.append(lock.acquire(cf, space_of[finding.app_guid], finding.app, info).guid)
+            taken = lock_name(clash.app)
+            made.append(cf.create_user_provided_instance(space_of[clash.app_guid], taken).guid)
+            stray = LockInfo.new("gha:acme/cpi-ops/78/1", 1800)
+            made.append(lock.acquire(cf, space_of[live.app_guid], elsewhere.app, stray).guid)
+            fleet.clear_calls()
+            report = scan(_request(fleet))
+            calls = fleet.calls()
+            monkeypatch.setattr(client, "LIST_PER_PAGE", 1)
+            monkeypatch.setattr(client, "GUIDS_PER_CALL", 1)
+            fleet.clear_calls()
+            paged = scan(_request(fleet))
+        finally:
+            for guid in made:
+                cf.delete_user_provided_instance(guid)
+    assert len([c for c in calls if _kind(c) == "instance list"]) == 1
+    spaces = {space_of[f.app_guid] for f in report.findings}
+    paged_lists = [c for c in fleet.calls() if _kind(c) == "instance list"]
+    assert len(paged_lists) > len(spaces) > 1  # every space a call, every instance a page
+    assert [f.lock for f in paged.findings] == [f.lock for f in report.findings]
+    by_app = {(f.app_guid, f.instance): f for f in report.findings}
+    held = by_app[(live.app_guid, live.instance)]
+    assert [str(p.code) for p in held.blocked_by] == ["locked"]
+    locked = next(p for p in held.problems if p.code is ProblemCode.LOCKED)
+    assert f"gha:acme/cpi-ops/77/1-{live.app}" in locked.message
+    assert held.lock is not None
+    assert held.lock.holder is not None
+    assert held.lock.holder.expires is not None
+    assert held.lock.holder.expires > report.scanned_at
+    expired = by_app[(killed.app_guid, killed.instance)]
+    assert [str(p.code) for p in expired.problems if "lock" in p.code] == ["lock-expired"]
+    assert expired.in_matrix
+    named = by_app[(clash.app_guid, clash.instance)]
+    assert [str(p.code) for p in named.blocked_by] == ["lock-name-taken"]
+    assert by_app[(elsewhere.app_guid, elsewhere.instance)].lock is None
+    # exactly the live lock and the clash leave the matrix; nothing else changed
+    assert {e["app"] for e in report.matrix} == {e["app"] for e in before.matrix} - {
+        live.app,
+        clash.app,
+    }
+    assert {f.app for f in report.findings if f.lock} == {live.app, killed.app, clash.app}
 
 
 def test_a_scope_limits_the_scan_and_a_wrong_name_fails_before_the_big_list(

@@ -13,9 +13,11 @@ from cpi_cert_rotate.cf import App, Binding, ServiceInstance
 from cpi_cert_rotate.fleet import Overlap
 from cpi_cert_rotate.fleet.assess import assess, overlap_of
 from cpi_cert_rotate.fleet.discover import Candidate
+from cpi_cert_rotate.fleet.models import LockSeen
 from cpi_cert_rotate.fleet.read import Kind, Reading, _classify
 from cpi_cert_rotate.models import RenewBefore
 from cpi_cert_rotate.rotation.annotations import AnnotationKeys
+from cpi_cert_rotate.rotation.lock import LockInfo
 from pki_factory import CA, pem
 
 NOW = dt.datetime.now(dt.UTC)
@@ -194,6 +196,75 @@ class TestProblems:
         other_prefix = AnnotationKeys("rotation.example.com")
         assert _assess(_candidate(annotations=notes), _same(_leaf("a", days_left=60)),
                        keys=other_prefix).last_rotation is None  # fmt: skip
+
+
+def _lock(tags: tuple[str, ...]) -> LockSeen:
+    """The lock instance as the scan lists it: tags parsed by the rotation's parser."""
+    return LockSeen("cpi-cert-rotate-lock-orders", "si-lock", LockInfo.from_tags(tags))
+
+
+def _held_for(seconds: float) -> tuple[str, ...]:
+    """The tags a rotation's lock carries (`LockInfo.new`), expiring in `seconds`."""
+    return LockInfo.new("gha:acme/ops/42/1", seconds, clock=lambda: NOW).tags()
+
+
+class TestLock:
+    """rotation/lock.py's lock instance, as the scan reads it; BLOCKING says why a live
+    lock holds a due app and an expired one does not."""
+
+    def test_a_live_lock_holds_a_due_app_and_names_holder_and_expiry(self) -> None:
+        lock = _lock(_held_for(1800))
+        finding = _assess(_candidate(), _same(_leaf("a", days_left=5)), lock=lock)
+        assert finding.due is True
+        assert _codes(finding) == ["expiring", "locked"]
+        assert [str(p.code) for p in finding.blocked_by] == ["locked"]
+        assert not finding.in_matrix
+        message = finding.problems[1].message
+        until = (NOW + dt.timedelta(seconds=1800)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        assert "gha:acme/ops/42/1" in message
+        assert until in message
+        assert "cpi-cert-rotate-lock-orders" in message
+        shown = finding.to_json(NOW)["lock"]
+        assert shown == {
+            "name": "cpi-cert-rotate-lock-orders",
+            "guid": "si-lock",
+            "owner": "gha:acme/ops/42/1",
+            "expires": until,
+            "expired": False,
+        }
+
+    def test_an_expired_lock_is_reported_and_the_app_stays_in_the_matrix(self) -> None:
+        finding = _assess(_candidate(), _same(_leaf("a", days_left=5)), lock=_lock(_held_for(-60)))
+        assert _codes(finding) == ["expiring", "lock-expired"]
+        assert finding.in_matrix  # the next rotation takes it over
+        assert "ended without removing it" in finding.problems[1].message
+        assert finding.to_json(NOW)["lock"]["expired"] is True
+
+    def test_a_lock_without_a_readable_expiry_is_taken_over_too(self) -> None:
+        tags = tuple(t if not t.startswith("expires=") else "expires=soon" for t in _held_for(60))
+        finding = _assess(_candidate(), _same(_leaf("a", days_left=5)), lock=_lock(tags))
+        assert _codes(finding) == ["expiring", "lock-expired"]
+        assert "no readable expiry" in finding.problems[1].message
+        assert finding.in_matrix
+
+    def test_an_instance_with_the_locks_name_that_is_no_lock_holds_the_app(self) -> None:
+        lock = _lock(("logging", "owner=someone"))  # no cpi-cert-rotate-lock tag
+        assert lock.holder is None
+        finding = _assess(_candidate(), _same(_leaf("a", days_left=5)), lock=lock)
+        assert [str(p.code) for p in finding.blocked_by] == ["lock-name-taken"]
+        assert "cf rename-service cpi-cert-rotate-lock-orders" in finding.problems[1].message
+        assert finding.to_json(NOW)["lock"]["owner"] is None
+
+    def test_a_live_lock_on_an_app_not_due_is_reported_only(self) -> None:
+        lock = _lock(_held_for(600))
+        finding = _assess(_candidate(), _same(_leaf("a", days_left=70)), lock=lock)
+        assert _codes(finding) == ["locked"]
+        assert finding.due is False
+
+    def test_no_lock_no_problem(self) -> None:
+        finding = _assess(_candidate(), _same(_leaf("a", days_left=70)))
+        assert finding.problems == ()
+        assert finding.to_json(NOW)["lock"] is None
 
 
 class TestClassify:

@@ -491,6 +491,28 @@ class CfClient(CfBase):
             url, query = (self._same_origin(next_href), None) if next_href else (None, None)
         raise CfApiError(f"more than {_MAX_LIST_PAGES} pages listing {path}", status=200, path=path)
 
+    def list_user_provided_instances(self, space_guids: Sequence[str]) -> list[ServiceInstance]:
+        """The user-provided instances of these spaces (with their tags), for the fleet
+        scan's lock check: `GET /v3/service_instances?type=user-provided&space_guids=...`,
+        GUIDS_PER_CALL spaces a call, LIST_PER_PAGE a page (cloud_controller_ng
+        `app/messages/service_instances_list_message.rb`: `type`, `space_guids`). A
+        user-provided instance cannot be shared (`app/actions/service_instance_share.rb`),
+        so each one listed lives in one of the spaces."""
+        unique = list(dict.fromkeys(space_guids))
+        found: dict[str, ServiceInstance] = {}
+        for start in range(0, len(unique), GUIDS_PER_CALL):
+            params = {
+                "type": "user-provided",
+                "space_guids": ",".join(unique[start : start + GUIDS_PER_CALL]),
+            }
+            for resources, _ in self._page_bodies("/v3/service_instances", params):
+                for raw in resources:
+                    instance = parse(
+                        ServiceInstance.from_api, raw, "a service instance", status=200
+                    )
+                    found[instance.guid] = instance
+        return list(found.values())
+
 
 def _page_with_included(data: Mapping[str, Any]) -> tuple[list[Any], dict[str, Any], str | None]:
     resources = data["resources"]

@@ -3,9 +3,9 @@
 `scan(ScanRequest(...))` lists the landscape with a fixed number of list calls, reads the
 two things per app that have no list form (the live binding's credentials and the app's
 chain env var), and returns a `ScanReport`: per app the certificate, its expiry, whether
-it is due under `renew-before`, whether overlap can work, the last rotation and any
-problem; plus the `due` matrix a GitHub workflow feeds its rotate jobs with. It writes
-nothing to Cloud Foundry and knows nothing of GitHub.
+it is due under `renew-before`, whether overlap can work, the last rotation, a rotation's
+lock on it and any problem; plus the `due` matrix a GitHub workflow feeds its rotate jobs
+with. It writes nothing to Cloud Foundry and knows nothing of GitHub.
 """
 
 from .matrix import PLACEHOLDERS, check_template
@@ -18,6 +18,7 @@ from .models import (
     MATRIX_LIMIT,
     Finding,
     LastRotation,
+    LockSeen,
     Overlap,
     Place,
     Problem,
@@ -37,6 +38,7 @@ __all__ = [
     "PLACEHOLDERS",
     "Finding",
     "LastRotation",
+    "LockSeen",
     "Overlap",
     "Place",
     "Problem",

@@ -16,10 +16,10 @@ from datetime import datetime
 from .. import material
 from ..cf import App
 from ..models import CertFacts, RenewBefore
-from ..rotation.annotations import ROTATED_AT, RUN_ID, AnnotationKeys
+from ..rotation.annotations import ROTATED_AT, RUN_ID, AnnotationKeys, iso
 from ..rotation.decide import MIN_STRATEGY_VERSION
 from .discover import Candidate
-from .models import Finding, LastRotation, Overlap, Problem, ProblemCode
+from .models import Finding, LastRotation, LockSeen, Overlap, Problem, ProblemCode
 from .read import Kind, Reading
 
 _LIMIT_SETTING = "max_service_credential_bindings_per_app_service_instance"
@@ -127,6 +127,48 @@ def _env(reading: Reading, chain_env_var: str) -> list[Problem]:
     ]
 
 
+def _lock(lock: LockSeen | None, now: datetime) -> list[Problem]:
+    """The app's rotation lock: held now, left behind, or the name taken by another
+    instance (each as `rotation.lock.acquire` would meet it)."""
+    if lock is None:
+        return []
+    holder = lock.holder
+    if holder is None:
+        return [
+            Problem(
+                ProblemCode.LOCK_NAME_TAKEN,
+                f"the user-provided instance {lock.name} ({lock.guid}) has the name of the "
+                "app's rotation lock but is not one: a rotation stops before any change; "
+                f"rename it (`cf rename-service {lock.name} NEW-NAME`)",
+            )
+        ]
+    if holder.expires is None:
+        return [
+            Problem(
+                ProblemCode.LOCK_EXPIRED,
+                f"the lock {lock.name} of {holder.owner} has no readable expiry: the next "
+                "rotation takes it over",
+            )
+        ]
+    if lock.expired(now):
+        return [
+            Problem(
+                ProblemCode.LOCK_EXPIRED,
+                f"the lock {lock.name} of {holder.owner} expired at {iso(holder.expires)}: "
+                "that run ended without removing it (killed, or Cloud Controller "
+                "unreachable at its end); the next rotation takes it over and reads the "
+                "app afresh",
+            )
+        ]
+    return [
+        Problem(
+            ProblemCode.LOCKED,
+            f"a rotation holds the lock {lock.name} now ({holder.describe()}): "
+            f"`cf service {lock.name}` shows it",
+        )
+    ]
+
+
 def _bindings(candidate: Candidate, reading: Reading) -> list[Problem]:
     """No live binding, several bindings, several it-rt instances."""
     found: list[Problem] = []
@@ -170,6 +212,7 @@ def problems_of(
     warn_days: int,
     keys: AnnotationKeys,
     now: datetime,
+    lock: LockSeen | None = None,
 ) -> tuple[Problem, ...]:
     """Everything a person should look at, most serious first."""
     refused = [
@@ -180,6 +223,7 @@ def problems_of(
     return tuple(
         _expiry(live, warn_days, now)
         + refused
+        + _lock(lock, now)
         + _bindings(candidate, reading)
         + _env(reading, chain_env_var)
     )
@@ -226,8 +270,9 @@ def assess(
     warn_days: int,
     keys: AnnotationKeys,
     now: datetime,
+    lock: LockSeen | None = None,
 ) -> Finding:
-    """The finding for one candidate.
+    """The finding for one candidate (`lock`: its app's rotation lock, if any).
 
     An app bound to several it-rt instances holds one chain env var per instance; when
     the chain env var holds another instance's certificate, this row is judged by its
@@ -272,5 +317,7 @@ def assess(
             warn_days=warn_days,
             keys=keys,
             now=now,
+            lock=lock,
         ),
+        lock=lock,
     )

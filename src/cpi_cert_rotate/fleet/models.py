@@ -13,6 +13,8 @@ from ..errors import ExitCode, InputError
 from ..models import CertFacts, CfAuth, RenewBefore
 from ..request import rules
 from ..request.fields import SCAN
+from ..rotation.annotations import iso
+from ..rotation.lock import LockInfo
 
 # The scan's defaults and limits are its input fields' (request/fields.py, request/rules.py).
 DEFAULT_OFFERING = SCAN.defaults["offering"]
@@ -51,6 +53,8 @@ class ProblemCode(StrEnum):
     NO_LIVE_BINDING = "no-live-binding"
     UNREADABLE = "unreadable"
     LOCKED = "locked"
+    LOCK_EXPIRED = "lock-expired"
+    LOCK_NAME_TAKEN = "lock-name-taken"
     ENVIRONMENT_CLASH = "environment-clash"
     ENVIRONMENT_TOO_LONG = "environment-too-long"
 
@@ -58,13 +62,19 @@ class ProblemCode(StrEnum):
 BLOCKING = frozenset(
     {
         ProblemCode.UNREADABLE,
+        ProblemCode.LOCKED,
+        ProblemCode.LOCK_NAME_TAKEN,
         ProblemCode.SEVERAL_INSTANCES,
         ProblemCode.ENVIRONMENT_CLASH,
         ProblemCode.ENVIRONMENT_TOO_LONG,
     }
 )
 """Problems that keep a due app out of the `due` matrix: a rotation with the default
-inputs could not be trusted to do the right thing (it must be looked at first)."""
+inputs could not be trusted to do the right thing (it must be looked at first), or would
+stop before any change. A live lock (`locked`) means a rotation of the app runs now: a
+matrix job would wait for it in its concurrency group, or, when the holder is another
+workflow or a shell, stop with `locked` (exit 1); the next scan sees the app again. An
+expired lock is not held: the next rotation takes it over (rotation/lock.py)."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +83,34 @@ class Problem:
 
     code: ProblemCode
     message: str
+
+
+@dataclass(frozen=True)
+class LockSeen:
+    """A user-provided instance with the name of the app's rotation lock
+    (`rotation.lock.lock_name`) in the app's space, as the scan listed it."""
+
+    name: str
+    guid: str
+    holder: LockInfo | None
+    """What its tags say (`LockInfo.from_tags`); None: it is not a rotation's lock."""
+
+    def expired(self, now: datetime) -> bool:
+        """Past its expiry, or without a readable one: a rotation takes it over."""
+        return self.holder is not None and (
+            self.holder.expires is None or self.holder.expires <= now
+        )
+
+    def to_json(self, now: datetime) -> dict[str, Any]:
+        """JSON form (`owner`, `expires` and `expired` are null for a name clash)."""
+        holder = self.holder
+        return {
+            "name": self.name,
+            "guid": self.guid,
+            "owner": holder.owner if holder else None,
+            "expires": iso(holder.expires) if holder and holder.expires else None,
+            "expired": self.expired(now) if holder else None,
+        }
 
 
 @dataclass(frozen=True)
@@ -175,6 +213,8 @@ class Finding:
     problems: tuple[Problem, ...] = ()
     environment: str = ""
     """The GitHub environment the `due` matrix names for this app."""
+    lock: LockSeen | None = None
+    """The app's rotation lock, when one exists."""
 
     @property
     def live(self) -> CertFacts | None:
@@ -229,6 +269,7 @@ class Finding:
             "due": self.due,
             "in_matrix": self.in_matrix,
             "environment": self.environment,
+            "lock": self.lock.to_json(now) if self.lock else None,
             "problems": [{"code": str(p.code), "message": p.message} for p in self.problems],
         }
 

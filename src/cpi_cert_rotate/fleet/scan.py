@@ -1,7 +1,8 @@
 """One scan: log in, list, read per app, assess, plan the matrix. Nothing is written.
 
   (1) `GET /` (the API version, for overlap) and a UAA token;
-  (2) the list calls of `discover` (a fixed handful, 5000 resources a page);
+  (2) the list calls of `discover` (a fixed handful, 5000 resources a page), then
+      `locks.find_locks`: the rotation locks of the spaces found (one call per 100);
   (3) per app, the reads of `read` (its live binding's credentials, its env vars), at
       most `parallel` at a time;
   (4) `assess` each, then `matrix.plan` names environments and builds the `due` matrix.
@@ -20,6 +21,7 @@ from ..cf import CfClient
 from ..rotation.annotations import DEFAULT_PREFIX, AnnotationKeys
 from .assess import assess
 from .discover import discover
+from .locks import find_locks, lock_of
 from .matrix import check_template, plan
 from .models import ScanReport, ScanRequest
 from .read import Kind, read_all
@@ -48,6 +50,7 @@ def scan(request: ScanRequest, *, client_factory: ClientFactory = _default_clien
         root = client.root()
         client.authenticate()
         found = discover(client, request)
+        locks = find_locks(client, found.candidates)
         now = datetime.now(UTC)
         log.info(
             "%d app(s) bound to %s/%s instances in scope; reading their credentials and %s",
@@ -80,6 +83,7 @@ def scan(request: ScanRequest, *, client_factory: ClientFactory = _default_clien
                 warn_days=request.warn_days,
                 keys=keys,
                 now=now,
+                lock=lock_of(locks, candidate),
             )
         )
     planned = plan(tuple(findings), request.environment, request.matrix_limit)

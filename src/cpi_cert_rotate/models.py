@@ -286,6 +286,25 @@ class StepResult:
 
 
 @dataclass(frozen=True)
+class StepStarted:
+    """A step of the engine began (`rotate(on_step=)`): adapters open a log group on it."""
+
+    name: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class StepFinished:
+    """A step of the engine ended, ok or failed, with its result."""
+
+    result: StepResult
+
+
+StepEvent = StepStarted | StepFinished
+"""What `rotate(on_step=)` is called with: the engine's progress, as data rather than text."""
+
+
+@dataclass(frozen=True)
 class Report:
     """What a run did, for every adapter to render. Holds no secret."""
 

@@ -14,10 +14,9 @@ from dataclasses import replace
 from datetime import datetime
 
 from .. import material
-from ..cf import App
+from ..cf import MIN_VERSION_BINDING_STRATEGY, App
 from ..models import CertFacts, RenewBefore
 from ..rotation.annotations import ROTATED_AT, RUN_ID, AnnotationKeys, iso
-from ..rotation.decide import MIN_STRATEGY_VERSION
 from .discover import Candidate
 from .models import Finding, LastRotation, LockSeen, Overlap, Problem, ProblemCode
 from .read import Kind, Reading
@@ -47,8 +46,8 @@ def overlap_of(
     capi-release 1.231.0 and 5 from it) is not, so it is known only when the app already
     holds two bindings.
     """
-    needed = _version_text(MIN_STRATEGY_VERSION)
-    if tuple(api_version) < MIN_STRATEGY_VERSION:
+    needed = _version_text(MIN_VERSION_BINDING_STRATEGY)
+    if tuple(api_version) < MIN_VERSION_BINDING_STRATEGY:
         return Overlap.NO, (
             f"Cloud Controller API {_version_text(api_version)} has no multiple bindings "
             f"(needs {needed}); `auto` swaps"

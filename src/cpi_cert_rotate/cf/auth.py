@@ -2,7 +2,7 @@
 
 How each login method asks UAA (password, client secret, an OIDC token as a user or as a
 client's assertion) is `grants`; this module holds the token. All grants are form-encoded
-POSTs to `<login>/oauth/token` (reference/cf-api-v3.md section 1). A refresh uses the
+POSTs to `<login>/oauth/token` (https://docs.cloudfoundry.org/api/uaa/, "Token"). A refresh uses the
 refresh_token grant with the client the tokens were issued to; when UAA issued no refresh
 token (client credentials, or an operator who restricts the refresh grant) or refuses it
 (401/400), the original grant runs again: the credentials are still in memory, and an

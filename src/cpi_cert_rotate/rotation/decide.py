@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from .. import material
-from ..models import CertFacts, Outcome, RenewBefore, RotationRequest
+from ..models import CertFacts, Outcome, RenewBefore, RotationRequest, parse_iso
 from .annotations import AnnotationKeys, keys_of
 from .observe import Observation
 from .strategies import PlanWords, RotationStrategy
@@ -68,8 +68,8 @@ def live_certificate(
         return (
             LiveCert(
                 annotated,
-                _parse_time(notes.get(keys.not_before)),
-                _parse_time(notes.get(keys.not_after)),
+                parse_iso(notes.get(keys.not_before)),
+                parse_iso(notes.get(keys.not_after)),
                 None,
                 "annotation",
             ),
@@ -173,12 +173,3 @@ def plan_lines(
         "write annotations (fingerprint, expiry, rotated-at, run id)",
     ]
     return tuple(f"{i}. {line}" for i, line in enumerate(lines, 1))
-
-
-def _parse_time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None

@@ -24,7 +24,9 @@ OVERLAP_REFUSALS = (
     "The app has too many bindings to this service instance",
     "Unknown field(s): 'strategy'",
 )
-"""422 details that mean "no second binding here" (reference cf-api-v3 §3): fall back to swap."""
+"""422 details that mean "no second binding here" (cloud_controller_ng
+`app/actions/service_credential_binding_app_create.rb`; an older CC refuses the unknown
+`strategy` field in `app/messages/service_credential_app_binding_create_message.rb`)."""
 
 SETTLE_POLL_S = 0.5
 LATE_CREATE_POLL_S = 0.5

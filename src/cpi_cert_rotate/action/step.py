@@ -100,12 +100,7 @@ def _run(
             report = _invalid(request.target, error)
         except Exception as error:  # the engine reports failures; this is a bug
             report = _internal(request.target, error)
-    note = signal_note(
-        received,
-        str(report.outcome),
-        stopped=report.error_code == "cancelled",
-        live=report.rotated,
-    )
+    note = signal_note(received, report)
     if note:
         gha.info(note[0].upper() + note[1:])
     if settings.warnings:

@@ -158,12 +158,7 @@ def run(args: argparse.Namespace) -> int:
     cancel = threading.Event()
     with stop_requested_on_signals(cancel) as received:
         report = rotate(settings.request, cancel=cancel, on_step=progress)
-    note = signal_note(
-        received,
-        str(report.outcome),
-        stopped=report.error_code == "cancelled",
-        live=report.rotated,
-    )
+    note = signal_note(received, report)
     if note:
         print(note, file=sys.stderr)
     report = replace(report, warnings=settings.warnings + report.warnings)

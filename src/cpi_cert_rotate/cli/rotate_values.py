@@ -11,7 +11,7 @@ import os
 
 from ..request.certificate import JwtSource
 from ..request.rules import CA_BUNDLE_MAX
-from .cf_args import cf_login_values
+from .cf_args import cf_login_values, flag_values
 from .issuer_args import issuer_values
 from .local_inputs import read_input, secret_from_env, stdin_once
 
@@ -24,9 +24,9 @@ def values_from_args(
     stdin_once(args.chain, args.key, args.targets)
     used: dict[str, str] = {}
     values: dict[str, str | bytes] = cf_login_values(args)
-    values |= {
-        name: getattr(args, name.replace("-", "_")) or ""
-        for name in (
+    values |= flag_values(
+        args,
+        (
             "cf-org",
             "cf-space",
             "app",
@@ -43,8 +43,8 @@ def values_from_args(
             "fail-if-expires-within",
             "targets",
             "parallel",
-        )
-    }
+        ),
+    )
     for name in ("force", "dry-run", "keep-root"):
         values[name] = "true" if getattr(args, name.replace("-", "_")) else ""
     if args.trusted_roots:

@@ -85,13 +85,12 @@ def new_certificate(
         return _issuer(values, problems, jwt)
     stray = _set(values, VAULT_INPUTS)
     if stray:
-        problems.add(
-            f"{d.ref('vault-addr')} {d.empty} but {_names(problems, stray)} {_is_are(stray)} set",
-            code="missing-input",
+        problems.without_switch(
+            "vault-addr",
+            stray,
             fix=f"Set {d.mention('vault-addr')} to have the certificate issued there, or remove "
-            f"{_names(problems, stray)}, which apply only to an issued certificate.",
+            "{names}, which apply only to an issued certificate.",
         )
-        problems.empty_hint(secret=False)
         return None
     if check_only_allowed and not _set(values, GIVEN_INPUTS):
         return NewCertificate()

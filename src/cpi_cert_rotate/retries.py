@@ -19,7 +19,7 @@ from urllib3.util.retry import Retry
 __all__ = ["Remaining", "retry_policy"]
 
 BACKOFF_FACTOR_S = 0.5
-"""urllib3 waits `factor * 2 ** (retry - 1)`: 0.5, 1, 2, 4 s (the first retry at once)."""
+"""urllib3 waits `factor * 2 ** (retry - 1)` from the second retry on: 0, 1, 2, 4 s."""
 BACKOFF_JITTER_S = 0.5
 """Up to this much is added at random, so that many clients do not retry in step."""
 

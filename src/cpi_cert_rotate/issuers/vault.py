@@ -27,7 +27,7 @@ from cryptography.x509.oid import NameOID
 from .. import material
 from ..errors import InputError
 from ..mtls import EnvProxySession, SSLContextAdapter, trust_context
-from ..request.rules import choice, https_url
+from ..request.rules import https_url, key_kind
 from ..retries import retry_policy
 from .base import IssuedMaterial, IssuerError
 
@@ -79,13 +79,7 @@ class VaultSettings:
                 fix="Name the role of the JWT auth method (`bao write auth/jwt/role/<name>`).",
             )
         if self.key_kind is not None:
-            choice(
-                self.key_kind,
-                "the key type",
-                material.KEY_KINDS,
-                code="bad-key-type",
-                fix="Leave it unset to keep the live certificate's key type.",
-            )
+            key_kind(self.key_kind, "the key type")
 
 
 class VaultPkiIssuer:

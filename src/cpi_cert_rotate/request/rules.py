@@ -15,6 +15,7 @@ import re
 from urllib.parse import SplitResult, urlsplit
 
 from ..errors import InputError
+from ..material.keys import KEY_KINDS
 
 NAME_MAX = 255
 """Cloud Controller's limit for app, space and org names (cloud_controller_ng
@@ -198,6 +199,17 @@ def choice(raw: str, label: str, choices: tuple[str, ...], *, code: str, fix: st
         return raw
     names = ", ".join(f"`{c}`" for c in choices)
     raise InputError(f"{label} must be one of {names}, not {shown(raw)}", code=code, fix=fix)
+
+
+def key_kind(raw: str, label: str) -> str:
+    """A key type this tool generates (`material.KEY_KINDS`)."""
+    return choice(
+        raw,
+        label,
+        KEY_KINDS,
+        code="bad-key-type",
+        fix="Leave it unset to keep the live certificate's key type.",
+    )
 
 
 def env_var_name(name: str, label: str) -> str:

@@ -79,7 +79,7 @@ class VaultSettings:
                 fix="Name the role of the JWT auth method (`bao write auth/jwt/role/<name>`).",
             )
         if self.key_kind is not None:
-            key_kind(self.key_kind, "the key type")
+            key_kind(self.key_kind, "the key type", material.KEY_KINDS)
 
 
 class VaultPkiIssuer:

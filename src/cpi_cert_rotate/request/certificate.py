@@ -183,7 +183,7 @@ def _issuer(
         ca_text = _text(values, "vault-ca-cert") if checked else None
     key_kind = _text(values, "key-type") or None
     if key_kind is not None:
-        problems.check(lambda: rules.key_kind(key_kind, d.ref("key-type")))
+        problems.check(lambda: rules.key_kind(key_kind, d.ref("key-type"), material.KEY_KINDS))
     ttl = _text(values, "vault-ttl") or None
     if ttl is not None:
         problems.check(lambda: rules.vault_ttl(ttl, d.ref("vault-ttl")))

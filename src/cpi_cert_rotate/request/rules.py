@@ -15,7 +15,6 @@ import re
 from urllib.parse import SplitResult, urlsplit
 
 from ..errors import InputError
-from ..material.keys import KEY_KINDS
 
 NAME_MAX = 255
 """Cloud Controller's limit for app, space and org names (cloud_controller_ng
@@ -201,12 +200,13 @@ def choice(raw: str, label: str, choices: tuple[str, ...], *, code: str, fix: st
     raise InputError(f"{label} must be one of {names}, not {shown(raw)}", code=code, fix=fix)
 
 
-def key_kind(raw: str, label: str) -> str:
-    """A key type this tool generates (`material.KEY_KINDS`)."""
+def key_kind(raw: str, label: str, kinds: tuple[str, ...]) -> str:
+    """A key type this tool generates (`kinds`: `material.KEY_KINDS`, which `material`
+    owns; this module imports nothing of it, as `models` imports this one)."""
     return choice(
         raw,
         label,
-        KEY_KINDS,
+        kinds,
         code="bad-key-type",
         fix="Leave it unset to keep the live certificate's key type.",
     )

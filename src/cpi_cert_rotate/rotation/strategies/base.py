@@ -115,6 +115,28 @@ class RotationStrategy(Protocol):
         ...
 
 
+class Defaults:
+    """What most strategies share, to inherit and override: a strategy `auto` never picks,
+    that works everywhere, costs nothing worth a warning, resumes a stopped run, and
+    promotes with one PATCH and a rolling deployment. Not part of the Protocol: a
+    strategy need not inherit it."""
+
+    resumes = True
+    preference: int | None = None
+    warning: str | None = None
+
+    def suits(self, obs: Observation, leaf: x509.Certificate | None) -> bool:
+        """Never picked by `auto` unless a strategy says otherwise."""
+        return False
+
+    def check(self, request: RotationRequest, obs: Observation, leaf: x509.Certificate) -> None:
+        """Nothing to check before writing unless a strategy says otherwise."""
+
+    def promote(self, ctx: RunContext) -> None:
+        """One PATCH of chain and key, one rolling deployment (`rolling_promote`)."""
+        rolling_promote(ctx)
+
+
 def rolling_plan(words: PlanWords) -> tuple[str, ...]:
     """The plan lines of `rolling_promote`."""
     return (

@@ -14,7 +14,7 @@ from ...errors import InputError
 from ...models import RotationRequest, Strategy
 from ..context import RunContext
 from ..observe import Observation
-from .base import PlanSteps, PlanWords, Registered, rolling_plan, rolling_promote
+from .base import Defaults, PlanSteps, PlanWords, Registered, rolling_plan
 
 UNPINNED_WARNING = (
     "in-place relies on CPI's unpinned mode: once the new certificate is used, CPI refuses "
@@ -42,7 +42,7 @@ def blockers(obs: Observation, new_leaf: x509.Certificate) -> list[str]:
     return reasons
 
 
-class InPlace:
+class InPlace(Defaults):
     """Keep the binding; only the env changes."""
 
     name = Strategy.IN_PLACE
@@ -79,10 +79,6 @@ class InPlace:
         live = ctx.obs.live_binding
         assert live is not None
         return Registered(live, created=False, used=self.name)
-
-    def promote(self, ctx: RunContext) -> None:
-        """One PATCH, one rolling deployment."""
-        rolling_promote(ctx)
 
 
 STRATEGY = InPlace()

@@ -16,12 +16,12 @@ from ..context import RunContext
 from ..observe import Observation
 from ..register import OverlapRefused, create_binding
 from .base import (
+    Defaults,
     PlanSteps,
     PlanWords,
     Registered,
     StrategyUnavailable,
     rolling_plan,
-    rolling_promote,
 )
 
 CC_TOO_OLD_FIX = (
@@ -30,13 +30,11 @@ CC_TOO_OLD_FIX = (
 )
 
 
-class Overlap:
+class Overlap(Defaults):
     """A second binding with the new leaf (`"strategy":"multiple"`), the old one removed last."""
 
     name = Strategy.OVERLAP
-    resumes = True
     preference = 2
-    warning = None
 
     def suits(self, obs: Observation, leaf: x509.Certificate | None) -> bool:
         """Where the Cloud Controller knows `multiple` (the binding limit shows on create)."""
@@ -76,10 +74,6 @@ class Overlap:
                 fix="Use `strategy: auto` (falls back to swap) or ask the platform team for "
                 "`cc.max_service_credential_bindings_per_app_service_instance` >= 2.",
             ) from refusal
-
-    def promote(self, ctx: RunContext) -> None:
-        """One PATCH, one rolling deployment."""
-        rolling_promote(ctx)
 
     @staticmethod
     def _create(ctx: RunContext) -> Binding:

@@ -6,14 +6,11 @@ and restage: every instance stops, so the app is down until the restage ends.
 
 from __future__ import annotations
 
-from cryptography import x509
-
 from ...cf import CfClient
-from ...models import RotationRequest, Strategy
+from ...models import Strategy
 from ..context import RunContext
 from ..journal import Compensation
-from ..observe import Observation
-from .base import PlanSteps, PlanWords, Registered
+from .base import Defaults, PlanSteps, PlanWords, Registered
 from .swap import delete_then_create
 
 
@@ -44,20 +41,11 @@ def _restart(client: CfClient, app_guid: str) -> None:
     client.start_app(app_guid)
 
 
-class Restage:
-    """The seed's flow: swap's bindings, env in two calls, a restage (an outage)."""
+class Restage(Defaults):
+    """The seed's flow: swap's bindings, env in two calls, a restage (an outage; `auto`
+    never picks it)."""
 
     name = Strategy.RESTAGE
-    resumes = True
-    preference = None
-    warning = None
-
-    def suits(self, obs: Observation, leaf: x509.Certificate | None) -> bool:
-        """Never picked by `auto`: it stops the app."""
-        return False
-
-    def check(self, request: RotationRequest, obs: Observation, leaf: x509.Certificate) -> None:
-        """The seed's flow works on every landscape."""
 
     def plan(self, words: PlanWords) -> PlanSteps:
         """The seed's steps, in its order."""

@@ -11,11 +11,11 @@ from __future__ import annotations
 from cryptography import x509
 
 from ...cf import Binding
-from ...models import RotationRequest, Strategy
+from ...models import Strategy
 from ..context import RunContext
 from ..observe import Observation
 from ..register import create_binding, delete_old_binding
-from .base import PlanSteps, PlanWords, Registered, rolling_plan, rolling_promote
+from .base import Defaults, PlanSteps, PlanWords, Registered, rolling_plan
 
 GAP_WARNING = (
     "swap deletes the old binding before the new one exists: instances on the old "
@@ -31,20 +31,16 @@ def delete_then_create(ctx: RunContext) -> Binding:
     return create_binding(ctx, strategy=None)
 
 
-class Swap:
+class Swap(Defaults):
     """Delete, create, roll out; an auth gap for instances still on the old certificate."""
 
     name = Strategy.SWAP
-    resumes = True
     preference = 3
     warning = GAP_WARNING
 
     def suits(self, obs: Observation, leaf: x509.Certificate | None) -> bool:
         """Everywhere: one binding per app and instance is enough."""
         return True
-
-    def check(self, request: RotationRequest, obs: Observation, leaf: x509.Certificate) -> None:
-        """Swap works on every landscape."""
 
     def plan(self, words: PlanWords) -> PlanSteps:
         """The old binding(s) go in the set step; finish has nothing left to remove."""
@@ -60,10 +56,6 @@ class Swap:
     def register(self, ctx: RunContext) -> Registered:
         """Delete, then create."""
         return Registered(delete_then_create(ctx), created=True, used=self.name)
-
-    def promote(self, ctx: RunContext) -> None:
-        """One PATCH, one rolling deployment."""
-        rolling_promote(ctx)
 
 
 STRATEGY = Swap()

@@ -101,6 +101,8 @@ def rotate(
         client_factory=client_factory,
         now=now or datetime.now(UTC),
         on_secret=on_secret or (lambda _secret: None),
+        run_id=request.run_id or f"run-{uuid.uuid4().hex[:12]}",
+        deadline=time.monotonic() + request.timeout_s,
     )
     return run.execute()
 
@@ -116,14 +118,9 @@ class _Run:
     client_factory: ClientFactory
     now: datetime
     on_secret: Callable[[str], None]
-    run_id: str = ""
-    deadline: float = 0.0
+    run_id: str
+    deadline: float
     """The run's deadline on `time.monotonic()`; undo and finish get a budget beyond it."""
-
-    def __post_init__(self) -> None:
-        run_id = self.request.run_id or f"run-{uuid.uuid4().hex[:12]}"
-        object.__setattr__(self, "run_id", run_id)
-        object.__setattr__(self, "deadline", time.monotonic() + self.request.timeout_s)
 
     # -- before the lock: (1)-(3), no write ----------------------------------------------
 
@@ -185,8 +182,7 @@ class _Run:
         writing are raised here."""
         leaf = new.leaf if new is not None else None
         strategy = select(self.request, obs, leaf)
-        if leaf is not None:
-            strategy.check(self.request, obs, leaf)
+        strategy.check(self.request, obs, leaf)
         self.record.strategy = strategy.name
         self.record.plan = plan_lines(self.request, obs, strategy, self.record.new)
         return strategy

@@ -31,7 +31,9 @@ class WithFallback:
         """As `first`."""
         return self.first.suits(obs, leaf)
 
-    def check(self, request: RotationRequest, obs: Observation, leaf: x509.Certificate) -> None:
+    def check(
+        self, request: RotationRequest, obs: Observation, leaf: x509.Certificate | None
+    ) -> None:
         """As `first`."""
         self.first.check(request, obs, leaf)
 

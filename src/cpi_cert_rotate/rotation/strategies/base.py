@@ -98,8 +98,15 @@ class RotationStrategy(Protocol):
         certificate is not issued yet)."""
         ...
 
-    def check(self, request: RotationRequest, obs: Observation, leaf: x509.Certificate) -> None:
-        """Raise `InputError` when the strategy cannot work here; nothing is written yet."""
+    def check(
+        self, request: RotationRequest, obs: Observation, leaf: x509.Certificate | None
+    ) -> None:
+        """Raise `InputError` when the strategy cannot work here; nothing is written yet.
+
+        `leaf` is None while an issuer has not made the certificate (a dry run, or before
+        issuing): what can be refused without it is refused then, before the issuer is
+        asked; the check runs again once the certificate exists.
+        """
         ...
 
     def plan(self, words: PlanWords) -> PlanSteps:
@@ -129,7 +136,9 @@ class Defaults:
         """Never picked by `auto` unless a strategy says otherwise."""
         return False
 
-    def check(self, request: RotationRequest, obs: Observation, leaf: x509.Certificate) -> None:
+    def check(
+        self, request: RotationRequest, obs: Observation, leaf: x509.Certificate | None
+    ) -> None:
         """Nothing to check before writing unless a strategy says otherwise."""
 
     def promote(self, ctx: RunContext) -> None:

@@ -55,9 +55,11 @@ class InPlace(Defaults):
         bindings with the same DNs would be refused as clones, so overlap cannot work."""
         return obs.registered.pinning is False and (leaf is None or not blockers(obs, leaf))
 
-    def check(self, request: RotationRequest, obs: Observation, leaf: x509.Certificate) -> None:
-        """Pinning off, same DNs, issued later, and a binding to keep."""
-        found = blockers(obs, leaf)
+    def check(
+        self, request: RotationRequest, obs: Observation, leaf: x509.Certificate | None
+    ) -> None:
+        """Pinning off, same DNs, issued later, and a binding to keep (known with the leaf)."""
+        found = blockers(obs, leaf) if leaf is not None else []
         if found:
             raise InputError(
                 "strategy in-place is not possible: " + "; ".join(found),

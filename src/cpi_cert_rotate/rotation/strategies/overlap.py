@@ -40,7 +40,9 @@ class Overlap(Defaults):
         """Where the Cloud Controller knows `multiple` (the binding limit shows on create)."""
         return obs.supports_strategy
 
-    def check(self, request: RotationRequest, obs: Observation, leaf: x509.Certificate) -> None:
+    def check(
+        self, request: RotationRequest, obs: Observation, leaf: x509.Certificate | None
+    ) -> None:
         """A Cloud Controller too old for `multiple` is known from its version alone."""
         if not obs.supports_strategy:
             version = ".".join(map(str, obs.api_version))

@@ -57,7 +57,7 @@ def binding_parameters(leaf: x509.Certificate) -> dict[str, str]:
     """The it-rt binding parameters for an external certificate: the leaf only.
 
     The service broker refuses a chain here; the load balancer gets the chain at
-    runtime from the app instead (reference/sap-and-rotation-anchors.md section 3).
+    runtime from the app instead (docs/certificates.md, `bind-json`).
     """
     return {"key-type": KEY_TYPE_EXTERNAL, "X.509": leaf_pem(leaf)}
 

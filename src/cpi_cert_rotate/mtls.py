@@ -4,7 +4,8 @@ CPython can only load a client certificate and key from a path
 (`SSLContext.load_cert_chain`; cpython gh-60691 is still open). The key must never touch a
 filesystem, so it is serialised as PKCS#8 encrypted with a one-time password, written to
 an anonymous `os.memfd_create` file (RAM-backed, no name in any filesystem), loaded by
-OpenSSL through `/proc/self/fd/N` and the descriptor is closed at once (memfd_create(2)).
+OpenSSL through `/proc/self/fd/N` and the descriptor is closed at once
+(`man 2 memfd_create`; docs/security.md says what this means for the key).
 
 Trust is the context's alone. `requests` would otherwise add a CA bundle to every
 connection: certifi when `verify=True`, or whatever `REQUESTS_CA_BUNDLE` /

@@ -14,6 +14,7 @@ reaches the sandbox on loopback.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -129,9 +130,16 @@ class Act:
         secrets: dict[str, str],
         event_path: Path | None = None,
         matrix: str | None = None,
+        job_env: dict[str, str] | None = None,
         timeout: float = 600,
     ) -> ActRun:
-        """`act EVENT -W workflow` in `workspace`; secrets go by name, values in the env."""
+        """`act EVENT -W workflow` in `workspace`; secrets go by name, values in the env.
+
+        `job_env`: variables the runner itself gives the jobs (as GitHub's runner gives
+        ACTIONS_ID_TOKEN_REQUEST_URL/TOKEN to a job with `id-token: write`); act has no
+        such variables of its own, and passes these (`--env-file`) to every step,
+        container actions included.
+        """
         out = workspace / ".act-out"
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir()
@@ -152,6 +160,13 @@ class Act:
             command += ["--eventpath", str(event_path)]
         if matrix is not None:
             command += ["--matrix", matrix]
+        if job_env:
+            env_file = self.workdir / f"job-env-{uuid.uuid4().hex[:8]}"
+            env_file.touch(mode=0o600)
+            env_file.write_text("".join(f"{k}={v}\n" for k, v in job_env.items()))
+            command += ["--env-file", str(env_file)]
+        else:
+            command += ["--env-file", os.devnull]  # not the workspace's .env
         env = {
             **self.podman.env,
             **secrets,

@@ -29,6 +29,7 @@ CPI_REQUIRE_CONTAINER=1.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import re
@@ -45,7 +46,7 @@ import registry_kit
 import yaml
 from act_kit import Act, ActRun
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from material_kit import key_lines
@@ -84,28 +85,56 @@ SCENARIOS = {
         "rotated",
         {"environment": "cpi-sandbox", "dry-run": "false", "force": "true", "strategy": "auto"},
     ),
+    "scheduled-vault.yml": Scenario("schedule", "rotated"),
+    "scheduled-passwordless.yml": Scenario("schedule", "rotated", fails_by="no-id-token"),
 }
-OWN_TEST = {"fleet-plan-rotate.yml": "test_plan_then_rotate_under_act"}
-CANNOT_RUN = {
-    "fleet-targets.yml": (
-        "its rotate job logs in to Vault with the job's GitHub OIDC token (JWT auth, "
-        "`vault-auth-role`), and act provides no ACTIONS_ID_TOKEN_REQUEST_URL; "
-        "tests/action/test_action_targets.py runs both jobs under the runner emulation "
-        "against a real OpenBao, and test_plan_then_rotate_under_act runs the scan action's "
-        "plan job under act"
-    ),
-    "scheduled-vault.yml": (
-        "logs in to Vault with the job's GitHub OIDC token; act provides no "
-        "ACTIONS_ID_TOKEN_REQUEST_URL (tests/action/test_action_runner_vault.py runs this "
-        "login against a real OpenBao with the runner emulation)"
-    ),
-    "scheduled-passwordless.yml": (
-        "logs in to Cloud Foundry and Vault with the job's GitHub OIDC token; act provides "
-        "no ACTIONS_ID_TOKEN_REQUEST_URL (tests/action/test_action_runner_oidc.py runs its "
-        "`with:` as written with the runner emulation, and the container test runs the same "
-        "logins in the image)"
-    ),
+OWN_TEST = {
+    "fleet-plan-rotate.yml": "test_plan_then_rotate_under_act",
+    "fleet-targets.yml": "test_targets_in_one_job_under_act",
 }
+CANNOT_RUN: dict[str, str] = {}
+
+
+def _wants_id_token(workflow: dict[str, Any]) -> bool:
+    """A job with `permissions: id-token: write`: GitHub's runner gives it the OIDC
+    token variables, act gives none (nektos/act has no ACTIONS_ID_TOKEN_REQUEST_URL)."""
+    return any(
+        (job.get("permissions") or {}).get("id-token") == "write"
+        for job in workflow["jobs"].values()
+    )
+
+
+def _runner_oidc_env(ls: Any, workspace: Path) -> dict[str, str]:
+    """What the runner adds for `id-token: write`, pointing at the sandbox's stand-in.
+
+    GitHub's token endpoint has a public certificate, its stand-in one from the sandbox's
+    CA, which `SSL_CERT_FILE` names (oidc_kit.py). act with `--bind` mounts the workspace
+    at its own path in the job's and the Action's containers, so one path serves both.
+    """
+    assert ls.oidc is not None
+    ca = workspace / ".act-ca" / "sandbox-ca.pem"
+    ca.parent.mkdir(exist_ok=True)
+    ca.write_text(ls.ca_pem)  # a public certificate
+    return {**ls.oidc.github.runner_env(), "SSL_CERT_FILE": str(ca)}
+
+
+def _set_up_vault(bao: Any, ls: Any, given: dict[str, Any], subject: str) -> None:
+    """OpenBao as docs/vault.md sets it up, with the example's own names: a PKI mount
+    under the sandbox's root, a role, and a JWT auth role bound to the job's `sub` and
+    to the example's `vault-audience`."""
+    from openbao_kit import sign_policy
+
+    mount, role = str(given["vault-pki-mount"]), str(given["vault-role"])
+    bao.enable_pki(mount, ls.sign_intermediate, common_name="Act Issuing CA")
+    bao.create_role(mount, role, organization=["Sandbox Clients"], country=["DE"])
+    bao.enable_jwt(
+        str(given.get("vault-auth-mount", "jwt")),
+        ls.oidc.github.key.public_pem(),
+        str(given["vault-auth-role"]),
+        [str(given["vault-audience"])],
+        [bao.policy(sign_policy(mount, role))],
+        bound_claims={"sub": subject},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -159,6 +188,8 @@ def _copy(example: Path, ls: Any) -> dict[str, Any]:
                 step["with"].setdefault("cf-ca-cert", "${{ vars.CF_CA_CERT }}")
                 # the sandbox's root stands in for one on SAP's list, which it cannot be on
                 step["with"].setdefault("trusted-roots", "${{ vars.CPI_TRUSTED_ROOTS }}")
+                if "vault-addr" in step["with"]:  # OpenBao's CA is the test's own
+                    step["with"].setdefault("vault-ca-cert", "${{ vars.VAULT_CA_CERT }}")
                 step_id = step["id"]
         job["steps"].append(
             {
@@ -186,7 +217,7 @@ def _wiring(step: dict[str, Any], values: dict[str, str]) -> dict[str, dict[str,
     return wired
 
 
-def _values(ls: Any, minted: Any) -> dict[str, str]:
+def _values(ls: Any, minted: Any, bao: Any = None) -> dict[str, str]:
     """Every input's sandbox value, including the forms only some examples use."""
     key = serialization.load_pem_private_key(minted.key_pem.encode(), None)
     chain = x509.load_pem_x509_certificates(minted.chain_pem.encode())
@@ -194,13 +225,25 @@ def _values(ls: Any, minted: Any) -> dict[str, str]:
     p12 = pkcs12.serialize_key_and_certificates(
         b"cpi", key, chain[0], chain[1:], serialization.BestAvailableEncryption(b"p12-pass-1")
     )
-    return {
+    values = {
         **landscape_inputs(ls, minted),
         "cf-client-id": ls.client_id,
         "cf-client-secret": ls.client_secret,
         "pkcs12": base64.b64encode(p12).decode(),
         "pkcs12-password": "p12-pass-1",
     }
+    if bao is not None:
+        values.update({"vault-addr": bao.address, "vault-namespace": ""})
+    return values
+
+
+def _oidc_values(ls: Any, given: dict[str, Any]) -> dict[str, str]:
+    """cf-origin and cf-oidc-audience for an example that logs in to CF with OIDC."""
+    from cf_sandbox.oidc_landscape import PLATFORM_ORIGIN
+
+    if "cf-oidc" not in given:
+        return {}
+    return {"cf-origin": PLATFORM_ORIGIN, "cf-oidc-audience": ls.oidc.ias.issuer}
 
 
 def test_every_example_has_one_way_to_run() -> None:
@@ -221,7 +264,7 @@ def test_example_runs_under_act(
     tmp_path: Path,
     record_property: Any,
 ) -> None:
-    if example.name in CANNOT_RUN:
+    if example.name in CANNOT_RUN:  # a reason, for an example act cannot run
         pytest.skip(f"cannot run under act: {CANNOT_RUN[example.name]}")
     scenario = SCENARIOS[example.name]
     runner, job_image = act
@@ -237,16 +280,29 @@ def test_example_runs_under_act(
     )
     assert done.returncode == 0, done.stderr
 
-    with Landscape(instances=2) as ls:
+    original: dict[str, Any] = yaml.safe_load(example.read_text())
+    oidc = _wants_id_token(original)
+    with contextlib.ExitStack() as stack:
+        ls = stack.enter_context(Landscape(instances=2, oidc=oidc))
         minted = ls.mint(cn="ntifext-client", days=90)
-        values = _values(ls, minted)
         workflow = _copy(example, ls)
         step = _action_step(workflow)
+        bao = None
+        if "vault-addr" in step["with"]:
+            from cf_sandbox.oidc_issuer import DEFAULT_SUBJECT
+            from openbao_kit import OpenBao
+
+            bao = stack.enter_context(OpenBao.start(tmp_path / "openbao"))
+            _set_up_vault(bao, ls, step["with"], DEFAULT_SUBJECT)
+        values = {**_values(ls, minted, bao), **_oidc_values(ls, step["with"])}
         path = workspace / ".github" / "workflows" / example.name
         path.write_text(yaml.safe_dump(workflow, sort_keys=False))
         wired = _wiring(step, values)
         wired["vars"]["CF_CA_CERT"] = ls.ca_pem
         wired["vars"]["CPI_TRUSTED_ROOTS"] = ls.trusted_root_pem
+        if bao is not None:
+            wired["vars"]["VAULT_CA_CERT"] = bao.ca_pem
+        job_env = _runner_oidc_env(ls, workspace) if oidc else {}
         event = tmp_path / "event.json"
         inputs = {**scenario.dispatch, **wired["inputs"]}
         event.write_text(json.dumps({"inputs": inputs} if inputs else {}))
@@ -254,7 +310,7 @@ def test_example_runs_under_act(
         key = serialization.load_pem_private_key(minted.key_pem.encode(), None)
         secrets = [*key_lines(key), ls.password, ls.client_secret, values["pkcs12"][:64]]
 
-        def go(secret_values: dict[str, str]) -> ActRun:
+        def go(secret_values: dict[str, str], env: dict[str, str] = job_env) -> ActRun:
             return runner.run(
                 workspace,
                 path,
@@ -264,18 +320,31 @@ def test_example_runs_under_act(
                 secrets=secret_values,
                 event_path=event,
                 matrix=matrix,
+                job_env=env,
             )
 
         # (1) the passing run
         run = go(wired["secrets"])
         record_property("act_log_lines", len(run.log.splitlines()))
+        if ls.oidc is not None:  # every token GitHub's stand-in and IAS handed out
+            secrets += [*ls.oidc.github.issued, *ls.oidc.ias.issued, ls.oidc.github.bearer]
         assert run.code == 0, run.log[-6000:]
         assert run.outputs.get("reason") == scenario.reason, (run.outputs, run.log[-4000:])
         assert run.summary.startswith("### "), run.summary
         if scenario.reason == "rotated":
             app = next(a for a in ls.state()["apps"] if a["name"] == ls.app)
-            assert run.outputs["fingerprint-sha256"] == minted.leaf_sha256
-            assert app["env"]["CLI_CHAIN"].startswith("-----BEGIN CERTIFICATE-----")
+            live = x509.load_pem_x509_certificates(app["env"]["CLI_CHAIN"].encode())[0]
+            live_sha256 = live.fingerprint(hashes.SHA256()).hex()
+            assert run.outputs["fingerprint-sha256"] == live_sha256
+            if bao is None:
+                assert live_sha256 == minted.leaf_sha256
+            else:  # issued by OpenBao after its JWT login with the job's token
+                assert run.outputs["issuer"] == "CN=Act Issuing CA", run.outputs
+                new_key = app["env"]["CLI_KEY"].encode()
+                secrets += key_lines(serialization.load_pem_private_key(new_key, None))
+        if oidc:  # asked for by audience: IAS's for CF (if cf-oidc), then Vault's
+            wanted = [values.get("cf-oidc-audience"), step["with"].get("vault-audience")]
+            assert ls.oidc.github.audiences == [a for a in wanted if a], ls.oidc.github.audiences
         _audit(run.shown_log, secrets)
         assert f"image={released}" in run.log  # act ran the pinned image, by digest
 
@@ -292,6 +361,10 @@ def test_example_runs_under_act(
             _rotate_to_a_certificate_expiring_in_10_days(ls, tmp_path)
             failed = go(wired["secrets"])
             assert failed.outputs.get("days-remaining") in ("9", "10"), failed.outputs
+        elif scenario.fails_by == "no-id-token":  # the job lacks `id-token: write`
+            failed = go(wired["secrets"], {})
+            assert failed.outputs.get("reason") == "invalid-input", failed.outputs
+            assert "id-token: write" in failed.summary, failed.summary
         else:
             wrong = dict.fromkeys(_password_secrets(step), "wrong-password")
             failed = go({**wired["secrets"], **wrong})
@@ -362,9 +435,10 @@ stands in for `vars.X` of the environment `matrix.environment`."""
 
 
 def _copy_fleet(workflow: dict[str, Any]) -> dict[str, Any]:
-    """The plan-then-rotate example as run here: `./scan` and `./` for the two actions,
-    the sandbox's CA (and root, for the rotation), per-environment values by name, and a
-    collect step per job (`outputs-plan.json`, `outputs-<app>.json`)."""
+    """A plan-then-rotate example as run here: `./scan` and `./` for the two actions,
+    the sandbox's CA (and root, for the rotation; OpenBao's CA, for Vault),
+    per-environment values by name, and a collect step per job (`outputs-<job>.json`, or
+    `outputs-<app>.json` for a leg of an app matrix)."""
     workflow = json.loads(json.dumps(workflow))
     for name, job in workflow["jobs"].items():
         ids = []
@@ -376,7 +450,9 @@ def _copy_fleet(workflow: dict[str, Any]) -> dict[str, Any]:
                 step["uses"] = "./"
                 step.setdefault("id", "cpi")
                 step["with"]["trusted-roots"] = "${{ vars.CPI_TRUSTED_ROOTS }}"
-                for key in PER_ENVIRONMENT:
+                if "vault-addr" in step["with"]:  # OpenBao's CA is the test's own
+                    step["with"]["vault-ca-cert"] = "${{ vars.VAULT_CA_CERT }}"
+                for key in [k for k in PER_ENVIRONMENT if k in step["with"]]:
                     match = EXPRESSION.match(str(step["with"][key]))
                     assert match, (key, step["with"][key])
                     step["with"][key] = (
@@ -393,12 +469,40 @@ def _copy_fleet(workflow: dict[str, Any]) -> dict[str, Any]:
                 "if": "always()",
                 "env": {
                     "OUTPUTS": f"${{{{ toJSON(steps.{step_id}.outputs) }}}}",
-                    "TARGET": "plan" if name == "plan" else "${{ matrix.app }}",
+                    "TARGET": "${{ matrix.app }}" if job.get("strategy") else name,
                 },
                 "run": 'printf "%s" "$OUTPUTS" > "$GITHUB_WORKSPACE/.act-out/outputs-$TARGET.json"',
             }
         )
     return workflow
+
+
+def _fleet_workspace(
+    tmp_path: Path, released: str, example: Path
+) -> tuple[Path, Path, dict[str, Any]]:
+    """(workspace, path of the copy, the example as written): a repository with both
+    actions, pinned by the release script's default, and the copy of `example`."""
+    workspace = tmp_path / "repo"
+    (workspace / ".github" / "workflows").mkdir(parents=True)
+    (workspace / "scan").mkdir()
+    shutil.copy(ROOT / "action.yml", workspace / "action.yml")
+    shutil.copy(ROOT / "scan" / "action.yml", workspace / "scan" / "action.yml")
+    done = subprocess.run(  # no file named: the release's default, both actions
+        [str(ROOT / "scripts" / "release-pin-action.sh"), released],
+        cwd=workspace,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    pinned = yaml.safe_load((workspace / "scan" / "action.yml").read_text())["runs"]
+    assert pinned == {"using": "docker", "image": f"docker://{released}", "args": ["scan"]}
+    original: dict[str, Any] = yaml.safe_load(example.read_text())
+    original["on"] = original.pop(True)
+    workflow = _copy_fleet(original)
+    path = workspace / ".github" / "workflows" / example.name
+    path.write_text(yaml.safe_dump(workflow, sort_keys=False))
+    return workspace, path, original
 
 
 def test_plan_then_rotate_under_act(
@@ -419,27 +523,7 @@ def test_plan_then_rotate_under_act(
     from fleet_kit import expected
 
     runner, job_image = act
-    workspace = tmp_path / "repo"
-    (workspace / ".github" / "workflows").mkdir(parents=True)
-    (workspace / "scan").mkdir()
-    shutil.copy(ROOT / "action.yml", workspace / "action.yml")
-    shutil.copy(ROOT / "scan" / "action.yml", workspace / "scan" / "action.yml")
-    done = subprocess.run(  # no file named: the release's default, both actions
-        [str(ROOT / "scripts" / "release-pin-action.sh"), released],
-        cwd=workspace,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    pinned = yaml.safe_load((workspace / "scan" / "action.yml").read_text())["runs"]
-    assert pinned == {"using": "docker", "image": f"docker://{released}", "args": ["scan"]}
-
-    original: dict[str, Any] = yaml.safe_load(FLEET.read_text())
-    original["on"] = original.pop(True)
-    workflow = _copy_fleet(original)
-    path = workspace / ".github" / "workflows" / FLEET.name
-    path.write_text(yaml.safe_dump(workflow, sort_keys=False))
+    workspace, path, original = _fleet_workspace(tmp_path, released, FLEET)
 
     with Landscape(instances=1, fleet_apps=FLEET_APPS) as ls:
         rows = expected(ls)
@@ -517,3 +601,109 @@ def test_plan_then_rotate_under_act(
     assert "gha:acme/cpi-ops/9001/1" in run.summary
     _audit(run.shown_log, secrets)
     assert run.log.count(f"image={released}") >= 1 + len(rotated), "act ran the pinned image"
+
+
+# -- examples/fleet-targets.yml: plan (the scan action), then every due app in one job ------
+
+TARGETS = ROOT / "examples" / "fleet-targets.yml"
+
+
+def test_targets_in_one_job_under_act(
+    podman: Podman,
+    released: str,
+    act: tuple[Act, str],
+    tmp_path: Path,
+    record_property: Any,
+) -> None:
+    """The plan job's scan finds the due apps; its `due` output, through the job's
+    outputs, is the rotate job's `targets`; OpenBao issues every due app's certificate
+    after a JWT login with the job's OIDC token (the runner's variables, given to act);
+    one CF login rotates them all; no other app changes; no key or token in the log."""
+    from cf_sandbox import Landscape
+    from cf_sandbox.pki import load_pem_certs, sha256_hex
+    from fleet_kit import expected
+    from openbao_kit import OpenBao
+
+    runner, job_image = act
+    workspace, path, original = _fleet_workspace(tmp_path, released, TARGETS)
+    rotate_job = original["jobs"]["rotate"]
+    assert rotate_job["permissions"]["id-token"] == "write"
+
+    with (
+        Landscape(instances=1, fleet_apps=FLEET_APPS, oidc=True) as ls,
+        OpenBao.start(tmp_path / "openbao") as bao,
+    ):
+        assert ls.oidc is not None
+        # the job names environment cpi-fleet, so GitHub's token says so in its `sub`
+        ls.oidc.github.job.environment = rotate_job["environment"]
+        given = next(s for s in rotate_job["steps"] if "vault-addr" in s.get("with", {}))
+        _set_up_vault(bao, ls, given["with"], ls.oidc.github.job.subject)
+        rows = expected(ls)
+        due = sorted({app for (_, _, app, _), (_, is_due) in rows.items() if is_due})
+        values = {**landscape_inputs(ls, None), "vault-addr": bao.address}
+        wired: dict[str, dict[str, str]] = {"vars": {}, "secrets": {}, "inputs": {}}
+        for job in original["jobs"].values():
+            for step in job["steps"]:
+                for kind, found in _wiring(step, values).items():
+                    wired[kind].update(found)
+        assert set(wired["secrets"]) == {"CF_PASSWORD"}
+        wired["vars"].update(
+            {
+                "CF_CA_CERT": ls.ca_pem,
+                "CPI_TRUSTED_ROOTS": ls.trusted_root_pem,
+                "VAULT_CA_CERT": bao.ca_pem,
+            }
+        )
+        event = tmp_path / "event.json"
+        event.write_text("{}")
+        state = ls.state()
+        before = {a["name"]: a["env"].get("CLI_CHAIN") for a in state["apps"]}
+        secrets = [ls.password]
+        for app in state["apps"]:
+            if app["env"].get("CLI_KEY"):
+                key = serialization.load_pem_private_key(app["env"]["CLI_KEY"].encode(), None)
+                secrets += key_lines(key)
+        ls.clear_calls()
+
+        run = runner.run(
+            workspace,
+            path,
+            "schedule",
+            job_image=job_image,
+            variables=wired["vars"],
+            secrets=wired["secrets"],
+            event_path=event,
+            job_env=_runner_oidc_env(ls, workspace),
+            timeout=900,
+        )
+        record_property("act_log_lines", len(run.log.splitlines()))
+        secrets += [*ls.oidc.github.issued, ls.oidc.github.bearer]
+        after = {a["name"]: a for a in ls.state()["apps"]}
+        for name in due:
+            key = serialization.load_pem_private_key(after[name]["env"]["CLI_KEY"].encode(), None)
+            secrets += key_lines(key)
+        assert run.code == 0, run.log[-6000:]
+        out = workspace / ".act-out"
+        plan = json.loads((out / "outputs-plan.json").read_text())
+        targets = json.loads(plan["due"])["include"]
+        assert sorted(e["app"] for e in targets) == due
+        rotated = json.loads((out / "outputs-rotate.json").read_text())
+        assert (rotated["rotated"], rotated["reason"]) == ("true", "rotated"), rotated
+        results = json.loads(rotated["results"])
+        assert sorted((r["app"], r["outcome"]) for r in results) == [(a, "rotated") for a in due]
+        changed = {n for n, a in after.items() if a["env"].get("CLI_CHAIN") != before[n]}
+        assert changed == set(due)
+        by_app = {r["app"]: r for r in results}
+        for name in due:
+            leaf = load_pem_certs(after[name]["env"]["CLI_CHAIN"])[0]
+            assert leaf.issuer.rfc4514_string() == "CN=Act Issuing CA"
+            assert by_app[name]["fingerprint_sha256"] == sha256_hex(leaf)
+        # one token for Vault, asked for with the example's audience; two CF logins in all:
+        # the plan job's and the rotate job's (one for the whole fleet)
+        assert set(ls.oidc.github.audiences) == {given["with"]["vault-audience"]}
+        assert len([c for c in ls.calls() if c["path"].endswith("/oauth/token")]) == 2
+
+    titles = re.findall(r"^##+ (.*)$", run.summary, re.M)
+    assert any(t.startswith(f"✅ {len(due)} target(s)") for t in titles), titles
+    _audit(run.shown_log, secrets)
+    assert run.log.count(f"image={released}") >= 2, "act ran the pinned image"

@@ -209,3 +209,42 @@ def _ca(ls: Landscape, tmp_path: Path) -> Path:
     path = tmp_path / "ca.pem"
     path.write_text(ls.ca_pem)
     return path
+
+
+@pytest.mark.e2e
+def test_a_passwordless_scan_finds_what_a_password_scan_finds(tmp_path: Path) -> None:
+    """`cf-oidc: user` in the scan action (the job's token from the runner's endpoint,
+    through IAS to UAA's JWT bearer grant) and `scan --cf-oidc user --cf-assertion-env`
+    on the command line: the same due matrix as with a password, no token in any log."""
+    from oidc_kit import github_runner_env
+
+    from cf_sandbox.oidc_landscape import PLATFORM_ORIGIN
+
+    with Landscape(instances=1, fleet_apps=6, oidc=True) as ls:
+        assert ls.oidc is not None
+        with_password = _scan(ls, tmp_path, _inputs(ls))
+        assert with_password.code == 0, with_password.stdout + with_password.stderr
+
+        inputs = _inputs(ls, cf_username="", cf_password="", cf_origin=PLATFORM_ORIGIN,
+                         cf_oidc="user", cf_oidc_audience=ls.oidc.ias.issuer)  # fmt: skip
+        dirs = RunnerDirs(tmp_path / "oidc")
+        result = run_entrypoint(inputs, dirs, args=["scan"], env=github_runner_env(ls, tmp_path))
+        tokens = [*ls.oidc.github.issued, *ls.oidc.ias.issued, ls.oidc.github.bearer]
+        audit(result, [*_secrets(ls), *tokens], dirs)
+        assert result.code == 0, result.stdout + result.stderr
+        assert result.outputs["due"] == with_password.outputs["due"]
+        assert int(result.outputs["due-count"]) >= 2
+        assert ls.oidc.github.audiences == [ls.oidc.ias.issuer]
+        assert set(ls.oidc.github.issued) <= set(result.commands("add-mask"))
+
+        token = ls.oidc.github.mint(ls.oidc.ias.issuer)
+        cli = subprocess.run(
+            [sys.executable, "-m", "cpi_cert_rotate", "scan", "--matrix", "--cf-api",
+             ls.api_url, "--cf-ca-cert", str(_ca(ls, tmp_path)), "--cf-oidc", "user",
+             "--cf-assertion-env", "CI_OIDC_TOKEN", "--cf-origin", PLATFORM_ORIGIN],
+            env={"PATH": "/usr/bin:/bin", "CI_OIDC_TOKEN": token},
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert token not in cli.stdout + cli.stderr
+        assert cli.returncode == 0, cli.stderr
+        assert json.loads(cli.stdout) == json.loads(result.outputs["due"])

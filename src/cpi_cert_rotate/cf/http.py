@@ -32,15 +32,18 @@ its PEM armour).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, Self
 from urllib.parse import quote_plus, unquote_plus, urlsplit
 
 import requests
+from requests.utils import get_environ_proxies
 from urllib3.util.retry import Retry
 
 from ..errors import CfApiError, CfTimeout, CfUnreachable
@@ -219,6 +222,21 @@ def _envelope(response: requests.Response) -> tuple[int | None, str, str]:
     return None, "", text[:_ERROR_TEXT_MAX]
 
 
+def _seconds(value: str | None) -> float | None:
+    """A `Retry-After` in seconds (its delay-seconds form; an HTTP date is not used)."""
+    if not value or not value.strip().isdigit():
+        return None
+    return min(float(value.strip()), _RETRY_AFTER_MAX_S)
+
+
+def _connect(conn: Any) -> None:
+    """Connect one pooled connection (an idle one that is still open is left as it is)."""
+    if getattr(conn, "sock", None) is None:
+        conn.timeout = _CONNECT_TIMEOUT_S  # a handshake that hangs must not hold the run
+        with contextlib.suppress(OSError):
+            conn.connect()
+
+
 def _root_cause(error: BaseException) -> BaseException:
     """The innermost exception behind requests' and urllib3's wrappers."""
     seen: set[int] = set()
@@ -247,6 +265,9 @@ class CfHttp:
         self._context = trust_context(ca_pem)
         self._post_retry_urls: set[str] = set()
         self._deadline: float | None = None
+        self.retry_after_s: float | None = None
+        """The `Retry-After` (seconds) of the last answer, None without one: a wait polls
+        no sooner (RFC 9110 section 10.2.3; CC's rate limiter and proxies send it)."""
         self._session = EnvProxySession(
             SSLContextAdapter(
                 self._context, max_retries=_retry_policy(IDEMPOTENT_METHODS, self.remaining)
@@ -274,6 +295,26 @@ class CfHttp:
     def close(self) -> None:
         """Close pooled connections."""
         self._session.close()
+
+    def warm(self, url: str, connections: int) -> None:
+        """Open up to `connections` more TLS connections to `url`'s host in the pool now,
+        at once, so that calls sent together later do not each pay a TCP and TLS handshake
+        (two round trips) first. Nothing is sent on them. Skipped behind a proxy, and any
+        failure is left to the calls that follow."""
+        if get_environ_proxies(url, no_proxy=None):
+            return
+        try:
+            adapter = self._session.get_adapter(url)
+            if not isinstance(adapter, SSLContextAdapter):
+                return
+            pool = adapter.poolmanager.connection_from_url(url)
+            fresh = [pool._get_conn() for _ in range(connections)]
+            with ThreadPoolExecutor(max_workers=max(connections, 1)) as workers:
+                list(workers.map(_connect, fresh))
+            for conn in fresh:
+                pool._put_conn(conn)
+        except (OSError, ValueError, AttributeError) as error:
+            logger.debug("warming connections to %s: %s", url, error)
 
     def request(
         self,
@@ -354,6 +395,7 @@ class CfHttp:
             ) from error
 
     def _note(self, response: requests.Response, method: str, path: str, took: float) -> None:
+        self.retry_after_s = _seconds(response.headers.get("Retry-After"))
         for warning in decode_warnings(response.headers.get("X-Cf-Warnings")):
             self.add_warning(warning)
         logger.debug(

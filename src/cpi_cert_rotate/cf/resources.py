@@ -300,6 +300,8 @@ class Deployment:
     error: str | None = None
     app_guid: str | None = None
     droplet_guid: str | None = None
+    last_healthcheck: str | None = None
+    """`status.details.last_successful_healthcheck`: moves as batches become healthy."""
 
     @property
     def finalized(self) -> bool:
@@ -321,6 +323,7 @@ class Deployment:
             error=_str(status, "details", "error"),
             app_guid=_guid_of_relationship(data, "app"),
             droplet_guid=_str(data, "droplet", "guid"),
+            last_healthcheck=_str(status, "details", "last_successful_healthcheck"),
         )
 
 

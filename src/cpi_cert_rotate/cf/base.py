@@ -156,7 +156,7 @@ class CfBase:
         return self.root().v3_version >= MIN_VERSION_BINDING_STRATEGY
 
     def warm(self, connections: int) -> None:
-        """Open `connections` more connections to Cloud Controller now (see `CfHttp.warm`):
+        """Have `connections` connections to Cloud Controller open now (`CfHttp.warm`):
         for a step that sends that many calls at once."""
         self._http.warm(self.api_url + "/", connections)
 

@@ -48,6 +48,7 @@ from .new_material import issue_step, keep_out_of_errors, validate_step
 from .observe import Observation, observe
 from .promote import promote_like_the_seed, roll_out, set_env
 from .register import register_new_leaf, require_in_place_possible
+from .verify import prepare as prepare_test_call
 from .verify import verification_url, verify_new_certificate
 
 log = logging.getLogger(__name__)
@@ -334,6 +335,7 @@ class _Run:
     def _forward(self, ctx: RunContext) -> None:
         assert self.strategy is not None
         ctx.check_cancel()
+        prepare_test_call(ctx)
         with self.journal.step("set", f"strategy {self.strategy}") as notes:
             binding, self.strategy = register_new_leaf(ctx, self.strategy)
             ctx.kept_binding = binding
@@ -407,6 +409,7 @@ class _Run:
                     ctx.client, ctx.obs.app.guid, self.keys, new, run_id=self.run_id,
                     cleanup=cleanup,
                 ),
+                known=ctx.obs.bindings,
             )  # fmt: skip
             notes.extend(cleanup.notes)
         self.warnings += cleanup.warnings

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -52,9 +52,11 @@ def remove_other_bindings(
     deadline: float,
     cleanup: Cleanup,
     meanwhile: Callable[[], None] | None = None,
+    known: Sequence[Binding] | None = None,
 ) -> None:
     """Delete every binding of the app to the instance but `keep`; then list again.
 
+    `known`: the bindings as read under the lock (deleted without listing them first).
     `meanwhile` runs once the deletes ended, together with that listing (the rotation
     record: written only after the deletes, so a run killed while they run leaves no
     record, and the next run finishes its work and takes its lock over)."""
@@ -74,10 +76,17 @@ def remove_other_bindings(
         except RotationError as error:
             return error
 
-    for binding in client.list_app_bindings(app_guid, si_guid):
+    # `known` (read under the lock) go without a listing first; the listing after them
+    # finds any other (a create applied late, a person's), which then goes too.
+    first = client.list_app_bindings(app_guid, si_guid) if known is None else known
+    for binding in first:
         if binding.guid != keep:  # one at a time: a run has one write in flight
             delete(binding)
     remaining, _ = together(final_list, meanwhile or (lambda: None))
+    if known is not None and isinstance(remaining, list) and remaining:
+        for binding in remaining:
+            delete(binding)
+        remaining = final_list()
     if isinstance(remaining, RotationError):
         cleanup.state_left.append(
             f"whether the old binding(s) are gone is unknown: listing them failed ({remaining})"

@@ -23,8 +23,9 @@ from ..models import CfTarget
 
 log = logging.getLogger(__name__)
 
-WARM_CONNECTIONS = 2
-"""Connections opened while the login runs: observe then sends three calls at once."""
+WARM_CONNECTIONS = 3
+"""Connections open once the login ran (the root's included): observe then sends three
+calls at once."""
 
 
 @dataclass(frozen=True)

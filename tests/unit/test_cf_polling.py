@@ -48,7 +48,7 @@ def test_polls_start_fast_and_back_off_to_the_cap() -> None:
     assert vc.sleeps[0] == FIRST_DELAY_S
     assert vc.sleeps == sorted(vc.sleeps)
     assert vc.sleeps[-3:] == [1.0, 1.0, 1.0]
-    # each pause is a share of the time waited: a 1 s job is seen within 0.15 s
+    # each pause is a share of the time waited: a 1 s job is seen within 0.1 s
     assert all(p <= max(LONG_WAIT_SHARE * t, FIRST_DELAY_S) + 1e-3 for t, p in _waited(vc))
 
 

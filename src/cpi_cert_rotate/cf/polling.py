@@ -8,7 +8,7 @@ without hammering Cloud Controller:
   that end (half the measured round trip early), then polls follow `MIN_STEP_S` apart,
   growing with how overdue the work is.
 - Without one, the pause is `LONG_WAIT_SHARE` of the time waited so far (at least
-  `MIN_STEP_S`, at most `cap_s`): a one-second job is seen within 0.15 s, a
+  `MIN_STEP_S`, at most `cap_s`): a one-second job is seen within 0.1 s, a
   long wait backs off to the cap (the cf CLI polls every 3 s, cloudfoundry/cli
   `util/configv3/defaults.go`).
 - A `Retry-After` the server sent is honoured as the least pause.
@@ -37,7 +37,7 @@ T = TypeVar("T")
 MIN_STEP_S = 0.05
 """The shortest pause between two polls of one thing."""
 FIRST_DELAY_S = MIN_STEP_S
-LONG_WAIT_SHARE = 0.15
+LONG_WAIT_SHARE = 0.1
 """Without an expected end, pause this share of the time waited so far."""
 FIRST_STEP_SHARE = 0.1
 """While the first of several steps runs, pause this share: its length sets every later

@@ -15,25 +15,9 @@ BENCH = Path(__file__).parents[2] / "bench" / "overhead.py"
 
 
 def test_overhead_benchmark_prints_every_column() -> None:
+    tiny = ["--repeat", "1", "--job-s", "0.1", "--start-s", "0.1", "--cli-poll-s", "0.05"]
     result = subprocess.run(
-        [
-            sys.executable,
-            str(BENCH),
-            "--instances",
-            "1",
-            "2",
-            "--rtt-ms",
-            "0",
-            "20",
-            "--repeat",
-            "1",
-            "--job-s",
-            "0.1",
-            "--start-s",
-            "0.1",
-            "--cli-poll-s",
-            "0.05",
-        ],  # fmt: skip
+        [sys.executable, str(BENCH), "--instances", "1", "2", "--rtt-ms", "0", "20", *tiny],
         capture_output=True,
         text=True,
         timeout=240,

@@ -148,10 +148,12 @@ def observe(
         )
         bound = {b.service_instance_guid for b in all_bindings if b.app_guid == app.guid}
         mine = [si for si in named if si.guid in bound]
-        if len(mine) == 1:  # the app binds only to its space's (or shared) instances
-            instance = mine[0]
-        else:  # no binding yet: the instance lookup decides
+        if len(mine) == 1 and app.name == target.app:
+            instance = mine[0]  # the app binds only to its space's (or shared) instances
+        else:  # no binding yet, or the name matched only case-folded: by guid, to be sure
             instance = client.find_service_instance(space.guid, target.service_instance)
+            if app.name != target.app:
+                all_bindings = client.list_app_bindings(app.guid, instance.guid)
         bindings = tuple(
             b
             for b in all_bindings

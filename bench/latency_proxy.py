@@ -66,9 +66,10 @@ class LatencyProxy:
             self._loop.run_forever()
         finally:
             self._server.close()
-            for task in list(self._tasks):
+            tasks = list(self._tasks)
+            for task in tasks:
                 task.cancel()
-            self._loop.run_until_complete(asyncio.sleep(0))
+            self._loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
             self._loop.close()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -85,6 +86,8 @@ class LatencyProxy:
                     _pipe(up_reader, writer, half, not_before=0.0),
                     return_exceptions=True,
                 )
+        except (asyncio.CancelledError, OSError):
+            pass  # stopped, or the upstream is gone: the client sees the connection close
         finally:
             self._tasks.discard(task)
             writer.close()

@@ -12,7 +12,8 @@ rotations:
   `--start-s`), one after the other, as an overlap rotation must wait for them;
 - `overhead s`: wall minus floor, what the tool itself costs (round trips, polling slack,
   CPU);
-- `CC calls`: Cloud Controller calls (UAA's token grant not counted);
+- `CC calls`: Cloud Controller calls (UAA's token grant not counted), and `polls` of them
+  the GETs of a job or a deployment while waiting;
 - `vs cf`: wall time over the seed's cf CLI flow (unbind, bind -c, set-env twice,
   restage), replayed request by request through the same proxy
   (tests/conformance/cf_cli_replay.py) with the CLI's own pauses: 3 s between polls
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import statistics
 import sys
 import time
@@ -42,6 +44,8 @@ from cpi_cert_rotate.rotation import rotate
 sys.path.insert(0, str(Path(__file__).parents[1] / "tests" / "conformance"))
 from cf_cli_replay import CfCli
 
+_POLLED = re.compile(r"^/v3/(jobs|deployments)/[^/]+$")
+"""A wait's polls: a job's or a deployment's state."""
 CLI_POLL_S = 3.0
 """cloudfoundry/cli `util/configv3/defaults.go` DefaultPollingInterval."""
 
@@ -53,6 +57,7 @@ class Sample:
     wall_s: float
     floor_s: float
     cc_calls: int
+    polls: int
 
     @property
     def overhead_s(self) -> float:
@@ -100,11 +105,12 @@ def rotate_once(args: argparse.Namespace, instances: int, rtt_s: float) -> Sampl
             if report.outcome is not Outcome.ROTATED:
                 raise SystemExit(f"{instances} instances: {report.outcome}: {report.error}")
             calls = [c for c in ls.calls() if c["server"] == "cc"]
+            polls = [c for c in calls if c["method"] == "GET" and _POLLED.match(c["path"])]
         finally:
             cc.__exit__(None, None, None)
             uaa.__exit__(None, None, None)
     floor = 2 * args.job_s + math.ceil(instances / request.max_in_flight) * args.start_s
-    return Sample(wall, floor, len(calls))
+    return Sample(wall, floor, len(calls), len(polls))
 
 
 def cli_once(args: argparse.Namespace, instances: int, rtt_s: float) -> float:
@@ -145,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     header = (
         f"{'RTT ms':>6} {'inst':>4} {'wall s':>7} {'floor s':>7} {'overhead s':>10} "
-        f"{'CC calls':>8} {'cf s':>6} {'vs cf':>6}"
+        f"{'CC calls':>8} {'polls':>5} {'cf s':>6} {'vs cf':>6}"
     )
     print(header)
     print("-" * len(header))
@@ -155,11 +161,12 @@ def main(argv: list[str] | None = None) -> int:
             wall = statistics.median(s.wall_s for s in samples)
             overhead = statistics.median(s.overhead_s for s in samples)
             calls = statistics.median(s.cc_calls for s in samples)
+            polls = statistics.median(s.polls for s in samples)
             cli = None if args.no_cli else cli_once(args, n, rtt_ms / 1000)
             ratio = f"{wall / cli:.2f}x" if cli else "-"
             print(
                 f"{rtt_ms:6.0f} {n:4d} {wall:7.2f} {samples[0].floor_s:7.2f} {overhead:10.2f} "
-                f"{calls:8.0f} {cli if cli else 0:6.2f} {ratio:>6}",
+                f"{calls:8.0f} {polls:5.0f} {cli if cli else 0:6.2f} {ratio:>6}",
                 flush=True,
             )
     return 0

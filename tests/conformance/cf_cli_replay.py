@@ -11,7 +11,8 @@ How the CLI sends requests:
   once logged in;
 - `api/cloudcontroller/ccv3/requester.go` `MakeListRequest` and `paginate.go`: a list
   follows `pagination.next.href`, unless the query names a `page`;
-- `api/uaa/request.go`: UAA calls send `Accept: application/json`, `Connection: close`;
+- `api/uaa/request.go`: UAA calls send `Accept: application/json`, `Connection: close`,
+  each on a connection of its own (`DefaultUAADisableKeepAlives`, `util/configv3/defaults.go`);
 - `api/cloudcontroller/ccv3/job.go` `PollJobToEventStream` and
   `command/v7/shared/result_waiter.go` `WaitForResult`: poll the job until COMPLETE or
   FAILED, or return early at POLLING (no `--wait`).
@@ -91,7 +92,11 @@ class CfCli:
         data: bytes | None,
         expect: tuple[int, ...],
     ) -> requests.Response:
-        resp = self.http.request(method, url, headers=headers, data=data, timeout=10)
+        if headers.get("Connection") == "close":  # a connection of its own, closed after
+            with session(client_context(self.ls.ca_pem)) as once:
+                resp = once.request(method, url, headers=headers, data=data, timeout=10)
+        else:
+            resp = self.http.request(method, url, headers=headers, data=data, timeout=10)
         target = url.split("//", 1)[1].split("/", 1)[1]
         self.transcript.append(Exchange(source, method, "/" + target, resp.status_code))
         assert resp.status_code in expect, f"{method} {url}: {resp.status_code} {resp.text}"

@@ -25,10 +25,10 @@ def test_overhead_benchmark_prints_every_column() -> None:
     )
     rows = [line.split() for line in result.stdout.splitlines() if line[:6].strip().isdigit()]
     assert [(r[0], r[1]) for r in rows] == [("0", "1"), ("0", "2"), ("20", "1"), ("20", "2")]
-    for _, _, wall, floor, overhead, calls, cli, ratio in rows:
+    for _, _, wall, floor, overhead, calls, polls, cli, ratio in rows:
         assert float(wall) > float(floor) > 0
         assert float(overhead) == pytest.approx(float(wall) - float(floor), abs=0.02)
-        assert int(calls) > 10
+        assert int(calls) > int(polls) > 0
         assert float(cli) > 0
         assert ratio.endswith("x")
     # 20 ms each way costs round trips: the slower rows are the proxied ones

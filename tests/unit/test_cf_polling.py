@@ -193,3 +193,27 @@ def test_failed_job_without_errors_still_says_so() -> None:
     error = job_failure(Job(guid="j", operation="", state="FAILED"), "deleting", binding_guid="b")
     assert error.binding_guid == "b"
     assert str(error) == "deleting failed (job j, operation unknown): no error detail given"
+
+
+def test_a_wait_in_steps_aims_at_each_step_end_and_sees_the_last_promptly() -> None:
+    """Ten 0.5 s steps: once the first is seen, polls come about once a step, and the end
+    is seen within a poll's minimum step, not a share of the whole wait."""
+    vc = VirtualClock()
+    start = vc.now
+
+    def fetch() -> tuple[bool, int]:
+        done = int((vc.now - start) / 0.5)
+        return done >= 10, min(done, 10)
+
+    wait_for(
+        fetch,
+        lambda v: v[0],
+        deadline=vc.now + 60,
+        what="a deployment",
+        progress=lambda v: v[1],
+        steps=10,
+        sleep=vc.sleep,
+        clock=vc.clock,
+    )
+    assert vc.now - (start + 5.0) <= MIN_STEP_S + 0.02
+    assert len(vc.sleeps) < 40  # not a poll every 50 ms for 5 s

@@ -8,7 +8,7 @@ exists once.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Hashable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, Self, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -251,7 +251,7 @@ class CfBase:
         guid: str | None = None,
         started: float | None = None,
         expected_s: float | None = None,
-        progress: Callable[[T], Hashable] | None = None,
+        progress: Callable[[T], int] | None = None,
         steps: int = 1,
         check: Callable[[], None] | None = None,
         record: Waited | None = None,

@@ -11,6 +11,7 @@ passed through as given.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
@@ -421,13 +422,39 @@ class CfClient(CfBase):
         deadline: float,
         started: float | None = None,
         check: Callable[[], None] | None = None,
+        instances: int | None = None,
+        max_in_flight: int = 1,
+        process_guid: str | None = None,
     ) -> Deployment:
         """Poll until FINALIZED and return it (check `.succeeded`); `CfTimeout` at the deadline.
 
-        `started`: when the create was sent; `check` runs before each poll. Its progress
-        (`status.details.last_successful_healthcheck`) is not used to aim the polls: CC
-        gives it to the second, so two batches can look like one.
+        `started`: when the create was sent; `check` runs before each poll. With the app's
+        web `instances` and the deployment's new web process known, the deployment is
+        `instances / max_in_flight` batches, and each poll also counts the new process's
+        RUNNING instances (at once, one round trip): the batches seen done so far say how
+        long one takes, and the polls aim at the next batch's end, the last one's included,
+        so its end is seen about when it comes whatever the number of instances.
+        (`status.details.last_successful_healthcheck` is given to the second only, so two
+        batches can look like one.)
         """
+        batch = max(max_in_flight, 1)
+        steps = math.ceil(instances / batch) if instances else 1
+        if steps > 1 and process_guid:
+            polled, _ = self._poll(
+                lambda: together(
+                    lambda: self.get_deployment(guid), lambda: self.running(process_guid)
+                ),
+                lambda pair: pair[0].finalized,
+                deadline=deadline,
+                what="the rolling deployment",
+                guid=guid,
+                started=started,
+                check=check,
+                progress=lambda pair: min(pair[1] // batch, steps),
+                steps=steps,
+            )
+            deployment: Deployment = polled
+            return deployment
         return self._poll(
             lambda: self.get_deployment(guid),
             lambda d: d.finalized,
@@ -437,6 +464,36 @@ class CfClient(CfBase):
             started=started,
             check=check,
         )
+
+    def running(self, process_guid: str) -> int:
+        """How many instances of a process are RUNNING (`GET /v3/processes/:guid/stats`);
+        0 when it cannot be read (it is only a hint for a wait)."""
+        try:
+            body = self._json(self._call("GET", f"/v3/processes/{process_guid}/stats"), "stats")
+        except CfApiError:
+            return 0
+        resources = body.get("resources") if isinstance(body, dict) else None
+        return sum(
+            1 for r in resources or () if isinstance(r, dict) and r.get("state") == "RUNNING"
+        )
+
+    def web_instances(self, app_guid: str) -> int | None:
+        """How many web instances the app runs (`GET /v3/processes?app_guids=..&types=web`,
+        cloud_controller_ng `app/messages/processes_list_message.rb`); None when unknown.
+        A rolling deployment replaces them `max_in_flight` at a time."""
+        params = {"app_guids": app_guid, "types": "web"}
+        try:
+            counts = [
+                raw.get("instances")
+                for resources, _ in self._page_bodies("/v3/processes", params)
+                for raw in resources
+                if isinstance(raw, dict)
+            ]
+        except CfApiError as error:
+            logger.debug("web instances of %s not readable (%s)", app_guid, error.status)
+            return None
+        numbers = [c for c in counts if isinstance(c, int)]
+        return max(numbers) if numbers else None
 
     def cancel_deployment(self, guid: str) -> None:
         """Cancel an active deployment; one that already finalized is left as it is."""

@@ -3,10 +3,10 @@
 One helper, `wait_for`, serves every wait, so each is seen to end about when it ends
 without hammering Cloud Controller:
 
-- With an expected end (a job as long as the last one of this client, a deployment of
-  `steps` batches as long as its first), the next poll is timed to *arrive* just after
-  that end (half the measured round trip early), then polls follow `MIN_STEP_S` apart,
-  growing with how overdue the work is.
+- With an expected end (a job as long as the last one of this client, the next batch of
+  a deployment whose batches seen so far say how long one takes), the next poll is timed
+  to *arrive* just after that end (half the measured round trip early), then polls
+  follow `MIN_STEP_S` apart, growing with how overdue the work is.
 - Without one, the pause is `LONG_WAIT_SHARE` of the time waited so far (at least
   `MIN_STEP_S`, at most `cap_s`): a one-second job is seen within 0.1 s, a
   long wait backs off to the cap (the cf CLI polls every 3 s, cloudfoundry/cli
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from typing import TypeVar
 
 from ..errors import CfJobFailed, CfTimeout
@@ -47,8 +47,6 @@ OVERDUE_SHARE = 0.5
 ARRIVAL_MARGIN_S = 0.01
 """A poll timed for an expected end arrives this much after it."""
 DEFAULT_CAP_S = 3.0
-
-_UNSET = object()
 
 
 class Waited:
@@ -88,7 +86,7 @@ def wait_for(
     cap_s: float = DEFAULT_CAP_S,
     started: float | None = None,
     expected_s: float | None = None,
-    progress: Callable[[T], Hashable] | None = None,
+    progress: Callable[[T], int] | None = None,
     steps: int = 1,
     retry_after: Callable[[], float | None] | None = None,
     check: Callable[[], None] | None = None,
@@ -100,15 +98,16 @@ def wait_for(
 
     `started`: when the request that began the work was sent (default: now).
     `expected_s`: how long the work is expected to take. `progress` and `steps`: the work
-    runs in `steps` equal steps and `progress(result)` changes when the first ends (a
-    deployment's last healthcheck); its length then sets the expected end. `retry_after`:
+    runs in `steps` steps of about equal length, `progress(result)` of them done (a
+    deployment's batches); the steps seen end say how long one takes, and each poll aims
+    at the next step's end. `retry_after`:
     the least pause the server asked for. `check` runs before every poll (a cancel).
     `record` learns how long the work took, for the next wait of its kind.
     """
     now = clock()
     origin = now if started is None else min(started, now)
     expected_end = None if expected_s is None else origin + expected_s
-    first_mark: object = _UNSET
+    seen_steps, step_s = 0, 0.0
     last_mid = origin
     polls = 0
     while True:
@@ -134,14 +133,15 @@ def wait_for(
             )
         share = LONG_WAIT_SHARE
         if progress is not None and steps > 1:
-            mark = progress(value)
-            if first_mark is _UNSET:
-                first_mark = mark
-            elif mark != first_mark and expected_end is None:
-                # The first step ended after the previous poll arrived: a lower bound, so
-                # later polls come early rather than late.
-                expected_end = origin + max(last_mid - origin, MIN_STEP_S) * steps
-            if expected_end is None:
+            done_steps = progress(value)
+            if done_steps > seen_steps and polls > 1:
+                # Step `done_steps` ended after the previous poll arrived: a lower bound on
+                # a step's length, so the polls that follow come early rather than late.
+                step_s = max(step_s, (last_mid - origin) / done_steps)
+            seen_steps = max(seen_steps, done_steps)
+            if step_s > 0:
+                expected_end = origin + min(seen_steps + 1, steps) * step_s
+            else:
                 share = FIRST_STEP_SHARE
         last_mid = mid
         pause = _pause(

@@ -23,8 +23,8 @@ from ..models import CfTarget
 
 log = logging.getLogger(__name__)
 
-WARM_CONNECTIONS = 3
-"""Connections open once the login ran (the root's included): observe then sends three
+WARM_CONNECTIONS = 4
+"""Connections open once the login ran (the root's included): observe then sends four
 calls at once."""
 
 
@@ -61,6 +61,8 @@ class Observation:
     """What each succeeded binding registers, by binding guid (unreadable ones absent)."""
     active_deployments: tuple[str, ...] = ()
     """Guids of the app's deployments still ACTIVE (an earlier run's, or a person's)."""
+    web_instances: int | None = None
+    """How many web instances the app runs (None: unknown): a deployment's batches."""
 
     def serves(self, binding: Binding, leaf: x509.Certificate) -> bool | None:
         """Whether CPI accepts `leaf` through `binding`; None when its certificate is unknown.
@@ -134,8 +136,8 @@ def observe(
     connections open); org, space and app in one call (`CfClient.locate_app`) and, at the
     same time, the bindings of apps of that name to instances of that name, with those
     instances; then the succeeded bindings' credentials, the env vars, the active
-    deployments, all at once. With `previous` (the reading under the
-    lock) what cannot change is taken from it (org, space, instance); the
+    deployments and the web instance count, all at once. With `previous` (the reading under the
+    lock) what cannot change is taken from it (org, space, instance, instance count); the
     app, bindings, env vars and deployments are read again, in one round trip, and a
     binding's credentials are read once per run (they never change).
     """
@@ -159,10 +161,11 @@ def observe(
             for b in all_bindings
             if b.service_instance_guid == instance.guid and b.app_guid == app.guid
         )
-        _, env, deployments = together(
+        _, env, deployments, web_instances = together(
             lambda: _read_credentials(client, bindings),
             lambda: client.get_env_vars(app.guid),
             lambda: client.list_active_deployments(app.guid),
+            lambda: client.web_instances(app.guid),
         )
         org_guid, space_guid = org.guid, space.guid
         api_version: tuple[int, ...] = root.v3_version
@@ -174,7 +177,7 @@ def observe(
         )
         bindings, instance = tuple(listed), previous.instance
         org_guid, space_guid = previous.org_guid, previous.space_guid
-        api_version = previous.api_version
+        api_version, web_instances = previous.api_version, previous.web_instances
     succeeded = [b for b in bindings if b.state == "succeeded" and b.operation == "create"]
     live = succeeded[-1] if succeeded else None
     warnings: list[str] = []
@@ -207,6 +210,7 @@ def observe(
         warnings=tuple(warnings),
         registered_by=registered_by,
         active_deployments=tuple(d.guid for d in deployments),
+        web_instances=web_instances,
     )
 
 

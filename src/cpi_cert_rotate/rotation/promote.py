@@ -124,6 +124,9 @@ def redeploy(
     deployment = client.wait_deployment(
         deployment.guid,
         deadline=deadline,
+        instances=obs.web_instances,
+        max_in_flight=request.max_in_flight,
+        process_guid=deployment.new_process_guid,
         started=sent,
     )
     if not deployment.succeeded:
@@ -147,6 +150,9 @@ def _deploy_and_wait(ctx: RunContext, deadline: float, *, purpose: str) -> Deplo
             deployment = ctx.client.wait_deployment(
                 deployment.guid,
                 deadline=deadline,
+                instances=ctx.obs.web_instances,
+                max_in_flight=ctx.request.max_in_flight,
+                process_guid=deployment.new_process_guid,
                 started=sent,
                 check=ctx.check_cancel if purpose == "promote" else None,
             )

@@ -13,7 +13,8 @@ rotations:
 - `overhead s`: wall minus floor, what the tool itself costs (round trips, polling slack,
   CPU);
 - `CC calls`: Cloud Controller calls (UAA's token grant not counted), and `polls` of them
-  the GETs of a job or a deployment while waiting;
+  the GETs of a job or a deployment while waiting (not the instance counts sent with the
+  latter);
 - `vs cf`: wall time over the seed's cf CLI flow (unbind, bind -c, set-env twice,
   restage), replayed request by request through the same proxy
   (tests/conformance/cf_cli_replay.py) with the CLI's own pauses: 3 s between polls

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from cryptography import x509
@@ -42,6 +44,8 @@ class RunContext:
     instances_may_hold_new_env: bool = False
     """Set once a deployment may have started instances with the new env values."""
     warnings: list[str] = field(default_factory=list)
+    test_context: Future[ssl.SSLContext] | None = field(default=None, repr=False)
+    """The test call's TLS context, built while the set step waits (`verify.prepare`)."""
 
     def check_cancel(self) -> None:
         """Raise `Cancelled` at a safe point if SIGINT/SIGTERM arrived."""

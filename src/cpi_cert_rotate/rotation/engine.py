@@ -48,6 +48,7 @@ from .new_material import issue_step, keep_out_of_errors, validate_step
 from .observe import Observation, observe
 from .promote import promote_like_the_seed, roll_out, set_env
 from .register import register_new_leaf, require_in_place_possible
+from .verify import prepare as prepare_test_call
 from .verify import verification_url, verify_new_certificate
 
 log = logging.getLogger(__name__)
@@ -123,14 +124,24 @@ class _Run:
         """Set when the test step's mTLS call with the new certificate succeeded."""
         self.issued: material.Validation | None = None
         """The validated certificate an issuer made for this run (before the lock)."""
+        self.client: CfClient | None = None
+        """The client the factory made for this run; closed when the run ends."""
 
     # -- the run ---------------------------------------------------------------------------
 
     def execute(self) -> Report:
+        """The run; the client the factory made is closed at its end, whatever happens."""
+        try:
+            return self._execute()
+        finally:
+            if self.client is not None:
+                self.client.close()
+
+    def _execute(self) -> Report:
         try:
             self.keys = keys_of(self.request)  # before any call: CC would refuse a bad prefix
             validation = self._validate(self.request.chain) if self.request.chain else None
-            client = self.client_factory(self.request)
+            client = self.client = self.client_factory(self.request)
             client.set_deadline(self.deadline)
             keep_out_of_errors(client, self.key)
             obs, decision = self._observe(client, "observe")
@@ -146,7 +157,7 @@ class _Run:
             with self.journal.step("lock") as notes:
                 held = lock.acquire(client, obs.space_guid, obs.app.name, info)
                 notes.append(f"{held.name} created")
-                obs, decision = self._observe(client, None)  # fresh, under the lock
+                obs, decision = self._observe(client, None, obs)  # fresh, under the lock
                 notes.append("state read again under the lock")
         except lock.Locked as error:
             return self._failure(Outcome.FAILED, error)
@@ -285,16 +296,19 @@ class _Run:
         self.leaf_pem = material.leaf_pem(validation.leaf)
         return validation
 
-    def _observe(self, client: CfClient, step: str | None) -> tuple[Observation, Decision]:
+    def _observe(
+        self, client: CfClient, step: str | None, previous: Observation | None = None
+    ) -> tuple[Observation, Decision]:
         """Steps (2) and (3): read the landscape, then decide; no write.
 
-        `step` names the journal step (None: part of the step that is running).
+        `step` names the journal step (None: part of the step that is running); `previous`
+        the reading this one renews (under the lock).
         """
         if step is None:
-            obs = self._read(client)
+            obs = self._read(client, previous)
         else:
             with self.journal.step(step) as notes:
-                obs = self._read(client)
+                obs = self._read(client, previous)
                 version = ".".join(map(str, obs.api_version))
                 notes.append(f"CC API {version}, {len(obs.bindings)} binding(s)")
         decision = decide(self.request, obs, self.new, self.now)
@@ -302,9 +316,13 @@ class _Run:
         self.before = decision.live.facts if decision.live else None
         return obs, decision
 
-    def _read(self, client: CfClient) -> Observation:
+    def _read(self, client: CfClient, previous: Observation | None) -> Observation:
         obs = observe(
-            client, self.request.target, chain_env_var=self.request.chain_env_var, now=self.now
+            client,
+            self.request.target,
+            chain_env_var=self.request.chain_env_var,
+            now=self.now,
+            previous=previous,
         )
         previous_key = obs.env.get(self.request.key_env_var)
         if previous_key:
@@ -317,6 +335,7 @@ class _Run:
     def _forward(self, ctx: RunContext) -> None:
         assert self.strategy is not None
         ctx.check_cancel()
+        prepare_test_call(ctx)
         with self.journal.step("set", f"strategy {self.strategy}") as notes:
             binding, self.strategy = register_new_leaf(ctx, self.strategy)
             ctx.kept_binding = binding
@@ -377,6 +396,7 @@ class _Run:
         cleanup = Cleanup()
         keep = ctx.kept_binding.guid if ctx.kept_binding else ""
         assert self.new is not None
+        new = self.new
         with self.journal.step("finish") as notes:
             remove_other_bindings(
                 ctx.client,
@@ -385,10 +405,11 @@ class _Run:
                 keep=keep,
                 deadline=ctx.rollback_deadline(),
                 cleanup=cleanup,
-            )
-            record(
-                ctx.client, ctx.obs.app.guid, self.keys, self.new, run_id=self.run_id,
-                cleanup=cleanup,
+                meanwhile=lambda: record(
+                    ctx.client, ctx.obs.app.guid, self.keys, new, run_id=self.run_id,
+                    cleanup=cleanup,
+                ),
+                known=ctx.obs.bindings,
             )  # fmt: skip
             notes.extend(cleanup.notes)
         self.warnings += cleanup.warnings

@@ -181,6 +181,7 @@ class Landscape:
             self.uaa_url,
             self.login_url,
         )
+        self._ctx = ctx
         cc = Router()
         for routes in (
             RootRoutes(ctx, self.log_cache_url),
@@ -281,6 +282,12 @@ class Landscape:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+    def advertise_uaa(self, url: str) -> None:
+        """Name `url` as the login and UAA endpoint in `GET /` (the links clients post
+        tokens to): a relay in front of UAA, as the benchmark's latency proxy is."""
+        self.uaa_url = self.login_url = url
+        self._ctx.uaa_url = self._ctx.login_url = url
 
     # -- identifiers --------------------------------------------------------------
 

@@ -192,15 +192,21 @@ class EnvProxySession(requests.Session):
 
 @contextmanager
 def mtls_session(
-    chain_pem: str, key: PrivateKey, *, ca_pem: str | None = None
+    chain_pem: str,
+    key: PrivateKey,
+    *,
+    ca_pem: str | None = None,
+    context: ssl.SSLContext | None = None,
 ) -> Iterator[requests.Session]:
     """A `requests.Session` that presents `chain_pem` + `key` over mTLS; closed on exit.
 
     The key reaches OpenSSL through a memfd only (see the module docstring); the server
     is verified against the system store + certifi + `ca_pem`, whatever the environment's
-    CA bundle variables say.
+    CA bundle variables say. `context`: that very context, built earlier
+    (`ssl_context_with_client_cert`), since loading the trust store takes a while.
     """
-    context = ssl_context_with_client_cert(chain_pem, key, ca_pem=ca_pem)
+    if context is None:
+        context = ssl_context_with_client_cert(chain_pem, key, ca_pem=ca_pem)
     session = EnvProxySession(SSLContextAdapter(context))
     logger.debug("mTLS session ready (client chain of %d bytes)", len(chain_pem))
     try:

@@ -11,11 +11,15 @@ How the CLI sends requests:
   once logged in;
 - `api/cloudcontroller/ccv3/requester.go` `MakeListRequest` and `paginate.go`: a list
   follows `pagination.next.href`, unless the query names a `page`;
-- `api/uaa/request.go`: UAA calls send `Accept: application/json`, `Connection: close`;
+- `api/uaa/request.go`: UAA calls send `Accept: application/json`, `Connection: close`,
+  each on a connection of its own (`DefaultUAADisableKeepAlives`, `util/configv3/defaults.go`);
 - `api/cloudcontroller/ccv3/job.go` `PollJobToEventStream` and
   `command/v7/shared/result_waiter.go` `WaitForResult`: poll the job until COMPLETE or
   FAILED, or return early at POLLING (no `--wait`).
-The CLI's pauses (3 s polling, `util/configv3`) are shortened; the requests are the same.
+The CLI's pauses (`DefaultPollingInterval`, 3 s, `util/configv3/defaults.go`) are
+shortened to `poll_s` (bench/overhead.py replays them at 3 s); the requests are the same.
+`PollJobToEventStream` sleeps once more after the job's last event before it closes the
+stream that `WaitForResult` reads to its end, and so does the replay.
 """
 
 from __future__ import annotations
@@ -63,6 +67,10 @@ class CfCli:
     """The CLI's state after `cf login`: target, token and what it has sent."""
 
     ls: Landscape
+    poll_s: float = _POLL_S
+    """The CLI's pause between polls (3 s in the CLI, `DefaultPollingInterval`)."""
+    api_url: str = ""
+    """Where CC is reached (default: the landscape's own URL)."""
     token: str | None = None
     org_guid: str = ""
     space_guid: str = ""
@@ -84,7 +92,11 @@ class CfCli:
         data: bytes | None,
         expect: tuple[int, ...],
     ) -> requests.Response:
-        resp = self.http.request(method, url, headers=headers, data=data, timeout=10)
+        if headers.get("Connection") == "close":  # a connection of its own, closed after
+            with session(client_context(self.ls.ca_pem)) as once:
+                resp = once.request(method, url, headers=headers, data=data, timeout=10)
+        else:
+            resp = self.http.request(method, url, headers=headers, data=data, timeout=10)
         target = url.split("//", 1)[1].split("/", 1)[1]
         self.transcript.append(Exchange(source, method, "/" + target, resp.status_code))
         assert resp.status_code in expect, f"{method} {url}: {resp.status_code} {resp.text}"
@@ -109,7 +121,11 @@ class CfCli:
         }
         if self.token:
             headers["Authorization"] = self.token
-        url = path if path.startswith("https://") else f"{base or self.ls.api_url}{path}"
+        url = (
+            path
+            if path.startswith("https://")
+            else f"{base or self.api_url or self.ls.api_url}{path}"
+        )
         if query:
             url += "?" + go_query(query)
         data = json.dumps(body).encode() if body is not None else None
@@ -138,9 +154,10 @@ class CfCli:
                 first = job["errors"][0]  # job.Errors()[0]: CC always sends one
                 raise AssertionError(f"job failed: {first['detail']}")
             if job["state"] in ("COMPLETE", "POLLING"):
+                time.sleep(self.poll_s)  # the stream closes one pause after its last event
                 return str(job["state"])
             assert time.monotonic() < end, "job still PROCESSING"
-            time.sleep(_POLL_S)
+            time.sleep(self.poll_s)
 
     # -- cf login -a API -u USER -p PASSWORD --origin ORIGIN -o ORG -s SPACE -------------
 
@@ -374,7 +391,7 @@ class CfCli:
         end = time.monotonic() + _DEADLINE_S
         while build["state"] == "STAGING":
             assert time.monotonic() < end, "still staging"
-            time.sleep(_POLL_S)
+            time.sleep(self.poll_s)
             build = self.cc(
                 "api/cloudcontroller/ccv3/build.go", "GET", f"/v3/builds/{build['guid']}"
             ).json()
@@ -422,7 +439,7 @@ class CfCli:
             if stable == len(processes):
                 return
             assert time.monotonic() < end, "instances never RUNNING"
-            time.sleep(_POLL_S)
+            time.sleep(self.poll_s)
 
     def _newest_log(self, app_guid: str) -> None:
         """go-log-cache client.go: version, then the newest envelope (limit=1, descending)."""
@@ -503,7 +520,7 @@ class CfCli:
                 assert status["reason"] == "DEPLOYED", status
                 break
             assert time.monotonic() < end, "deployment never finished"
-            time.sleep(_POLL_S)
+            time.sleep(self.poll_s)
         self._poll_start(found["guid"])
         return {"deployment": deployment, "summary": self.app_summary(app)}
 

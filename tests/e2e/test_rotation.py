@@ -30,6 +30,7 @@ def test_overlap_rotates_with_zero_probe_failures(landscape: Landscape) -> None:
     minted = landscape.mint(cn="ntifext-client", days=90)
     landscape.probe_start(rps=20)
     report = rotate(request_for(landscape, minted.chain_pem, minted.key_pem, run_id="t1"))
+    time.sleep(0.5)  # instances started last are probed too
     landscape.probe_stop()
     probe = landscape.probe()
 

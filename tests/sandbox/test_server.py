@@ -27,3 +27,24 @@ def test_every_accepted_connection_sends_without_delay() -> None:
             with server._guard:
                 (conn,) = server._conns
             assert conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+
+
+def test_a_call_round_trip_on_loopback_is_under_5_ms() -> None:
+    """The median of 50 keep-alive calls (one warm-up first): the sandbox adds no stall
+    of its own, so what a benchmark measures is the client and the latency it is given."""
+    import statistics
+    import time
+
+    from cf_sandbox.memtls import client_context, session
+
+    with Landscape(seed=False) as ls:
+        http = session(client_context(ls.ca_pem))
+        with http:
+            http.get(ls.api_url + "/v3/info", timeout=5).raise_for_status()
+            took = []
+            for _ in range(50):
+                started = time.perf_counter()
+                http.get(ls.api_url + "/v3/info", timeout=5).raise_for_status()
+                took.append(time.perf_counter() - started)
+    median = statistics.median(took)
+    assert median < 0.005, f"median round trip {median * 1000:.1f} ms"

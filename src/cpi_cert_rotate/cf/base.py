@@ -21,7 +21,7 @@ from ..models import CfAuth
 from ..request.rules import https_url
 from .auth import UaaAuth
 from .http import CfHttp
-from .polling import job_failure, poll
+from .polling import Waited, job_failure, wait_for
 from .resources import Job, RootInfo, parse
 
 __all__ = ["MIN_VERSION_BINDING_STRATEGY", "CfBase", "not_found"]
@@ -93,8 +93,10 @@ class CfBase:
             login.redact_in(self._http.redact)
         self._auth = login
         self._poll_cap_s = poll_cap_s
+        self._job_waited = Waited()  # a job as long as the last one: polls aimed at its end
         self._root: RootInfo | None = None
         self._where: dict[str, str] = {}  # org/space guid -> "org 'o' / space 's'" for errors
+        self._credentials: dict[str, dict[str, Any]] = {}  # binding guid -> its credentials
 
     def __enter__(self) -> Self:
         return self
@@ -152,6 +154,11 @@ class CfBase:
     def supports_binding_strategy(self) -> bool:
         """True when the API accepts `"strategy": "multiple"` on binding create (>= 3.205.0)."""
         return self.root().v3_version >= MIN_VERSION_BINDING_STRATEGY
+
+    def warm(self, connections: int) -> None:
+        """Have `connections` connections to Cloud Controller open now (`CfHttp.warm`):
+        for a step that sends that many calls at once."""
+        self._http.warm(self.api_url + "/", connections)
 
     def authenticate(self) -> None:
         """Log in now, so wrong credentials fail before anything else (401 `CfApiError`)."""
@@ -242,8 +249,29 @@ class CfBase:
         deadline: float,
         what: str,
         guid: str | None = None,
+        started: float | None = None,
+        expected_s: float | None = None,
+        progress: Callable[[T], int] | None = None,
+        steps: int = 1,
+        check: Callable[[], None] | None = None,
+        record: Waited | None = None,
     ) -> T:
-        return poll(fetch, done, deadline=deadline, cap_s=self._poll_cap_s, what=what, guid=guid)
+        """`polling.wait_for` with this client's cap and the server's `Retry-After`."""
+        return wait_for(
+            fetch,
+            done,
+            deadline=deadline,
+            cap_s=self._poll_cap_s,
+            what=what,
+            guid=guid,
+            started=started,
+            expected_s=expected_s,
+            progress=progress,
+            steps=steps,
+            retry_after=lambda: self._http.retry_after_s,
+            check=check,
+            record=record,
+        )
 
     @staticmethod
     def _job_guid(response: requests.Response, path: str) -> str:
@@ -259,11 +287,15 @@ class CfBase:
             )
         return guid
 
-    def _wait_job(self, job_guid: str, deadline: float, what: str) -> Job:
+    def _wait_job(
+        self, job_guid: str, deadline: float, what: str, *, started: float | None = None
+    ) -> Job:
         """Poll a job to COMPLETE; FAILED raises `CfJobFailed`. Job warnings are kept.
 
-        The resource link of a job disappears with its resource, so the guid seen while
-        polling is remembered for the error.
+        `started`: when the request that created the job was sent. Polls aim at the end
+        of a job as long as the last one this client waited for (bind and unbind go to the
+        same broker). The resource link of a job disappears with its resource, so the guid
+        seen while polling is remembered for the error.
         """
         seen: dict[str, str] = {}
 
@@ -275,7 +307,16 @@ class CfBase:
                 seen["resource"] = job.resource_guid
             return job
 
-        job = self._poll(fetch, lambda j: j.finished, deadline=deadline, what=what, guid=job_guid)
+        job = self._poll(
+            fetch,
+            lambda j: j.finished,
+            deadline=deadline,
+            what=what,
+            guid=job_guid,
+            started=started,
+            expected_s=self._job_waited.seconds,
+            record=self._job_waited,
+        )
         if job.state == "FAILED":
             raise job_failure(
                 job, what, binding_guid=seen.get("resource"), redact=self._http.redact

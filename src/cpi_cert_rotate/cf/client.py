@@ -11,7 +11,9 @@ passed through as given.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+import math
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,6 +34,7 @@ from .resources import (
     SpaceListing,
     parse,
 )
+from .together import together
 
 __all__ = ["MIN_VERSION_BINDING_STRATEGY", "CfClient"]
 
@@ -85,6 +88,93 @@ class CfClient(CfBase):
         missing = f"App {name!r} not found in {self._where.get(space_guid, f'space {space_guid}')}"
         params = {"names": name, "space_guids": space_guid}
         return self._find_one("/v3/apps", params, App.from_api, missing)
+
+    def locate_app(self, org: str, space: str, app: str) -> tuple[Org, Space, App]:
+        """Org, space and app by name in one call: `GET /v3/apps?names=APP&include=
+        space.organization` (cloud_controller_ng `app/messages/apps_list_message.rb`:
+        `include` of `space`, `org`, `space.organization`) lists the apps of that name the
+        user can see, each with its space and org; the one in `org`/`space` is picked here.
+        Names match as `find_*` match them (the exact spelling first, then case-folded).
+        When none is there, the three lookups run one by one for their precise 404.
+        """
+        orgs: dict[str, Org] = {}
+        spaces: dict[str, Space] = {}
+        apps: list[App] = []
+        params = {"names": app, "include": "space.organization"}
+        for resources, included in self._page_bodies("/v3/apps", params):
+            apps += [parse(App.from_api, raw, "an app", status=200) for raw in resources]
+            for raw in included.get("spaces") or ():
+                found_space = parse(Space.from_api, raw, "an included space", status=200)
+                spaces[found_space.guid] = found_space
+            for raw in included.get("organizations") or ():
+                found_org = parse(Org.from_api, raw, "an included org", status=200)
+                orgs[found_org.guid] = found_org
+        candidates: list[tuple[Org, Space, App]] = []
+        for found_app in apps:
+            in_space = spaces.get(found_app.space_guid or "")
+            in_org = orgs.get(in_space.org_guid or "") if in_space is not None else None
+            if in_space is not None and in_org is not None:
+                candidates.append((in_org, in_space, found_app))
+        wanted = (org, space, app)
+        exact = [c for c in candidates if tuple(x.name for x in c) == wanted]
+        folded = [
+            c
+            for c in candidates
+            if tuple(x.name.lower() for x in c) == tuple(w.lower() for w in wanted)
+        ]
+        for found_org, found_space, found_app in exact or folded:
+            self._where[found_org.guid] = f"org {found_org.name!r}"
+            self._where[found_space.guid] = f"org {found_org.name!r} / space {found_space.name!r}"
+            return found_org, found_space, found_app
+        found_org = self.find_org(org)  # each raises its own 404 with what is missing
+        found_space = self.find_space(found_org.guid, space)
+        return found_org, found_space, self.find_app(found_space.guid, app)
+
+    def bindings_of_app_named(
+        self, app: str, instance: str
+    ) -> tuple[list[Binding], list[ServiceInstance]]:
+        """The `type=app` bindings of apps named `app` to instances named `instance`,
+        oldest first, with those instances: `GET /v3/service_credential_bindings?app_names=
+        ..&service_instance_names=..&type=app&include=service_instance`
+        (cloud_controller_ng `app/messages/service_credential_binding_list_message.rb`).
+        Needs no guid, so it runs beside `locate_app`; the caller keeps the bindings of
+        the app it located. An app binds only to instances in or shared into its space, so
+        an included instance of that app's bindings is the space's instance by that name;
+        with no binding, `find_service_instance` says which instance it is."""
+        params = {
+            "app_names": app,
+            "service_instance_names": instance,
+            "type": "app",
+            "include": "service_instance",
+        }
+        bindings: list[Binding] = []
+        instances: dict[str, ServiceInstance] = {}
+        for resources, included in self._page_bodies("/v3/service_credential_bindings", params):
+            bindings += [parse(Binding.from_api, r, "a binding", status=200) for r in resources]
+            for raw in included.get("service_instances") or ():
+                found = parse(ServiceInstance.from_api, raw, "an included instance", status=200)
+                instances[found.guid] = found
+        named = [si for si in instances.values() if si.name == instance]
+        return sorted(bindings, key=lambda b: b.created_at or _EARLIEST), named
+
+    def app_bindings_and_app(self, app_guid: str, si_guid: str) -> tuple[list[Binding], App]:
+        """`list_app_bindings` with the app itself, metadata included, in the same call
+        (`include=app`); the app is read on its own only when there is no binding."""
+        params = {
+            "app_guids": app_guid,
+            "service_instance_guids": si_guid,
+            "type": "app",
+            "include": "app",
+        }
+        bindings: list[Binding] = []
+        app: App | None = None
+        for resources, included in self._page_bodies("/v3/service_credential_bindings", params):
+            bindings += [parse(Binding.from_api, r, "a binding", status=200) for r in resources]
+            for raw in included.get("apps") or ():
+                found = parse(App.from_api, raw, "an included app", status=200)
+                app = found if found.guid == app_guid else app
+        ordered = sorted(bindings, key=lambda b: b.created_at or _EARLIEST)
+        return ordered, app if app is not None else self.get_app(app_guid)
 
     def find_service_instance(self, space_guid: str, name: str) -> ServiceInstance:
         """The service instance `name` in (or shared into) a space; names are case-sensitive."""
@@ -195,12 +285,17 @@ class CfClient(CfBase):
         if strategy is not None:
             body["strategy"] = strategy
         path = "/v3/service_credential_bindings"
+        sent = time.monotonic()
         response = self._call("POST", path, json_body=body)
         if response.status_code == 201:  # user-provided instance: bound at once
             return self._parse(response, Binding.from_api, "the new binding")
-        job = self._wait_job(self._job_guid(response, path), deadline, "creating the binding")
+        job = self._wait_job(
+            self._job_guid(response, path), deadline, "creating the binding", started=sent
+        )
         guid = job.resource_guid or self._newest_binding_guid(app_guid, si_guid)
-        binding = self.get_binding(guid) if guid else None
+        binding: Binding | None = None
+        if guid:  # its details are read at once too: the test step needs its URL next
+            binding, _ = together(lambda: self.get_binding(guid), lambda: self._prefetch(guid))
         if binding is None:
             raise not_found("the binding created by the job is gone", path)
         if not binding.succeeded:
@@ -218,6 +313,7 @@ class CfClient(CfBase):
         """Delete a binding and wait until it is gone; a missing binding counts as deleted."""
         path = f"/v3/service_credential_bindings/{guid}"
         for attempt in (1, 2):
+            sent = time.monotonic()
             try:
                 response = self._call("DELETE", path)
             except CfApiError as error:
@@ -230,11 +326,21 @@ class CfClient(CfBase):
                     continue
                 raise
             if response.status_code == 202:
-                self._wait_job(self._job_guid(response, path), deadline, "deleting the binding")
+                job_guid = self._job_guid(response, path)
+                self._wait_job(job_guid, deadline, "deleting the binding", started=sent)
             return
 
     def binding_credentials(self, guid: str) -> dict[str, Any]:
-        """The binding's `credentials` (broker-defined, so the one dict that leaves `cf`)."""
+        """The binding's `credentials` (broker-defined, so the one dict that leaves `cf`).
+
+        Read once per binding: a binding's credentials never change (cloud_controller_ng
+        `app/messages/service_credential_binding_update_message.rb` allows metadata only),
+        so a second read under the lock, or the test step's, costs no call. The copies
+        live in this client's memory and go with `close()`.
+        """
+        known = self._credentials.get(guid)
+        if known is not None:
+            return dict(known)
         response = self._call("GET", f"/v3/service_credential_bindings/{guid}/details")
         body = self._json(response, "binding details")
         credentials = body.get("credentials") if isinstance(body, dict) else None
@@ -245,7 +351,20 @@ class CfClient(CfBase):
                 method="GET",
                 path=f"/v3/service_credential_bindings/{guid}/details",
             )
+        self._credentials[guid] = dict(credentials)
         return credentials
+
+    def _prefetch(self, guid: str) -> None:
+        """Read a new binding's credentials now (a failure is the later reader's to see)."""
+        try:
+            self.binding_credentials(guid)
+        except CfApiError as error:
+            logger.debug("binding %s: details not readable yet (%s)", guid, error.status)
+
+    def close(self) -> None:
+        """Close pooled connections and forget the credentials read."""
+        self._credentials.clear()
+        super().close()
 
     # -- environment variables and metadata ----------------------------------------------
 
@@ -296,15 +415,85 @@ class CfClient(CfBase):
         params = {"app_guids": app_guid, "status_values": "ACTIVE"}
         return self._list("/v3/deployments", params, Deployment.from_api)
 
-    def wait_deployment(self, guid: str, *, deadline: float) -> Deployment:
-        """Poll until FINALIZED and return it (check `.succeeded`); `CfTimeout` at the deadline."""
+    def wait_deployment(
+        self,
+        guid: str,
+        *,
+        deadline: float,
+        started: float | None = None,
+        check: Callable[[], None] | None = None,
+        instances: int | None = None,
+        max_in_flight: int = 1,
+        process_guid: str | None = None,
+    ) -> Deployment:
+        """Poll until FINALIZED and return it (check `.succeeded`); `CfTimeout` at the deadline.
+
+        `started`: when the create was sent; `check` runs before each poll. With the app's
+        web `instances` and the deployment's new web process known, the deployment is
+        `instances / max_in_flight` batches, and each poll also counts the new process's
+        RUNNING instances (at once, one round trip): the batches seen done so far say how
+        long one takes, and the polls aim at the next batch's end, the last one's included,
+        so its end is seen about when it comes whatever the number of instances.
+        (`status.details.last_successful_healthcheck` is given to the second only, so two
+        batches can look like one.)
+        """
+        batch = max(max_in_flight, 1)
+        steps = math.ceil(instances / batch) if instances else 1
+        if steps > 1 and process_guid:
+            polled, _ = self._poll(
+                lambda: together(
+                    lambda: self.get_deployment(guid), lambda: self.running(process_guid)
+                ),
+                lambda pair: pair[0].finalized,
+                deadline=deadline,
+                what="the rolling deployment",
+                guid=guid,
+                started=started,
+                check=check,
+                progress=lambda pair: min(pair[1] // batch, steps),
+                steps=steps,
+            )
+            deployment: Deployment = polled
+            return deployment
         return self._poll(
             lambda: self.get_deployment(guid),
             lambda d: d.finalized,
             deadline=deadline,
             what="the rolling deployment",
             guid=guid,
+            started=started,
+            check=check,
         )
+
+    def running(self, process_guid: str) -> int:
+        """How many instances of a process are RUNNING (`GET /v3/processes/:guid/stats`);
+        0 when it cannot be read (it is only a hint for a wait)."""
+        try:
+            body = self._json(self._call("GET", f"/v3/processes/{process_guid}/stats"), "stats")
+        except CfApiError:
+            return 0
+        resources = body.get("resources") if isinstance(body, dict) else None
+        return sum(
+            1 for r in resources or () if isinstance(r, dict) and r.get("state") == "RUNNING"
+        )
+
+    def web_instances(self, app_guid: str) -> int | None:
+        """How many web instances the app runs (`GET /v3/processes?app_guids=..&types=web`,
+        cloud_controller_ng `app/messages/processes_list_message.rb`); None when unknown.
+        A rolling deployment replaces them `max_in_flight` at a time."""
+        params = {"app_guids": app_guid, "types": "web"}
+        try:
+            counts = [
+                raw.get("instances")
+                for resources, _ in self._page_bodies("/v3/processes", params)
+                for raw in resources
+                if isinstance(raw, dict)
+            ]
+        except CfApiError as error:
+            logger.debug("web instances of %s not readable (%s)", app_guid, error.status)
+            return None
+        numbers = [c for c in counts if isinstance(c, int)]
+        return max(numbers) if numbers else None
 
     def cancel_deployment(self, guid: str) -> None:
         """Cancel an active deployment; one that already finalized is left as it is."""

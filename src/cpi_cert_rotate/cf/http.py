@@ -35,13 +35,17 @@ from __future__ import annotations
 import json
 import logging
 import re
+import ssl
 import time
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 from urllib.parse import quote_plus, unquote_plus, urlsplit
 
 import requests
+from requests.utils import get_environ_proxies
 from urllib3.util.retry import Retry
+from urllib3.util.wait import wait_for_read
 
 from ..errors import CfApiError, CfTimeout, CfUnreachable
 from ..mtls import EnvProxySession, SSLContextAdapter, trust_context
@@ -180,6 +184,43 @@ def _envelope(response: requests.Response) -> tuple[int | None, str, str]:
     return None, "", text[:_ERROR_TEXT_MAX]
 
 
+def _seconds(value: str | None) -> float | None:
+    """A `Retry-After` in seconds (its delay-seconds form; an HTTP date is not used)."""
+    if not value or not value.strip().isdigit():
+        return None
+    return min(float(value.strip()), _RETRY_AFTER_MAX_S)
+
+
+def _connect(conn: Any) -> None:
+    """Connect one pooled connection (an idle one that is still open is left as it is).
+
+    A TLS 1.3 server sends its session tickets after the handshake (RFC 8446 section
+    4.6.1); unread, they make urllib3 take the idle connection for dropped (it checks for
+    readable data) and open another. So they are read here: waited for as long as the
+    handshake took (about a round trip), then consumed without blocking.
+    """
+    if getattr(conn, "sock", None) is not None:
+        return
+    conn.timeout = _CONNECT_TIMEOUT_S  # a handshake that hangs must not hold the run
+    started = time.monotonic()
+    try:
+        conn.connect()
+        sock = conn.sock
+        if not wait_for_read(sock, timeout=time.monotonic() - started):
+            return
+        sock.setblocking(False)
+        try:
+            if not sock.recv(1):  # the server closed it: let the pool open another
+                conn.close()
+                return
+            conn.close()  # application data before any request: not a usable connection
+        except (ssl.SSLWantReadError, BlockingIOError):
+            sock.settimeout(_CONNECT_TIMEOUT_S)  # only tickets were there: ready
+    except OSError as error:
+        logger.debug("warming a connection: %s", error)
+        conn.close()
+
+
 def _root_cause(error: BaseException) -> BaseException:
     """The innermost exception behind requests' and urllib3's wrappers."""
     seen: set[int] = set()
@@ -208,6 +249,9 @@ class CfHttp:
         self._context = trust_context(ca_pem)
         self._post_retry_urls: set[str] = set()
         self._deadline: float | None = None
+        self.retry_after_s: float | None = None
+        """The `Retry-After` (seconds) of the last answer, None without one: a wait polls
+        no sooner (RFC 9110 section 10.2.3; CC's rate limiter and proxies send it)."""
         self._session = EnvProxySession(
             SSLContextAdapter(
                 self._context, max_retries=_retry_policy(IDEMPOTENT_METHODS, self.remaining)
@@ -235,6 +279,31 @@ class CfHttp:
     def close(self) -> None:
         """Close pooled connections."""
         self._session.close()
+
+    def warm(self, url: str, connections: int) -> None:
+        """Have `connections` TLS connections to `url`'s host in the pool now (idle ones
+        count), opened at once, so that calls sent together later do not each pay a TCP and
+        TLS handshake (two round trips) first. Nothing is sent on them. Skipped behind a
+        proxy; any failure is left to the calls that follow. urllib3 has no public way to
+        open a pooled connection without a request, so its pool's `_get_conn`/`_put_conn`
+        are used (urllib3 2.x, pinned in requirements/runtime.txt)."""
+        if get_environ_proxies(url, no_proxy=None):
+            return
+        try:
+            adapter = self._session.get_adapter(url)
+            if not isinstance(adapter, SSLContextAdapter):
+                return
+            # the pool requests itself picks for a call to `url` (its key holds the TLS
+            # settings), not the manager's default one
+            probe = requests.Request("GET", url).prepare()
+            pool: Any = adapter.get_connection_with_tls_context(probe, True, None, None)
+            fresh = [pool._get_conn() for _ in range(connections)]
+            with ThreadPoolExecutor(max_workers=max(connections, 1)) as workers:
+                list(workers.map(_connect, fresh))
+            for conn in fresh:
+                pool._put_conn(conn)
+        except (OSError, ValueError, AttributeError) as error:
+            logger.debug("warming connections to %s: %s", url, error)
 
     def request(
         self,
@@ -315,6 +384,7 @@ class CfHttp:
             ) from error
 
     def _note(self, response: requests.Response, method: str, path: str, took: float) -> None:
+        self.retry_after_s = _seconds(response.headers.get("Retry-After"))
         for warning in decode_warnings(response.headers.get("X-Cf-Warnings")):
             self.add_warning(warning)
         logger.debug(

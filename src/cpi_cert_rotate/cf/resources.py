@@ -301,6 +301,8 @@ class Deployment:
     error: str | None = None
     app_guid: str | None = None
     droplet_guid: str | None = None
+    new_process_guid: str | None = None
+    """The web process it brings up (`new_processes`), whose instances it starts in batches."""
 
     @property
     def finalized(self) -> bool:
@@ -322,6 +324,14 @@ class Deployment:
             error=_str(status, "details", "error"),
             app_guid=_guid_of_relationship(data, "app"),
             droplet_guid=_str(data, "droplet", "guid"),
+            new_process_guid=next(
+                (
+                    p["guid"]
+                    for p in data.get("new_processes") or ()
+                    if isinstance(p, Mapping) and p.get("type") == "web" and p.get("guid")
+                ),
+                None,
+            ),
         )
 
 

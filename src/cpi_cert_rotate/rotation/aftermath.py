@@ -11,6 +11,7 @@ that read alone; what could not be read is said to be unknown, never assumed.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -18,14 +19,13 @@ from dataclasses import dataclass
 from cryptography import x509
 
 from .. import material
-from ..cf import Binding, CfClient
-from ..errors import RotationError
+from ..cf import Binding, CfClient, Deployment
+from ..cf.polling import wait_for
+from ..errors import CfTimeout, RotationError
 from ..models import RotationRequest
 from .observe import Observation, RegisteredCert, credentials_of
 
 log = logging.getLogger(__name__)
-
-SETTLE_POLL_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -83,11 +83,16 @@ def read_fresh(
 
 
 def _settled_deployments(client: CfClient, app_guid: str, deadline: float) -> tuple[str, ...]:
-    active = client.list_active_deployments(app_guid)
-    while active and time.monotonic() < deadline:
-        time.sleep(SETTLE_POLL_S)
-        active = client.list_active_deployments(app_guid)
-    return tuple(d.guid for d in active)
+    seen = [client.list_active_deployments(app_guid)]
+
+    def active() -> list[Deployment]:
+        seen[0] = client.list_active_deployments(app_guid)
+        return seen[0]
+
+    if seen[0] and time.monotonic() < deadline:
+        with contextlib.suppress(CfTimeout):  # the last reading says what is still active
+            wait_for(active, lambda found: not found, deadline=deadline, what="deployments")
+    return tuple(d.guid for d in seen[0])
 
 
 def _env_certificate(

@@ -1,14 +1,17 @@
 """What the forward steps (4)-(6) and their undo share.
 
 Everything here is fixed when the steps start, except two facts the promote step learns
-and its undo reads later (`deployment_guid`, `instances_may_hold_new_env`). `journal` and
+and its undo reads later (`deployment_guid`, `instances_may_hold_new_env`) and the test
+call's TLS context, built in a thread while the set step waits (`test_context`). `journal` and
 `warnings` are the run's own (`record.RunRecord`), not copies.
 """
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from cryptography import x509
@@ -45,6 +48,8 @@ class RunContext:
     """The promote step's deployment, once started (its undo cancels it)."""
     instances_may_hold_new_env: bool = False
     """Set once a deployment may have started instances with the new env values."""
+    test_context: Future[ssl.SSLContext] | None = field(default=None, repr=False)
+    """The test call's TLS context, built while the set step waits (`verify.prepare`)."""
 
     def check_cancel(self) -> None:
         """Raise `Cancelled` at a safe point if SIGINT/SIGTERM arrived."""

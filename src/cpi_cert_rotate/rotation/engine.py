@@ -49,6 +49,7 @@ from .new_material import NewMaterial, issue_step, keep_out_of_errors, validate_
 from .observe import Observation, observe
 from .record import RunRecord
 from .strategies import Registered, RotationStrategy, register_new_leaf, registry, select
+from .verify import prepare as prepare_test_call
 from .verify import verification_url, verify_new_certificate
 
 log = logging.getLogger(__name__)
@@ -125,10 +126,23 @@ class _Run:
     # -- before the lock: (1)-(3), no write ----------------------------------------------
 
     def execute(self) -> Report:
+        """The run; the client the factory made is closed at its end, whatever happens."""
         record = self.record
         try:
             given = self._validate(self.request.chain, self.request.key)
             client = self.client_factory(self.request)
+        except InputError as error:
+            return record.failure(Outcome.INVALID_INPUT, error)
+        except RotationError as error:
+            return record.failure(Outcome.FAILED, error)
+        try:
+            return self._with(client, given)
+        finally:
+            client.close()
+
+    def _with(self, client: CfClient, given: NewMaterial | None) -> Report:
+        record = self.record
+        try:
             client.set_deadline(self.deadline)
             keep_out_of_errors(client, self.request.key)
             obs, decision = self._observe(client, "observe", given)
@@ -210,17 +224,22 @@ class _Run:
         return new
 
     def _observe(
-        self, client: CfClient, step: str | None, new: NewMaterial | None
+        self,
+        client: CfClient,
+        step: str | None,
+        new: NewMaterial | None,
+        previous: Observation | None = None,
     ) -> tuple[Observation, Decision]:
         """Steps (2) and (3): read the landscape, then decide; no write.
 
-        `step` names the journal step (None: part of the step that is running).
+        `step` names the journal step (None: part of the step that is running); `previous`
+        the reading this one renews (under the lock).
         """
         if step is None:
-            obs = self._read(client)
+            obs = self._read(client, previous)
         else:
             with self.record.journal.step(step) as notes:
-                obs = self._read(client)
+                obs = self._read(client, previous)
                 version = ".".join(map(str, obs.api_version))
                 notes.append(f"CC API {version}, {len(obs.bindings)} binding(s)")
         facts: CertFacts | None = material.facts(new.leaf) if new is not None else None
@@ -229,9 +248,13 @@ class _Run:
         self.record.before = decision.live.facts if decision.live else None
         return obs, decision
 
-    def _read(self, client: CfClient) -> Observation:
+    def _read(self, client: CfClient, previous: Observation | None) -> Observation:
         obs = observe(
-            client, self.request.target, chain_env_var=self.request.chain_env_var, now=self.now
+            client,
+            self.request.target,
+            chain_env_var=self.request.chain_env_var,
+            now=self.now,
+            previous=previous,
         )
         previous_key = obs.env.get(self.request.key_env_var)
         if previous_key:
@@ -249,7 +272,7 @@ class _Run:
             with record.journal.step("lock") as notes:
                 held = lock.acquire(client, obs.space_guid, obs.app.name, info)
                 notes.append(f"{held.name} created")
-                obs, decision = self._observe(client, None, new)  # fresh, under the lock
+                obs, decision = self._observe(client, None, new, obs)  # fresh, under the lock
                 notes.append("state read again under the lock")
         except lock.Locked as error:
             return record.failure(Outcome.FAILED, error)
@@ -324,6 +347,7 @@ class _Run:
     def _forward(self, ctx: RunContext, strategy: RotationStrategy) -> Registered:
         journal = ctx.journal
         ctx.check_cancel()
+        prepare_test_call(ctx)
         with journal.step("set", f"strategy {strategy.name}") as notes:
             registered = register_new_leaf(strategy, ctx)
             self.record.strategy = used = registered.used

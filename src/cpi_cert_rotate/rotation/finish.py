@@ -9,14 +9,18 @@ Controller says, not what the deletes were expected to achieve.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from .. import material
-from ..cf import CfClient
-from ..errors import RotationError
+from ..cf import Binding, CfClient
+from ..cf.polling import wait_for
+from ..cf.together import together
+from ..errors import CfTimeout, RotationError
 from ..models import CertFacts, Outcome, Report, RotationRequest
 from .annotations import AnnotationKeys
 from .context import ROLLBACK_BUDGET_S, RunContext
@@ -33,7 +37,6 @@ MIN_COMPLETION_S = 60.0
 """Completing an earlier run's leftovers gets at least this long (it waits for deployments)."""
 CLEANUP_ATTEMPTS = 2
 """An old binding's delete is tried twice: a failed broker job is often transient."""
-POLL_S = 0.5
 
 
 @dataclass
@@ -54,21 +57,45 @@ def remove_other_bindings(
     keep: str,
     deadline: float,
     cleanup: Cleanup,
+    meanwhile: Callable[[], None] | None = None,
+    known: Sequence[Binding] | None = None,
 ) -> None:
-    """Delete every binding of the app to the instance but `keep`; then list again."""
-    for binding in client.list_app_bindings(app_guid, si_guid):
-        if binding.guid == keep:
-            continue
+    """Delete every binding of the app to the instance but `keep`; then list again.
+
+    `known`: the bindings as read under the lock (deleted without listing them first).
+    `meanwhile` runs once the deletes ended, together with that listing (the rotation
+    record: written only after the deletes, so a run killed while they run leaves no
+    record, and the next run finishes its work and takes its lock over)."""
+
+    def delete(binding: Binding) -> None:
         try:
-            delete_binding_when_settled(client, binding.guid, deadline, attempts=CLEANUP_ATTEMPTS)
+            delete_binding_when_settled(
+                client, binding.guid, deadline, attempts=CLEANUP_ATTEMPTS, listed=binding
+            )
             cleanup.notes.append(f"deleted binding {binding.guid}")
         except RotationError as error:
             log.error("binding %s could not be deleted: %s", binding.guid, error)
-    try:
-        remaining = [b for b in client.list_app_bindings(app_guid, si_guid) if b.guid != keep]
-    except RotationError as error:
+
+    def final_list() -> list[Binding] | RotationError:
+        try:
+            return [b for b in client.list_app_bindings(app_guid, si_guid) if b.guid != keep]
+        except RotationError as error:
+            return error
+
+    # `known` (read under the lock) go without a listing first; the listing after them
+    # finds any other (a create applied late, a person's), which then goes too.
+    first = client.list_app_bindings(app_guid, si_guid) if known is None else known
+    for binding in first:
+        if binding.guid != keep:  # one at a time: a run has one write in flight
+            delete(binding)
+    remaining, _ = together(final_list, meanwhile or (lambda: None))
+    if known is not None and isinstance(remaining, list) and remaining:
+        for binding in remaining:
+            delete(binding)
+        remaining = final_list()
+    if isinstance(remaining, RotationError):
         cleanup.state_left.append(
-            f"whether the old binding(s) are gone is unknown: listing them failed ({error})"
+            f"whether the old binding(s) are gone is unknown: listing them failed ({remaining})"
         )
         cleanup.manual_actions.append(
             f"cf curl '/v3/service_credential_bindings?app_guids={app_guid}"
@@ -88,10 +115,15 @@ def remove_other_bindings(
 def wait_for_deployments(client: CfClient, guids: tuple[str, ...], deadline: float) -> list[str]:
     """Wait until the deployments are FINALIZED; returns those still ACTIVE at `deadline`."""
     pending = list(guids)
-    while pending and time.monotonic() < deadline:
+
+    def still_active() -> list[str]:
+        nonlocal pending
         pending = [g for g in pending if not client.get_deployment(g).finalized]
-        if pending:
-            time.sleep(POLL_S)
+        return pending
+
+    if pending:
+        with contextlib.suppress(CfTimeout):
+            wait_for(still_active, lambda p: not p, deadline=deadline, what="the deployments")
     return pending
 
 
@@ -120,7 +152,8 @@ def finish_rotation(
     but the one that serves it), record it."""
     ctx.client.set_deadline(ctx.rollback_deadline())  # finishing beats leaving a mess
     cleanup = Cleanup()
-    assert run.new is not None
+    new = run.new
+    assert new is not None
     with run.journal.step("finish") as notes:
         remove_other_bindings(
             ctx.client,
@@ -129,8 +162,11 @@ def finish_rotation(
             keep=registered.binding.guid,
             deadline=ctx.rollback_deadline(),
             cleanup=cleanup,
+            meanwhile=lambda: record(
+                ctx.client, ctx.obs.app.guid, keys, new, run_id=run_id, cleanup=cleanup
+            ),
+            known=ctx.obs.bindings,
         )
-        record(ctx.client, ctx.obs.app.guid, keys, run.new, run_id=run_id, cleanup=cleanup)
         notes.extend(cleanup.notes)
     run.warnings += cleanup.warnings
     new_guid = registered.binding.guid if registered.created else None
@@ -225,7 +261,9 @@ def _complete(
     if leftovers.unfinished or leftovers.unrecorded:
         deployment = redeploy(client, obs, request, deadline)
         cleanup.notes.append(f"deployment {deployment.guid} brought the env to every instance")
+    facts = material.facts(leaf)
     remove_other_bindings(
-        client, obs.app.guid, obs.instance.guid, keep=keep, deadline=deadline, cleanup=cleanup
-    )
-    record(client, obs.app.guid, keys, material.facts(leaf), run_id=run_id, cleanup=cleanup)
+        client, obs.app.guid, obs.instance.guid, keep=keep, deadline=deadline, cleanup=cleanup,
+        meanwhile=lambda: record(client, obs.app.guid, keys, facts, run_id=run_id,
+                                 cleanup=cleanup),
+    )  # fmt: skip

@@ -15,8 +15,9 @@ with the same run id apart (`cpi-cert-rotate-lock`, `owner=<run id>`,
 that can see the space (Space Auditor included); nothing in them is secret, and the
 credentials are left empty, so binding the instance by mistake reveals nothing either.
 
-- Only the run whose token the lock carries deletes it, and only by its guid: a run never
-  removes another run's lock, even one created under the same name a moment later.
+- A run deletes only the instance it created (or adopted by its token), by its guid: a
+  run never removes another run's lock, even one created under the same name a moment
+  later (that one has a guid of its own).
 - A lock whose answer was lost (a dropped connection, a 5xx after CC acted) is recognised
   by its token when the name is found taken, and adopted.
 - A lock past its expiry (its run was killed with SIGKILL) is taken over by deleting that
@@ -293,22 +294,20 @@ def _lock_of(instance: ServiceInstance) -> LockInfo:
 def release(client: CfClient, lock: HeldLock) -> str | None:
     """Delete this run's lock; None when done, else why it was left alone (a warning).
 
-    The lock is read first and deleted only if it still carries this run's token, and only
-    by its guid: a lock taken over (after expiry) or re-created by another run is never
-    touched.
+    One call: the lock is deleted by the guid of the instance this run created (or
+    adopted by its token). Guids are never reused, and no run changes another's lock in
+    place: a takeover (after expiry) deletes that instance by its guid and creates a new
+    one, and so does a person who deletes and re-creates it. So this delete can only ever
+    remove this run's own instance; when it is gone (404) the lock is left to whoever
+    holds the name now.
     """
-    current = client.get_service_instance(lock.guid)
-    if current is None:
-        return (
-            f"the lock {lock.name} was already gone when this run ended (deleted by hand, or "
-            "taken over after it expired)"
-        )
-    held = LockInfo.from_tags(current.tags) if current.type == "user-provided" else None
-    if held is None or held.token != lock.info.token:
-        return f"the lock {lock.name} ({lock.guid}) no longer carries this run's token; left alone"
     for attempt in (1, 2):  # a 500 is not retried by the transport; this delete is safe to
         try:  # repeat (by guid, and a lock already gone is a 404)
-            client.delete_user_provided_instance(lock.guid)
+            if not client.delete_user_provided_instance(lock.guid):
+                return (
+                    f"the lock {lock.name} was already gone when this run ended (deleted by "
+                    "hand, or taken over after it expired)"
+                )
             break
         except CfApiError as error:
             if attempt == 2 or error.status < 500:

@@ -8,6 +8,7 @@ excluded from `repr`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -16,10 +17,15 @@ from cryptography import x509
 
 from .. import material
 from ..cf import App, Binding, CfClient, ServiceInstance
+from ..cf.together import together
 from ..errors import CfApiError, RotationError
 from ..models import CfTarget
 
 log = logging.getLogger(__name__)
+
+WARM_CONNECTIONS = 4
+"""Connections open once the login ran (the root's included): observe then sends four
+calls at once."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,8 @@ class Observation:
     """What each succeeded binding registers, by binding guid (unreadable ones absent)."""
     active_deployments: tuple[str, ...] = ()
     """Guids of the app's deployments still ACTIVE (an earlier run's, or a person's)."""
+    web_instances: int | None = None
+    """How many web instances the app runs (None: unknown): a deployment's batches."""
 
     def serves(self, binding: Binding, leaf: x509.Certificate) -> bool | None:
         """Whether CPI accepts `leaf` through `binding`; None when its certificate is unknown.
@@ -115,39 +123,83 @@ def leaf_of_chain(pem: str | None, now: datetime) -> x509.Certificate | None:
 
 
 def observe(
-    client: CfClient, target: CfTarget, *, chain_env_var: str, now: datetime
+    client: CfClient,
+    target: CfTarget,
+    *,
+    chain_env_var: str,
+    now: datetime,
+    previous: Observation | None = None,
 ) -> Observation:
-    """Resolve org, space, app, service instance, bindings, env vars; make no change."""
-    root = client.root()
-    client.authenticate()
-    org = client.find_org(target.org)
-    space = client.find_space(org.guid, target.space)
-    app = client.find_app(space.guid, target.app)
-    instance = client.find_service_instance(space.guid, target.service_instance)
-    bindings = tuple(client.list_app_bindings(app.guid, instance.guid))
+    """Resolve org, space, app, service instance, bindings, env vars; make no change.
+
+    In as few round trips as Cloud Controller allows: the API root; the login (while more
+    connections open); org, space and app in one call (`CfClient.locate_app`) and, at the
+    same time, the bindings of apps of that name to instances of that name, with those
+    instances; then the succeeded bindings' credentials, the env vars, the active
+    deployments and the web instance count, all at once. With `previous` (the reading under the
+    lock) what cannot change is taken from it (org, space, instance, instance count); the
+    app, bindings, env vars and deployments are read again, in one round trip, and a
+    binding's credentials are read once per run (they never change).
+    """
+    if previous is None:
+        root = client.root()
+        together(client.authenticate, lambda: client.warm(WARM_CONNECTIONS))
+        (org, space, app), (all_bindings, named) = together(
+            lambda: client.locate_app(target.org, target.space, target.app),
+            lambda: client.bindings_of_app_named(target.app, target.service_instance),
+        )
+        bound = {b.service_instance_guid for b in all_bindings if b.app_guid == app.guid}
+        mine = [si for si in named if si.guid in bound]
+        if len(mine) == 1 and app.name == target.app:
+            instance = mine[0]  # the app binds only to its space's (or shared) instances
+        else:  # no binding yet, or the name matched only case-folded: by guid, to be sure
+            instance = client.find_service_instance(space.guid, target.service_instance)
+            if app.name != target.app:
+                all_bindings = client.list_app_bindings(app.guid, instance.guid)
+        bindings = tuple(
+            b
+            for b in all_bindings
+            if b.service_instance_guid == instance.guid and b.app_guid == app.guid
+        )
+        _, env, deployments, web_instances = together(
+            lambda: _read_credentials(client, bindings),
+            lambda: client.get_env_vars(app.guid),
+            lambda: client.list_active_deployments(app.guid),
+            lambda: client.web_instances(app.guid),
+        )
+        org_guid, space_guid = org.guid, space.guid
+        api_version: tuple[int, ...] = root.v3_version
+    else:
+        (listed, app), env, deployments = together(
+            lambda: client.app_bindings_and_app(previous.app.guid, previous.instance.guid),
+            lambda: client.get_env_vars(previous.app.guid),
+            lambda: client.list_active_deployments(previous.app.guid),
+        )
+        bindings, instance = tuple(listed), previous.instance
+        org_guid, space_guid = previous.org_guid, previous.space_guid
+        api_version, web_instances = previous.api_version, previous.web_instances
     succeeded = [b for b in bindings if b.state == "succeeded" and b.operation == "create"]
     live = succeeded[-1] if succeeded else None
     warnings: list[str] = []
     registered_by: dict[str, RegisteredCert] = {}
-    for binding in succeeded:
-        try:
-            registered_by[binding.guid] = credentials_of(client.binding_credentials(binding.guid))
-        except CfApiError as error:
+    answers = together(*(_credentials_or_error(client, b.guid) for b in succeeded))
+    for binding, answer in zip(succeeded, answers, strict=True):
+        if isinstance(answer, CfApiError):
             warnings.append(
                 f"could not read the credentials of binding {binding.guid} "
-                f"({error.title or error.status})"
+                f"({answer.title or answer.status})"
                 + ("; the old certificate is taken from the env var" if binding is live else "")
             )
+        else:
+            registered_by[binding.guid] = credentials_of(answer)
     registered = RegisteredCert(None, None, None)
     if live is not None:
         registered = registered_by.get(live.guid, registered)
-    env = client.get_env_vars(app.guid)
-    active = tuple(d.guid for d in client.list_active_deployments(app.guid))
     return Observation(
-        api_version=root.v3_version,
+        api_version=api_version,
         supports_strategy=client.supports_binding_strategy(),
-        org_guid=org.guid,
-        space_guid=space.guid,
+        org_guid=org_guid,
+        space_guid=space_guid,
         app=app,
         instance=instance,
         bindings=bindings,
@@ -157,5 +209,22 @@ def observe(
         env_leaf=leaf_of_chain(env.get(chain_env_var), now),
         warnings=tuple(warnings),
         registered_by=registered_by,
-        active_deployments=active,
+        active_deployments=tuple(d.guid for d in deployments),
+        web_instances=web_instances,
     )
+
+
+def _read_credentials(client: CfClient, bindings: tuple[Binding, ...]) -> None:
+    """Read the succeeded bindings' credentials into the client (errors are seen later)."""
+    succeeded = [b for b in bindings if b.succeeded]
+    together(*(_credentials_or_error(client, b.guid) for b in succeeded))
+
+
+def _credentials_or_error(client: CfClient, guid: str) -> Callable[[], dict[str, Any] | CfApiError]:
+    def read() -> dict[str, Any] | CfApiError:
+        try:
+            return client.binding_credentials(guid)
+        except CfApiError as error:
+            return error
+
+    return read

@@ -8,20 +8,18 @@ them to every instance, `max_in_flight` at a time.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 
 from ..cf import CfClient, Deployment
-from ..errors import RotationError
+from ..errors import CfTimeout, RotationError
 from ..models import RotationRequest
 from .context import RunContext
 from .journal import Compensation
 from .observe import Observation
 
 log = logging.getLogger(__name__)
-
-POLL_START_S = 0.2
-POLL_CAP_S = 3.0
 
 
 class DeploymentFailed(RotationError):
@@ -78,8 +76,16 @@ def redeploy(
 ) -> Deployment:
     """A rolling deployment of the current droplet, waited to DEPLOYED (no compensation:
     it changes no setting, it only brings the app's env to every instance)."""
+    sent = time.monotonic()
     deployment = client.create_deployment(obs.app.guid, max_in_flight=request.max_in_flight)
-    deployment = client.wait_deployment(deployment.guid, deadline=deadline)
+    deployment = client.wait_deployment(
+        deployment.guid,
+        deadline=deadline,
+        instances=obs.web_instances,
+        max_in_flight=request.max_in_flight,
+        process_guid=deployment.new_process_guid,
+        started=sent,
+    )
     if not deployment.succeeded:
         error = f": {deployment.error}" if deployment.error else ""
         raise DeploymentFailed(
@@ -89,24 +95,28 @@ def redeploy(
 
 
 def _deploy_and_wait(ctx: RunContext, deadline: float, *, purpose: str) -> Deployment:
+    sent = time.monotonic()
     deployment = ctx.client.create_deployment(
         ctx.obs.app.guid, max_in_flight=ctx.request.max_in_flight
     )
     if purpose == "promote":
         ctx.deployment_guid = deployment.guid
     log.info("deployment %s (%s) started", deployment.guid, purpose)
-    wait = POLL_START_S
-    while deployment.state != "FINALIZED":
-        if purpose == "promote" and ctx.cancel.is_set():
-            ctx.check_cancel()
-        if time.monotonic() + wait > deadline:
-            raise DeploymentFailed(
-                f"deployment {deployment.guid} did not finish before the deadline "
-                f"(still {deployment.state}/{deployment.reason})"
+    if deployment.state != "FINALIZED":
+        try:
+            deployment = ctx.client.wait_deployment(
+                deployment.guid,
+                deadline=deadline,
+                instances=ctx.obs.web_instances,
+                max_in_flight=ctx.request.max_in_flight,
+                process_guid=deployment.new_process_guid,
+                started=sent,
+                check=ctx.check_cancel if purpose == "promote" else None,
             )
-        time.sleep(wait)
-        wait = min(wait * 1.5, POLL_CAP_S)
-        deployment = ctx.client.get_deployment(deployment.guid)
+        except CfTimeout as timeout:
+            raise DeploymentFailed(
+                f"deployment {deployment.guid} did not finish before the deadline"
+            ) from timeout
     if deployment.reason != "DEPLOYED":
         error = f": {deployment.error}" if deployment.error else ""
         raise DeploymentFailed(
@@ -123,10 +133,8 @@ def _cancel_if_active(ctx: RunContext) -> None:
     deployment = ctx.client.get_deployment(guid)
     if deployment.state == "ACTIVE":
         ctx.client.cancel_deployment(guid)
-        deadline = ctx.rollback_deadline()
-        while deployment.state != "FINALIZED" and time.monotonic() < deadline:
-            time.sleep(POLL_START_S)
-            deployment = ctx.client.get_deployment(guid)
+        with contextlib.suppress(CfTimeout):  # still cancelling: said by the state below
+            deployment = ctx.client.wait_deployment(guid, deadline=ctx.rollback_deadline())
     if deployment.state == "FINALIZED" and deployment.reason == "CANCELED":
         # CC scaled the old process back up: no instance runs with the new env.
         ctx.instances_may_hold_new_env = False

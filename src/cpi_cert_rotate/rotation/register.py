@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 
 from .. import material
 from ..cf import Binding, CfClient
-from ..errors import CfApiError, CfJobFailed, CfUnreachable, RotationError
+from ..cf.polling import wait_for
+from ..errors import CfApiError, CfJobFailed, CfTimeout, CfUnreachable, RotationError
 from .context import RunContext
 from .journal import Compensation
 from .observe import credentials_of
@@ -28,32 +30,45 @@ OVERLAP_REFUSALS = (
 `app/actions/service_credential_binding_app_create.rb`; an older CC refuses the unknown
 `strategy` field in `app/messages/service_credential_app_binding_create_message.rb`)."""
 
-SETTLE_POLL_S = 0.5
-LATE_CREATE_POLL_S = 0.5
-
 
 class OverlapRefused(RotationError):
     """The landscape does not accept a second binding (limit 1, or CC < 3.205)."""
 
 
 def delete_binding_when_settled(
-    client: CfClient, guid: str, deadline: float, *, attempts: int = 1
+    client: CfClient,
+    guid: str,
+    deadline: float,
+    *,
+    attempts: int = 1,
+    listed: Binding | None = None,
 ) -> None:
     """Delete a binding, first waiting out an operation still in flight on it.
 
     CC refuses to delete a binding whose create is in progress (422), and a lost answer
     can leave exactly that; so wait for it to settle, then delete. A binding already
     gone counts as deleted. A failed broker job is often transient: `attempts` > 1
-    tries the delete again before giving up.
+    tries the delete again before giving up. `listed`: the binding as a listing just
+    showed it (its first reading then costs no call).
     """
     for attempt in range(1, attempts + 1):
-        while True:
+        readings = iter((listed,) if attempt == 1 and listed is not None else ())
+
+        def reading(readings: Iterator[Binding] = readings) -> Binding | None:
+            return next(readings, None) or client.get_binding(guid)
+
+        try:
+            binding = wait_for(
+                reading,
+                lambda b: b is None or b.state not in ("initial", "in progress"),
+                deadline=deadline,
+                what="the binding's running operation",
+                guid=guid,
+            )
+        except CfTimeout:  # still running: the delete below says what CC thinks of it
             binding = client.get_binding(guid)
-            if binding is None:
-                return
-            if binding.state not in ("initial", "in progress") or time.monotonic() >= deadline:
-                break
-            time.sleep(SETTLE_POLL_S)
+        if binding is None:
+            return
         try:
             client.delete_binding(guid, deadline=deadline)
             return
@@ -76,7 +91,7 @@ def create_binding(ctx: RunContext, *, strategy: str | None) -> Binding:
     only one). A 422 refusal of `multiple` raises `OverlapRefused`, nothing created.
     """
     client, obs = ctx.client, ctx.obs
-    known = {b.guid for b in client.list_app_bindings(obs.app.guid, obs.instance.guid)}
+    known = {b.guid for b in obs.bindings}  # read under the lock just before: no call
     params = material.binding_parameters(ctx.new_leaf)
     try:
         binding = client.create_app_binding(
@@ -147,16 +162,22 @@ def _adopt_unknown_bindings(ctx: RunContext, known: set[str]) -> None:
 
     def delete_unknown() -> None:
         watch_until = min(time.monotonic() + ctx.client.call_timeout_s, ctx.rollback_deadline())
-        while True:
-            strays = [
-                b for b in ctx.client.list_app_bindings(app_guid, si_guid) if b.guid not in known
-            ]
-            for binding in strays:
-                log.warning("deleting binding %s left by a create that failed", binding.guid)
-                delete_binding_when_settled(ctx.client, binding.guid, ctx.rollback_deadline())
-            if strays or time.monotonic() >= watch_until:
-                break
-            time.sleep(LATE_CREATE_POLL_S)
+
+        def unknown() -> list[Binding]:
+            listed = ctx.client.list_app_bindings(app_guid, si_guid)
+            return [b for b in listed if b.guid not in known]
+
+        try:
+            strays = wait_for(
+                unknown, bool, deadline=watch_until, what="a binding of the failed create"
+            )
+        except CfTimeout:
+            strays = []
+        for binding in strays:
+            log.warning("deleting binding %s left by a create that failed", binding.guid)
+            delete_binding_when_settled(
+                ctx.client, binding.guid, ctx.rollback_deadline(), listed=binding
+            )
         if not strays:
             ctx.warnings.append(
                 "a binding create whose answer was lost did not show up within "

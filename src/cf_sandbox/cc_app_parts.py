@@ -33,17 +33,6 @@ ROUTES = list_spec(  # routes_list_message.rb
     "ports",
     "service_instance_guids",
     metadata=False,
-    arrays=(
-        "hosts",
-        "space_guids",
-        "organization_guids",
-        "domain_guids",
-        "paths",
-        "app_guids",
-        "include",
-        "ports",
-        "service_instance_guids",
-    ),
     includes=("domain", "space", "space.organization", "route_policies"),
 )
 TASKS = list_spec(  # tasks_list_message.rb

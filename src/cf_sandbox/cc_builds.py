@@ -15,14 +15,19 @@ they imply), `app_revisions_list_message.rb`, `app_builds_list_message.rb`.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
 from . import present
 from .context import Ctx
-from .listing import list_spec, parse
+from .listing import Query, list_spec, parse
 from .logcache import LogStore
 from .metadata import parse_metadata
 from .paging import by_attributes, list_response
 from .state import Build, Droplet, Package
 from .web import GUID, Request, Response, Router, check_fields, not_found, unprocessable
+
+_Owned = TypeVar("_Owned", Package, Build)
 
 PACKAGES = list_spec(
     "states", "types", "app_guids", "app_guid", "space_guids", "organization_guids"
@@ -73,20 +78,36 @@ class BuildRoutes:
 
     # -- packages -----------------------------------------------------------------
 
-    def _package_list(self, req: Request, app_guid: str | None) -> Response:
-        query = parse(req, PACKAGES, refused=_APP_NESTED if app_guid else ())
+    def _app_list(  # noqa: PLR0917
+        self,
+        req: Request,
+        query: Query,
+        app_guid: str | None,
+        items: Callable[[], Mapping[str, _Owned]],
+        attributes: dict[str, str],
+        render: Callable[[_Owned, str], dict[str, Any]],
+    ) -> Response:
+        """A list of an app's resources, nested (`/v3/apps/:guid/...`: the app must exist)
+        or not (`app_guids=`), filtered by `attributes` (query key -> attribute)."""
         with self.ctx.store.lock:
             if app_guid is not None:
                 self.ctx.app_or_404(app_guid)
             wanted = [app_guid] if app_guid else query.many("app_guids")
-            by_state = by_attributes(query, {"states": "state", "types": "type"})
+            matches = by_attributes(query, attributes)
             return list_response(
                 req,
                 query,
-                self.ctx.store.packages.values(),
-                lambda p: (wanted is None or p.app_guid in wanted) and by_state(p),
-                lambda p: present.package(p, req.base_url),
+                items().values(),
+                lambda r: (wanted is None or r.app_guid in wanted) and matches(r),
+                lambda r: render(r, req.base_url),
             )
+
+    def _package_list(self, req: Request, app_guid: str | None) -> Response:
+        query = parse(req, PACKAGES, refused=_APP_NESTED if app_guid else ())
+        by = {"states": "state", "types": "type"}
+        return self._app_list(
+            req, query, app_guid, lambda: self.ctx.store.packages, by, present.package
+        )
 
     def packages(self, req: Request) -> Response:
         """`GET /v3/packages?app_guids=&states=READY&order_by=-created_at&per_page=1`."""
@@ -160,18 +181,10 @@ class BuildRoutes:
 
     def _build_list(self, req: Request, app_guid: str | None) -> Response:
         query = parse(req, APP_BUILDS if app_guid else BUILDS)
-        with self.ctx.store.lock:
-            if app_guid is not None:
-                self.ctx.app_or_404(app_guid)
-            wanted = [app_guid] if app_guid else query.many("app_guids")
-            by_state = by_attributes(query, {"states": "state", "package_guids": "package_guid"})
-            return list_response(
-                req,
-                query,
-                self.ctx.store.builds.values(),
-                lambda b: (wanted is None or b.app_guid in wanted) and by_state(b),
-                lambda b: present.build(b, req.base_url),
-            )
+        by = {"states": "state", "package_guids": "package_guid"}
+        return self._app_list(
+            req, query, app_guid, lambda: self.ctx.store.builds, by, present.build
+        )
 
     def builds(self, req: Request) -> Response:
         """`GET /v3/builds`."""

@@ -26,7 +26,6 @@ discovery document at `/.well-known/openid-configuration`.
 
 from __future__ import annotations
 
-import base64
 import hmac
 import secrets
 import time
@@ -34,10 +33,9 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote
 
 from .jose import Jwt, SigningKey, signed_by
-from .web import Request, Response, Router
+from .web import Request, Response, Router, basic_credentials
 
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -100,17 +98,6 @@ class _Refused(Exception):
         self.response = Response(
             status, {"error": error, "error_description": description}, dict(_NO_STORE)
         )
-
-
-def _basic(req: Request) -> tuple[str, str] | None:
-    scheme, _, value = (req.headers.get("Authorization") or "").partition(" ")
-    if scheme.lower() != "basic":
-        return None
-    try:
-        client_id, _, secret = base64.b64decode(value).decode().partition(":")
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return unquote(client_id), unquote(secret)
 
 
 def _audiences(claims: dict[str, Any]) -> list[str]:
@@ -176,7 +163,7 @@ class IasTenant:
         )
 
     def _token_route(self, req: Request) -> Response:
-        return self.token(req.form(), _basic(req))
+        return self.token(req.form(), basic_credentials(req))
 
     def token(self, form: dict[str, str], basic: tuple[str, str] | None) -> Response:
         """The token endpoint on a parsed form (UAA's proxy calls it the same way)."""

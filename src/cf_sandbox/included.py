@@ -74,6 +74,15 @@ def _rel(name: str, guid: str) -> dict[str, Any]:
     return {"relationships": {name: {"data": {"guid": guid}}}}
 
 
+def _pick_related(
+    fields: list[str], values: dict[str, Any], relation: str, guid: str
+) -> dict[str, Any]:
+    """`_pick`, and the one relationship a resource has when `relationships.<relation>` is
+    among the fields asked for."""
+    related = _rel(relation, guid) if f"relationships.{relation}" in fields else {}
+    return {**_pick(fields, values), **related}
+
+
 def for_instance_fields(
     store: Store, instances: list[ServiceInstance], fields: dict[str, list[str]]
 ) -> dict[str, Any]:
@@ -83,14 +92,7 @@ def for_instance_fields(
     if "space" in fields:
         wanted = fields["space"]
         included["spaces"] = [
-            {
-                **_pick(wanted, {"guid": s.guid, "name": s.name}),
-                **(
-                    _rel("organization", s.org_guid)
-                    if "relationships.organization" in wanted
-                    else {}
-                ),
-            }
+            _pick_related(wanted, {"guid": s.guid, "name": s.name}, "organization", s.org_guid)
             for s in spaces
         ]
     if "space.organization" in fields:
@@ -104,37 +106,27 @@ def for_instance_fields(
     if "service_plan" in fields:
         wanted = fields["service_plan"]
         included["service_plans"] = [
-            {
-                **_pick(wanted, {"guid": p.guid, "name": p.name}),
-                **(
-                    _rel("service_offering", p.offering_guid)
-                    if "relationships.service_offering" in wanted
-                    else {}
-                ),
-            }
+            _pick_related(
+                wanted, {"guid": p.guid, "name": p.name}, "service_offering", p.offering_guid
+            )
             for p in plans
         ]
     if "service_plan.service_offering" in fields:
         wanted = fields["service_plan.service_offering"]
         offerings = _ordered(store.offerings[p.offering_guid] for p in plans)
         included["service_offerings"] = [
-            {
-                **_pick(
-                    wanted,
-                    {
-                        "name": o.label,
-                        "guid": o.guid,
-                        "description": present.OFFERING_DESCRIPTION,
-                        "tags": [],
-                        "documentation_url": None,
-                    },
-                ),
-                **(
-                    _rel("service_broker", present.BROKER_GUID)
-                    if "relationships.service_broker" in wanted
-                    else {}
-                ),
-            }
+            _pick_related(
+                wanted,
+                {
+                    "name": o.label,
+                    "guid": o.guid,
+                    "description": present.OFFERING_DESCRIPTION,
+                    "tags": [],
+                    "documentation_url": None,
+                },
+                "service_broker",
+                present.BROKER_GUID,
+            )
             for o in offerings
         ]
     if "service_plan.service_offering.service_broker" in fields:

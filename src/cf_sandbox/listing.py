@@ -80,10 +80,10 @@ def list_spec(
 ) -> QuerySpec:
     """A `*ListMessage`: the base keys, the endpoint's keys, then `label_selector`.
 
-    `arrays` defaults to every specific key except the single-valued ones in `enums` and
-    `fields` (CC passes its array keys to `from_params` explicitly).
+    `arrays` defaults to every specific key except the single-valued ones in `enums`,
+    `fields` and `label_selector` (CC passes its array keys to `from_params` explicitly).
     """
-    singles = {*(enums or {}), "fields"}
+    singles = {*(enums or {}), "fields", "label_selector"}
     keys = (*LIST_BASE, *specific, *(("label_selector",) if metadata else ()))
     chosen = arrays if arrays is not None else tuple(k for k in specific if k not in singles)
     return QuerySpec(

@@ -1,10 +1,11 @@
 """Creating landscape contents directly (not through the API): the seed and test fixtures.
 
-The seed is the blog post's landscape (`seed/`): org `demo-org`, space `dev`, app `ntifext`
-(STARTED, running), it-rt instance `iflowext` (plan `integration-flow`), bound without a
-binding name like a plain `cf bind-service`, with a certificate issued 61 days ago for 90
-days (so `renew-before 33%` says it is due) whose chain and key are the app's
-`CLI_CHAIN`/`CLI_KEY`: the probe succeeds before any rotation.
+The seed is the landscape of the manual procedure this tool replaces (docs/rotation.md,
+`restage`): org `demo-org`, space `dev`, app `ntifext` (STARTED, running), it-rt instance
+`iflowext` (plan `integration-flow`), bound without a binding name like a plain
+`cf bind-service`, with a certificate issued 61 days ago for 90 days (so `renew-before 33%`
+says it is due) whose chain and key are the app's `CLI_CHAIN`/`CLI_KEY`: the probe
+succeeds before any rotation.
 """
 
 from __future__ import annotations

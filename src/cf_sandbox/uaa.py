@@ -31,7 +31,7 @@ from urllib.parse import unquote
 
 from .state import Store
 from .uaa_jwt_bearer import JWT_BEARER, JwtBearer
-from .web import Request, Response, Router
+from .web import Request, Response, Router, basic_credentials
 
 # Refresh tokens outlive access tokens, as UAA's default (30 days) does.
 _REFRESH_TTL_S = 30 * 24 * 3600.0
@@ -166,18 +166,6 @@ class TokenIssuer:
             return self._refresh.get(str(claims.get("jti")))
 
 
-def _basic_client(req: Request) -> tuple[str, str] | None:
-    header = req.headers.get("Authorization") or ""
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() != "basic":
-        return None
-    try:
-        client_id, _, secret = base64.b64decode(value).decode().partition(":")
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return unquote(client_id), unquote(secret)
-
-
 def _login_hint_origin(raw: str | None) -> str | None:
     if not raw:
         return None
@@ -234,7 +222,10 @@ class Uaa:
     def token(self, req: Request) -> Response:
         """The token endpoint: dispatch on `grant_type`."""
         form = req.form()
-        client = _basic_client(req) or (form.get("client_id", ""), form.get("client_secret", ""))
+        client = basic_credentials(req) or (
+            form.get("client_id", ""),
+            form.get("client_secret", ""),
+        )
         grant_type = form.get("grant_type", "")
         if self.jwt_bearer is not None:
             if grant_type == JWT_BEARER:

@@ -7,13 +7,14 @@ on code and title, tests also on the detail.
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import Message
 from typing import Any
-from urllib.parse import parse_qs, parse_qsl
+from urllib.parse import parse_qs, parse_qsl, unquote
 
 
 @dataclass
@@ -126,6 +127,19 @@ class ApiError(Exception):
         """The error envelope response."""
         body = {"errors": [{"detail": self.detail, "title": self.title, "code": self.code}]}
         return Response(self.status, body)
+
+
+def basic_credentials(req: Request) -> tuple[str, str] | None:
+    """The client id and secret of an `Authorization: Basic` header, form-decoded as UAA
+    and IAS read them (RFC 6749 section 2.3.1); None without one or when unreadable."""
+    scheme, _, value = (req.headers.get("Authorization") or "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        client_id, _, secret = base64.b64decode(value).decode().partition(":")
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return unquote(client_id), unquote(secret)
 
 
 def not_found(kind: str) -> ApiError:

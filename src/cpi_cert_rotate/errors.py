@@ -179,22 +179,3 @@ class VerificationFailed(RotationError):
 
 class Cancelled(RotationError):
     """The run was interrupted (SIGINT/SIGTERM) and stopped at a safe point."""
-
-
-class RollbackError(RotationError):
-    """A rollback step failed: the state is split and a person must act.
-
-    `state` describes what is where, `actions` what a person must do, in order.
-    """
-
-    exit_code = ExitCode.ROLLBACK_INCOMPLETE
-
-    def __init__(self, message: str, *, state: list[str], actions: list[str]) -> None:
-        super().__init__(message)
-        self.state = state
-        self.actions = actions
-
-    def hint(self) -> str:
-        where = "\n".join(f"- {line}" for line in self.state)
-        todo = "\n".join(f"{i}. {a}" for i, a in enumerate(self.actions, 1))
-        return f"{self}\n\n**State left behind**\n{where}\n\n**What to do by hand**\n{todo}"

@@ -286,6 +286,25 @@ class StepResult:
 
 
 @dataclass(frozen=True)
+class StepStarted:
+    """A step of the engine began (`rotate(on_step=)`): adapters open a log group on it."""
+
+    name: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class StepFinished:
+    """A step of the engine ended, ok or failed, with its result."""
+
+    result: StepResult
+
+
+StepEvent = StepStarted | StepFinished
+"""What `rotate(on_step=)` is called with: the engine's progress, as data rather than text."""
+
+
+@dataclass(frozen=True)
 class Report:
     """What a run did, for every adapter to render. Holds no secret."""
 
@@ -362,5 +381,15 @@ class Report:
 
 
 def iso(moment: datetime) -> str:
-    """ISO 8601 in UTC with a `Z`, seconds precision."""
+    """ISO 8601 in UTC with a `Z`, seconds precision: every time this tool writes (reports,
+    annotations, lock tags, scan documents) takes this form."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_iso(text: str | None) -> datetime | None:
+    """A time `iso` wrote (or any ISO 8601 text) read back; None when absent or odd: it
+    comes from an annotation or a tag that anyone may have edited."""
+    try:
+        return datetime.fromisoformat(text) if text else None
+    except ValueError:
+        return None

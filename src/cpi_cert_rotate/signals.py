@@ -13,6 +13,10 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .models import Report
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -42,17 +46,18 @@ def stop_requested_on_signals(event: threading.Event) -> Iterator[list[str]]:
             signal.signal(sig, old)
 
 
-def signal_note(received: list[str], outcome: str, *, stopped: bool, live: bool) -> str:
+def signal_note(received: list[str], report: Report) -> str:
     """What to tell a person who sent SIGINT/SIGTERM, true to how the run ended.
 
-    `stopped`: the engine stopped at a safe point because of the signal (and undid what
-    it had changed); `live`: the new certificate is live. A signal that arrives once the
-    certificate is going live (the finish step, the seed's restage) does not stop the run:
-    undoing then would leave more to repair than finishing, so it finishes.
+    Either the engine stopped at a safe point because of the signal (and undid what it
+    had changed), or the new certificate is live: a signal that arrives once the
+    certificate is going live (the finish step, the seed's restage) does not stop the run,
+    since undoing then would leave more to repair than finishing.
     """
     if not received:
         return ""
     names = ", ".join(received)
+    outcome, stopped, live = str(report.outcome), report.error_code == "cancelled", report.rotated
     if stopped:
         return f"received {names}: stopped at a safe point and undid what was changed ({outcome})"
     if live:

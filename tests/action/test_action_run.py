@@ -17,7 +17,14 @@ from material_kit import ClientMaterial
 from runner_kit import RunnerDirs, effective_commands, input_env, parse_outputs
 
 from cpi_cert_rotate.action import gha, step
-from cpi_cert_rotate.models import Outcome, Report, RotationRequest
+from cpi_cert_rotate.models import (
+    Outcome,
+    Report,
+    RotationRequest,
+    StepFinished,
+    StepResult,
+    StepStarted,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -74,12 +81,10 @@ def test_cleanup_incomplete_is_rotated_but_exit_three(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    def partly(request: RotationRequest, **_: Any) -> Report:
-        logging.getLogger("cpi_cert_rotate.rotation.journal").info("step %s: started", "finish")
+    def partly(request: RotationRequest, **kwargs: Any) -> Report:
+        kwargs["on_step"](StepStarted("finish"))
         logging.getLogger("cpi_cert_rotate.cf").warning("::error::from CF")
-        logging.getLogger("cpi_cert_rotate.rotation.journal").info(
-            "step %s: %s in %.2fs", "finish", "ok", 0.5
-        )
+        kwargs["on_step"](StepFinished(StepResult("finish", "ok", 0.5)))
         return Report(
             outcome=Outcome.CLEANUP_INCOMPLETE,
             target=request.target,

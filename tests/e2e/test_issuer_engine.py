@@ -31,7 +31,7 @@ from cf_sandbox import Landscape
 from cpi_cert_rotate import material
 from cpi_cert_rotate.errors import ExitCode
 from cpi_cert_rotate.issuers import IssuedMaterial, IssuerError
-from cpi_cert_rotate.models import Outcome, RenewBefore, RotationRequest
+from cpi_cert_rotate.models import Outcome, RenewBefore, RotationRequest, Strategy
 from cpi_cert_rotate.rotation import rotate
 
 pytestmark = pytest.mark.e2e
@@ -138,6 +138,20 @@ def test_dry_run_issues_nothing_and_plans_the_issue(landscape: Landscape) -> Non
     assert report.new is None
     assert "the local test CA" in report.plan[0]
     assert write_calls(landscape, since) == []
+
+
+def test_overlap_on_an_old_cloud_controller_is_refused_before_the_issuer_is_asked(
+    landscape_factory: Callable[..., Landscape],
+) -> None:
+    """What the strategy can refuse without the certificate, it refuses before issuing."""
+    ls = landscape_factory(api_version="3.204.0")
+    issuer = LocalCa(ls, eku=ExtendedKeyUsageOID.CLIENT_AUTH)
+    since = len(ls.calls())
+    report = rotate(_request(ls, issuer, strategy=Strategy.OVERLAP))
+    assert report.outcome is Outcome.INVALID_INPUT
+    assert report.error_code == "overlap-unavailable"
+    assert issuer.requests == []
+    assert write_calls(ls, since) == []
 
 
 def test_issuer_refusal_fails_before_any_change(landscape: Landscape) -> None:

@@ -138,3 +138,30 @@ def test_rotation_without_verify_path_says_loudly_it_is_not_verified(
     assert first.startswith("ROTATED BUT NOT VERIFIED (no test call: nothing proved"), first
     assert "warning: NOTHING PROVED THAT THE NEW CERTIFICATE WORKS" in result.stdout
     assert assert_consistent(landscape) == minted.leaf_sha256
+
+
+def test_verbose_shows_each_step_from_the_engines_events(
+    landscape: Landscape, tmp_path: Path
+) -> None:
+    ca = tmp_path / "cf-ca.pem"
+    ca.write_text(landscape.ca_pem)
+    minted = landscape.mint(cn="ntifext-client", days=90)
+    command = _command(landscape, ca)
+    command.insert(command.index("rotate"), "-v")
+    result = subprocess.run(
+        command,
+        env=_env(landscape, minted.chain_pem, minted.key_pem),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    steps = [
+        line.split(": ", 1)[1]
+        for line in result.stderr.splitlines()
+        if line.startswith("INFO cpi_cert_rotate.cli.progress: ")
+    ]
+    names = ["material", "observe", "lock", "set", "test", "promote", "deploy", "finish"]
+    assert [s for s in steps if s.endswith(": started")] == [f"step {n}: started" for n in names]
+    assert [s.split(" in ")[0] for s in steps if " in " in s] == [f"step {n}: ok" for n in names]

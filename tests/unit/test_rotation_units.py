@@ -15,10 +15,12 @@ from cpi_cert_rotate.cf import App, Binding, ServiceInstance
 from cpi_cert_rotate.errors import CfApiError
 from cpi_cert_rotate.models import CfAuth, CfTarget, Outcome, RenewBefore, RotationRequest, Strategy
 from cpi_cert_rotate.rotation.annotations import AnnotationKeys
-from cpi_cert_rotate.rotation.decide import decide, in_place_blockers, initial_strategy
+from cpi_cert_rotate.rotation.decide import decide
 from cpi_cert_rotate.rotation.journal import Compensation, Journal
 from cpi_cert_rotate.rotation.lock import LOCK_TAG, LockInfo, lock_name
 from cpi_cert_rotate.rotation.observe import Observation, RegisteredCert
+from cpi_cert_rotate.rotation.strategies import registry, select
+from cpi_cert_rotate.rotation.strategies.in_place import blockers as in_place_blockers
 from pki_factory import CA, client_pki, utcnow
 
 FINGERPRINT_KEY = AnnotationKeys().fingerprint
@@ -187,11 +189,16 @@ class TestDecide:
 
 
 class TestStrategyChoice:
+    def test_every_strategy_has_its_module(self) -> None:
+        named = {s for s in Strategy if s is not Strategy.AUTO}
+        assert set(registry()) == named
+        assert all(registry()[name].name is name for name in named)
+
     def test_auto_prefers_overlap_then_swap(self) -> None:
         pki = client_pki()
-        assert initial_strategy(_request(pki), _observation(), pki.leaf.cert) is Strategy.OVERLAP
+        assert select(_request(pki), _observation(), pki.leaf.cert).name is Strategy.OVERLAP
         old_cc = _observation(supports_strategy=False)
-        assert initial_strategy(_request(pki), old_cc, pki.leaf.cert) is Strategy.SWAP
+        assert select(_request(pki), old_cc, pki.leaf.cert).name is Strategy.SWAP
 
     def test_auto_renews_in_place_when_pinning_is_off(self) -> None:
         ca = CA.root().intermediate()
@@ -200,7 +207,7 @@ class TestStrategyChoice:
         obs = _observation(env_leaf=old.cert, registered=old.cert, pinning=False)
         pki = client_pki()
         assert in_place_blockers(obs, new.cert) == []
-        assert initial_strategy(_request(pki), obs, new.cert) is Strategy.IN_PLACE
+        assert select(_request(pki), obs, new.cert).name is Strategy.IN_PLACE
 
     def test_in_place_blockers_name_each_reason(self) -> None:
         old = client_pki().leaf.cert

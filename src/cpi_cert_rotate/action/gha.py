@@ -36,11 +36,11 @@ from urllib.parse import quote, urlsplit
 
 import requests
 from actions_toolkit import core
-from urllib3.util.retry import Retry
 
 from ..errors import InputError
 from ..issuers.base import IssuerError
 from ..mtls import EnvProxySession, SSLContextAdapter, trust_context
+from ..retries import retry_policy
 
 MIN_FRAGMENT = 8
 """Lines of a multi-line secret shorter than this are not masked on their own.
@@ -55,18 +55,8 @@ OIDC_TIMEOUT_S = 30.0
 """Read timeout of the OIDC token request (connecting may take at most 10 s)."""
 
 # A GET that asks for a token is safe to repeat (@actions/core retries it too).
-_OIDC_RETRY = Retry(
-    total=3,
-    connect=2,
-    read=1,
-    status=2,
-    allowed_methods=frozenset({"GET"}),
-    status_forcelist=(429, 500, 502, 503, 504),
-    backoff_factor=0.5,
-    backoff_jitter=0.5,
-    respect_retry_after_header=True,
-    retry_after_max=30,
-    raise_on_status=False,
+_OIDC_RETRY = retry_policy(
+    methods=("GET",), statuses=(429, 500, 502, 503, 504), total=3, connect=2, read=1, status=2
 )
 _OIDC_FIX = (
     "Grant the job `permissions: id-token: write` (a job's `permissions:` replaces the "

@@ -6,7 +6,8 @@ The order of one run is the point of this module:
   (3) check the inputs and load the material; every derived form of the key is masked
       the moment it exists (`inputs.build_settings`);
   (4) only then print: the target, and the engine's log live, one `::group::` per
-      engine step, with workflow commands stopped around text we do not control;
+      engine step (its `on_step` events, `log.StepGroups`), with workflow commands
+      stopped around text we do not control;
   (5) render the report: outputs, job summary, annotations, and the exit code.
 SIGINT and SIGTERM (how the runner cancels a job) set the engine's cancel event: it
 stops at the next safe point and undoes what it changed.
@@ -14,12 +15,10 @@ stops at the next safe point and undoes what it changed.
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 import traceback
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -37,11 +36,11 @@ from .inputs import (
     secrets_in_urls,
     target_of,
 )
+from .log import StepGroups, relayed
 from .report import annotations_for, outputs, result_lines, summary
+from .targets import run_targets
 
 Rotate = Callable[..., Report]
-
-_JOURNAL_LOGGER = "cpi_cert_rotate.rotation.journal"
 
 
 def main() -> int:
@@ -65,16 +64,20 @@ def run(env: Mapping[str, str], rotate: Rotate | None = None) -> int:
         gha.mask(password)  # `https://user:password@host`, refused below but never shown
     try:
         if inputs["targets"]:
-            from .targets import run_targets
-
             return run_targets(inputs, env, rotate)
-        with _LogRelay.attached():
-            return _run(inputs, env, rotate)
+        groups = StepGroups()
+        try:
+            with relayed():
+                return _run(inputs, env, rotate, groups)
+        finally:
+            groups.end()
     finally:
         gha.resume_commands()
 
 
-def _run(inputs: Mapping[str, str], env: Mapping[str, str], rotate: Rotate | None) -> int:
+def _run(
+    inputs: Mapping[str, str], env: Mapping[str, str], rotate: Rotate | None, groups: StepGroups
+) -> int:
     try:
         settings = build_settings(inputs, env, gha.mask)
     except InputError as error:
@@ -92,17 +95,12 @@ def _run(inputs: Mapping[str, str], env: Mapping[str, str], rotate: Rotate | Non
     cancel = threading.Event()
     with stop_requested_on_signals(cancel) as received:
         try:
-            report = rotate(request, cancel=cancel, on_secret=gha.mask)
+            report = rotate(request, cancel=cancel, on_secret=gha.mask, on_step=groups)
         except InputError as error:
             report = _invalid(request.target, error)
         except Exception as error:  # the engine reports failures; this is a bug
             report = _internal(request.target, error)
-    note = signal_note(
-        received,
-        str(report.outcome),
-        stopped=report.error_code == "cancelled",
-        live=report.rotated,
-    )
+    note = signal_note(received, report)
     if note:
         gha.info(note[0].upper() + note[1:])
     if settings.warnings:
@@ -186,75 +184,3 @@ def _render(report: Report, settings: Settings | None) -> int:
 def _log_result(report: Report, now: datetime) -> None:
     for line in result_lines(report, now):
         gha.info(line)
-
-
-class _LogRelay(logging.Handler):
-    """Prints the package's log records live, one `::group::` per engine step.
-
-    The engine's journal logs `step NAME: started` and `step NAME: STATUS in S`; those
-    open and close a group. The lines themselves are plain text (`gha.info`), so text
-    from Cloud Foundry inside them cannot act as a workflow command. Debug records
-    appear only when the workflow asked for debug logs.
-    """
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self._in_group = False
-
-    @classmethod
-    @contextmanager
-    def attached(cls, logger_name: str = "cpi_cert_rotate") -> Iterator[None]:
-        relay = cls()
-        logger = logging.getLogger(logger_name)
-        old_level = logger.level
-        logger.addHandler(relay)
-        logger.setLevel(logging.DEBUG if gha.is_debug() else logging.INFO)
-        try:
-            yield
-        finally:
-            logger.removeHandler(relay)
-            logger.setLevel(old_level)
-            relay.end_group()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            started, ended = _step_event(record)
-            if started:
-                self.end_group()
-                gha.start_group(f"step {started}")
-                self._in_group = True
-            if record.levelno >= logging.INFO or gha.is_debug():
-                gha.info(log_line(record))
-            if ended:
-                self.end_group()
-        except Exception:  # a log line must never break the rotation
-            self.handleError(record)
-
-    def end_group(self) -> None:
-        if self._in_group:
-            gha.end_group()
-            self._in_group = False
-
-
-def log_line(record: logging.LogRecord) -> str:
-    """A log record as one plain log line (level prefix, traceback appended)."""
-    prefix = {logging.DEBUG: "debug: ", logging.WARNING: "warning: "}.get(record.levelno, "")
-    if record.levelno >= logging.ERROR:
-        prefix = "error: "
-    text = prefix + record.getMessage()
-    if record.exc_info:
-        text += "\n" + "".join(traceback.format_exception(*record.exc_info)).rstrip()
-    return text
-
-
-def _step_event(record: logging.LogRecord) -> tuple[str | None, str | None]:
-    """(started step, ended step) when `record` is the journal's step start or end."""
-    if record.name != _JOURNAL_LOGGER or not isinstance(record.msg, str):
-        return None, None
-    if not record.msg.startswith("step %s: ") or not record.args:
-        return None, None
-    args = record.args if isinstance(record.args, tuple) else (record.args,)
-    name = str(args[0])
-    if record.msg == "step %s: started":
-        return name, None
-    return None, name

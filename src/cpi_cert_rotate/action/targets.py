@@ -16,23 +16,21 @@ The order of a single run (`step`) holds, per target and for the whole file:
 from __future__ import annotations
 
 import json
-import logging
 import threading
 import traceback
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 
 from ..errors import ExitCode, InputError, RotationError
-from ..fleet.batch import TargetResult, current_target, rotate_batch, worst
+from ..fleet.batch import TargetResult, rotate_batch, worst
 from ..models import Report
 from ..request.targets import Batch
 from ..signals import stop_requested_on_signals
 from . import gha
 from .inputs import build_targets
+from .log import labelled_line, relayed, step_lines
 from .report import OUTPUTS, Annotation, annotations_for, result_lines, result_row, summary
-from .step import log_line
 
 Rotate = Callable[..., Report]
 
@@ -71,10 +69,15 @@ def run_targets(inputs: Mapping[str, str], env: Mapping[str, str], rotate: Rotat
         f"{batch.parallel} at a time, API {first.target.api_url}"
     )
     cancel = threading.Event()
-    with _relay(), stop_requested_on_signals(cancel) as received:
+    with relayed(labelled_line), stop_requested_on_signals(cancel) as received:
         try:
             results = rotate_batch(
-                batch, cancel=cancel, on_secret=gha.mask, on_done=_finished, rotate=rotate
+                batch,
+                cancel=cancel,
+                on_secret=gha.mask,
+                on_step=step_lines,
+                on_done=_finished,
+                rotate=rotate,
             )
         except RotationError as error:  # the one login: no target started
             return _stopped(error, "Login failed: no target was rotated", error.exit_code)
@@ -217,28 +220,3 @@ def _stopped(error: RotationError, title: str, code: ExitCode) -> int:
     gha.Summary().append(f"### ❌ {title}\n\n{error.hint()}\n")
     gha.error(str(error), title=title)
     return int(code)
-
-
-@contextmanager
-def _relay() -> Iterator[None]:
-    """The package's log records as plain lines, each with its target's label."""
-
-    class Relay(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            try:
-                if record.levelno < logging.INFO and not gha.is_debug():
-                    return
-                label = current_target.get()
-                gha.info((f"[{label}] " if label else "") + log_line(record))
-            except Exception:  # a log line must never break a rotation
-                self.handleError(record)
-
-    logger = logging.getLogger("cpi_cert_rotate")
-    relay, old_level = Relay(), logger.level
-    logger.addHandler(relay)
-    logger.setLevel(logging.DEBUG if gha.is_debug() else logging.INFO)
-    try:
-        yield
-    finally:
-        logger.removeHandler(relay)
-        logger.setLevel(old_level)

@@ -2,11 +2,12 @@
 
 How each login method asks UAA (password, client secret, an OIDC token as a user or as a
 client's assertion) is `grants`; this module holds the token. All grants are form-encoded
-POSTs to `<login>/oauth/token` (reference/cf-api-v3.md section 1). A refresh uses the
-refresh_token grant with the client the tokens were issued to; when UAA issued no refresh
-token (client credentials, or an operator who restricts the refresh grant) or refuses it
-(401/400), the original grant runs again: the credentials are still in memory, and an
-OIDC login fetches a new token, so a run outlives the short-lived OIDC token.
+POSTs to `<login>/oauth/token` (https://docs.cloudfoundry.org/api/uaa/, "Token"). A
+refresh uses the refresh_token grant with the client the tokens were issued to; when UAA
+issued no refresh token (client credentials, or an operator who restricts the refresh
+grant) or refuses it (401/400), the original grant runs again: the credentials are still
+in memory, and an OIDC login fetches a new token, so a run outlives the short-lived OIDC
+token.
 
 One `UaaAuth` may serve several `CfClient`s at once (a targets file's rotations share one
 login): every step that touches the token runs under one lock, and a renewal after a 401

@@ -4,7 +4,7 @@ Lookups, service credential bindings (with `strategy: multiple` and async jobs),
 environment variables and annotations, rolling deployments and the seed's restage. The
 transport rules (timeouts, retries, errors, warnings, token refresh) live in `http` and
 `auth`, the shared plumbing in `base`; this module only knows paths and shapes
-(reference/cf-api-v3.md). It knows nothing of certificates: binding `parameters` are
+(https://v3-apidocs.cloudfoundry.org). It knows nothing of certificates: binding `parameters` are
 passed through as given.
 """
 

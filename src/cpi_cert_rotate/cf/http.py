@@ -5,7 +5,7 @@ is safe, turns connection failures into `CfUnreachable` and error envelopes into
 `CfApiError`, collects `X-Cf-Warnings`, and replays it once after a token refresh when
 Cloud Controller says the token expired.
 
-Retries (urllib3 `Retry`, one policy, no hand-written loop):
+Retries (`retries.retry_policy`, as every client here; no hand-written loop):
 - a connection that could not be opened: any method, nothing was sent;
 - 429: any method, the rate limiter answers before a handler runs; `Retry-After` honoured
   (capped, a run has a deadline);
@@ -37,9 +37,9 @@ import logging
 import re
 import ssl
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Protocol, Self
+from typing import Any, Protocol
 from urllib.parse import quote_plus, unquote_plus, urlsplit
 
 import requests
@@ -49,6 +49,7 @@ from urllib3.util.wait import wait_for_read
 
 from ..errors import CfApiError, CfTimeout, CfUnreachable
 from ..mtls import EnvProxySession, SSLContextAdapter, trust_context
+from ..retries import Remaining, retry_policy
 
 __all__ = ["BearerSource", "CfHttp", "Redactor", "decode_warnings"]
 
@@ -133,61 +134,21 @@ def _base64_line(match: re.Match[str]) -> str:
     return _REDACTED if mixed and any(c.isdigit() for c in run) else run
 
 
-Remaining = Callable[[], float | None]
-"""Seconds left before the run's deadline, or None when there is none."""
-
-
-class _CfRetry(Retry):
-    """urllib3 `Retry` that replays a POST answered 429 (it never reached a handler) and
-    stops retrying at the run's deadline: no wait longer than what is left, no attempt
-    after it."""
-
-    remaining: Remaining = staticmethod(lambda: None)
-
-    def new(self, **kw: Any) -> Self:
-        fresh = super().new(**kw)
-        fresh.remaining = self.remaining
-        return fresh
-
-    def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
-        if status_code == 429:
-            return True
-        return super().is_retry(method, status_code, has_retry_after)
-
-    def is_exhausted(self) -> bool:
-        left = self.remaining()
-        return super().is_exhausted() or (left is not None and left <= 0)
-
-    def get_backoff_time(self) -> float:
-        return self._within_deadline(super().get_backoff_time())
-
-    def get_retry_after(self, response: Any) -> float | None:
-        wait = super().get_retry_after(response)
-        return None if wait is None else self._within_deadline(wait)
-
-    def _within_deadline(self, wait: float) -> float:
-        left = self.remaining()
-        return wait if left is None else max(0.0, min(wait, left))
-
-
 def _retry_policy(methods: frozenset[str], remaining: Remaining) -> Retry:
-    policy = _CfRetry(
+    return retry_policy(
+        methods=methods,
+        statuses=RETRY_STATUSES,
         total=_RETRIES + _CONNECT_RETRIES + _READ_RETRIES,
         connect=_CONNECT_RETRIES,
         read=_READ_RETRIES,
         status=_RETRIES,
         other=0,
-        allowed_methods=methods,
-        status_forcelist=RETRY_STATUSES,
-        backoff_factor=_BACKOFF_FACTOR_S,
-        backoff_jitter=_BACKOFF_JITTER_S,
-        backoff_max=_BACKOFF_MAX_S,
-        retry_after_max=_RETRY_AFTER_MAX_S,
-        respect_retry_after_header=True,
-        raise_on_status=False,
+        retry_after_max_s=_RETRY_AFTER_MAX_S,
+        backoff_max_s=_BACKOFF_MAX_S,
+        backoff_factor_s=_BACKOFF_FACTOR_S,
+        backoff_jitter_s=_BACKOFF_JITTER_S,
+        remaining=remaining,
     )
-    policy.remaining = remaining
-    return policy
 
 
 def decode_warnings(header: str | None) -> list[str]:

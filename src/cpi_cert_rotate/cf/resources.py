@@ -1,9 +1,10 @@
 """Cloud Controller resources as frozen dataclasses; raw JSON never leaves the `cf` package.
 
-Each type is built by `from_api()` from the v3 JSON shapes of reference/cf-api-v3.md and
-keeps only what the engine needs. A shape that lacks a required field raises
-`CfApiError` (via `parse`), so a proxy's HTML page or an incompatible API version fails
-with a clear message instead of a `KeyError` deep in the engine.
+Each type is built by `from_api()` from the v3 JSON shapes
+(https://v3-apidocs.cloudfoundry.org) and keeps only what the engine needs. A shape that
+lacks a required field raises `CfApiError` (via `parse`), so a proxy's HTML page or an
+incompatible API version fails with a clear message instead of a `KeyError` deep in the
+engine.
 """
 
 from __future__ import annotations

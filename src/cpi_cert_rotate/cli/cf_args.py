@@ -60,9 +60,9 @@ def add_cf_login_arguments(group: argparse._ArgumentGroup) -> None:
 def cf_login_values(args: argparse.Namespace) -> dict[str, str | bytes]:
     """The login the flags give, keyed by input name: secrets read from their variables
     (`InputError` when one is empty), the CA file read (bounded); nothing checked yet."""
-    values: dict[str, str | bytes] = {
-        name: getattr(args, name.replace("-", "_")) or ""
-        for name in (
+    values: dict[str, str | bytes] = flag_values(
+        args,
+        (
             "cf-api",
             "cf-username",
             "cf-origin",
@@ -70,8 +70,8 @@ def cf_login_values(args: argparse.Namespace) -> dict[str, str | bytes]:
             "cf-oidc",
             "cf-oidc-exchange-url",
             "cf-oidc-exchange-client-id",
-        )
-    }
+        ),
+    )
     for name, dest in _SECRETS:
         variable = getattr(args, dest)
         if variable:
@@ -103,3 +103,9 @@ def cf_assertion(args: argparse.Namespace) -> ExportedJwt:
         code="missing-input",
         name=args.cf_assertion_env or "",
     )
+
+
+def flag_values(args: argparse.Namespace, names: tuple[str, ...]) -> dict[str, str | bytes]:
+    """The values of the flags named like the inputs `names` (`--cf-api` -> `cf-api`),
+    as given: an absent flag is the empty text, as an absent Action input."""
+    return {name: getattr(args, name.replace("-", "_")) or "" for name in names}

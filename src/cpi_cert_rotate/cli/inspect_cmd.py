@@ -22,6 +22,7 @@ from typing import Any
 from .. import material
 from ..errors import ExitCode, InputError
 from ..material import Problem, Severity, Validation
+from ..request.fields import DEFAULT_WARN_DAYS
 from ..request.rules import CA_BUNDLE_MAX
 from .local_inputs import read_input, secret_from_env, stdin_once
 
@@ -69,9 +70,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--warn-days",
         type=int,
-        default=30,
+        default=DEFAULT_WARN_DAYS,
         metavar="N",
-        help="warn when the leaf expires within N days (default 30)",
+        help=f"warn when the leaf expires within N days (default {DEFAULT_WARN_DAYS})",
     )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import threading
 from dataclasses import replace
@@ -21,15 +20,15 @@ from datetime import UTC, datetime
 from ..errors import ExitCode
 from ..models import Report, Strategy
 from ..request.build import Settings, build
-from ..request.certificate import JwtSource
 from ..request.fields import DEFAULT_WARN_DAYS
-from ..request.rules import CA_BUNDLE_MAX
 from ..rotation.annotations import DEFAULT_PREFIX
 from ..signals import signal_note, stop_requested_on_signals
-from .cf_args import add_cf_login_arguments, cf_assertion, cf_login_values
-from .issuer_args import add_issuer_arguments, issuer_values
-from .local_inputs import read_input, secret_from_env, stdin_once
+from .cf_args import add_cf_login_arguments, cf_assertion
+from .issuer_args import add_issuer_arguments
+from .progress import progress
 from .render import expiry_failure, render_report
+from .rotate_targets import run_targets
+from .rotate_values import values_from_args
 from .spelling import Flag, add_flags, dialect, for_cli
 
 _TARGET_FLAGS: tuple[Flag, ...] = (
@@ -152,21 +151,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Build the request, rotate (SIGINT/SIGTERM undo and stop), print the report."""
     if args.targets:
-        from .rotate_targets import run_targets
-
         return run_targets(args)
     settings = settings_from_args(args)
     from ..rotation import rotate
 
     cancel = threading.Event()
     with stop_requested_on_signals(cancel) as received:
-        report = rotate(settings.request, cancel=cancel)
-    note = signal_note(
-        received,
-        str(report.outcome),
-        stopped=report.error_code == "cancelled",
-        live=report.rotated,
-    )
+        report = rotate(settings.request, cancel=cancel, on_step=progress)
+    note = signal_note(received, report)
     if note:
         print(note, file=sys.stderr)
     report = replace(report, warnings=settings.warnings + report.warnings)
@@ -203,57 +195,3 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     """Read files and secret variables, then check everything the way the Action does."""
     values, used, jwt = values_from_args(args)
     return build(values, dialect(used), jwt=jwt, cf_jwt=cf_assertion(args))
-
-
-def values_from_args(
-    args: argparse.Namespace,
-) -> tuple[dict[str, str | bytes], dict[str, str], JwtSource]:
-    """The values the flags give, keyed by input name (files and secret variables read),
-    the flags chosen where two give one input, and the JWT source of a Vault JWT login."""
-    stdin_once(args.chain, args.key, args.targets)
-    used: dict[str, str] = {}
-    values: dict[str, str | bytes] = cf_login_values(args)
-    values |= {
-        name: getattr(args, name.replace("-", "_")) or ""
-        for name in (
-            "cf-org",
-            "cf-space",
-            "app",
-            "service-instance",
-            "chain-env-var",
-            "key-env-var",
-            "strategy",
-            "renew-before",
-            "verify-path",
-            "verify-url",
-            "timeout",
-            "max-in-flight",
-            "annotation-prefix",
-            "fail-if-expires-within",
-            "targets",
-            "parallel",
-        )
-    }
-    for name in ("force", "dry-run", "keep-root"):
-        values[name] = "true" if getattr(args, name.replace("-", "_")) else ""
-    if args.trusted_roots:
-        values["trusted-roots"] = read_input(
-            args.trusted_roots, what="trusted roots", flag="--trusted-roots", limit=CA_BUNDLE_MAX
-        )
-    if args.passphrase_env:
-        values["private-key-passphrase"] = secret_from_env(
-            args.passphrase_env, flag="--passphrase-env"
-        )
-    for name, path_flag, env_flag in (
-        ("cert-chain", "chain", "chain_env"),
-        ("private-key", "key", "key_env"),
-    ):
-        path, variable = getattr(args, path_flag), getattr(args, env_flag)
-        if variable:
-            used[name] = "--" + env_flag.replace("_", "-")
-            values[name] = secret_from_env(variable, flag=used[name])
-        elif path:
-            values[name] = read_input(path, what=path_flag, flag="--" + path_flag)
-    issuer_values_, jwt = issuer_values(args, os.environ)
-    values.update(issuer_values_)
-    return values, used, jwt

@@ -29,8 +29,9 @@ from ..request.targets import Batch, Document, build_batch
 from ..signals import stop_requested_on_signals
 from .cf_args import cf_assertion
 from .local_inputs import read_input
+from .progress import progress
 from .render import expiry_failure, render_report
-from .rotate_cmd import values_from_args
+from .rotate_values import values_from_args
 from .spelling import dialect, for_cli
 
 
@@ -49,7 +50,7 @@ def run_targets(args: argparse.Namespace) -> int:
     cancel = threading.Event()
     with _labelled_logs(), stop_requested_on_signals(cancel) as received:
         try:
-            results = rotate_batch(batch, cancel=cancel, on_done=printer.done)
+            results = rotate_batch(batch, cancel=cancel, on_step=progress, on_done=printer.done)
         except RotationError as error:  # the one login: no target started
             if not args.json:
                 raise

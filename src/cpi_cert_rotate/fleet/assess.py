@@ -14,23 +14,14 @@ from dataclasses import replace
 from datetime import datetime
 
 from .. import material
-from ..cf import App
-from ..models import CertFacts, RenewBefore
-from ..rotation.annotations import ROTATED_AT, RUN_ID, AnnotationKeys, iso
-from ..rotation.decide import MIN_STRATEGY_VERSION
+from ..cf import MIN_VERSION_BINDING_STRATEGY, App
+from ..models import CertFacts, RenewBefore, iso, parse_iso
+from ..rotation.annotations import ROTATED_AT, RUN_ID, AnnotationKeys
 from .discover import Candidate
 from .models import Finding, LastRotation, LockSeen, Overlap, Problem, ProblemCode
 from .read import Kind, Reading
 
 _LIMIT_SETTING = "max_service_credential_bindings_per_app_service_instance"
-
-
-def _parse_time(text: str | None) -> datetime | None:
-    """An annotation's ISO 8601 time (`2026-01-31T12:00:00Z`), None when absent or odd."""
-    try:
-        return datetime.fromisoformat(text) if text else None
-    except ValueError:
-        return None
 
 
 def _version_text(version: tuple[int, ...]) -> str:
@@ -47,8 +38,8 @@ def overlap_of(
     capi-release 1.231.0 and 5 from it) is not, so it is known only when the app already
     holds two bindings.
     """
-    needed = _version_text(MIN_STRATEGY_VERSION)
-    if tuple(api_version) < MIN_STRATEGY_VERSION:
+    needed = _version_text(MIN_VERSION_BINDING_STRATEGY)
+    if tuple(api_version) < MIN_VERSION_BINDING_STRATEGY:
         return Overlap.NO, (
             f"Cloud Controller API {_version_text(api_version)} has no multiple bindings "
             f"(needs {needed}); `auto` swaps"
@@ -241,9 +232,9 @@ def _due(
     """`decide.live_certificate`'s order: env var, annotations, then (here) the binding."""
     if env is not None:
         return renew_before.is_due(env.not_before, env.not_after, now)
-    not_after = _parse_time(app.annotations.get(keys.not_after))
+    not_after = parse_iso(app.annotations.get(keys.not_after))
     if app.annotations.get(keys.fingerprint) and not_after is not None:
-        not_before = _parse_time(app.annotations.get(keys.not_before)) or not_after
+        not_before = parse_iso(app.annotations.get(keys.not_before)) or not_after
         return renew_before.is_due(not_before, not_after, now)
     if registered is not None:
         return renew_before.is_due(registered.not_before, registered.not_after, now)

@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from ..cf import CfClient
 from ..cf.auth import UaaAuth
 from ..errors import ExitCode
-from ..models import Outcome, Report, RotationRequest
+from ..models import Outcome, Report, RotationRequest, StepEvent
 from ..request.targets import Batch, TargetRun
 
 log = logging.getLogger(__name__)
@@ -73,6 +73,7 @@ def rotate_batch(
     *,
     cancel: threading.Event | None = None,
     on_secret: Callable[[str], None] | None = None,
+    on_step: Callable[[StepEvent], None] | None = None,
     on_done: Callable[[TargetResult], None] = lambda _result: None,
     rotate: Rotate | None = None,
 ) -> list[TargetResult]:
@@ -80,8 +81,9 @@ def rotate_batch(
 
     Raises the `cf` error of the one login (`CfApiError`, `CfUnreachable`) before any
     target starts. The login is made with the first target's API and credentials, which
-    every target shares (the login is the run's, never a target's). `on_done` is called
-    in the target's thread as each ends; an error in it is logged, never a target's.
+    every target shares (the login is the run's, never a target's). `on_step` hears every
+    target's steps and `on_done` each result, in the target's thread (`current_target`
+    names it); an error in `on_done` is logged, never a target's.
     """
     cancel = cancel or threading.Event()
     if rotate is None:
@@ -98,7 +100,9 @@ def rotate_batch(
         def one(target: TargetRun) -> TargetResult:
             token = current_target.set(target.label)
             try:
-                report = _rotate_one(target, rotate, client_for, cancel, on_secret)
+                report = _rotate_one(
+                    target, rotate, client_for, cancel, on_secret=on_secret, on_step=on_step
+                )
                 result = TargetResult(target, report)
             finally:
                 current_target.reset(token)
@@ -127,7 +131,9 @@ def _rotate_one(
     rotate: Rotate,
     client_for: ClientFactory,
     cancel: threading.Event,
+    *,
     on_secret: Callable[[str], None] | None,
+    on_step: Callable[[StepEvent], None] | None,
 ) -> Report:
     """One target's rotation; never raises (a bug is this target's failure)."""
     request = target.settings.request
@@ -135,7 +141,13 @@ def _rotate_one(
         return _not_started(request)
     log.info("%s: rotation starts", target.label)
     try:
-        return rotate(request, cancel=cancel, client_factory=client_for, on_secret=on_secret)
+        return rotate(
+            request,
+            cancel=cancel,
+            client_factory=client_for,
+            on_secret=on_secret,
+            on_step=on_step,
+        )
     except Exception as error:  # the engine reports failures; this is a bug
         log.error("%s: internal error", target.label, exc_info=True)
         return Report(

@@ -5,15 +5,14 @@ and the whole answer (`ScanReport`). None holds a secret; every one is safe to p
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from ..errors import ExitCode, InputError
-from ..models import CertFacts, CfAuth, RenewBefore
+from ..models import CertFacts, CfAuth, RenewBefore, iso
 from ..request import rules
 from ..request.fields import SCAN
-from ..rotation.annotations import iso
 from ..rotation.lock import LockInfo
 
 # The scan's defaults and limits are its input fields' (request/fields.py, request/rules.py).
@@ -257,7 +256,7 @@ class Finding:
             "live_binding_guid": self.live_binding_guid,
             "subject": live.subject if live else None,
             "issuer": live.issuer if live else None,
-            "not_after": _iso(live.not_after) if live else None,
+            "not_after": iso(live.not_after) if live else None,
             "days_left": live.days_remaining(now) if live else None,
             "source": self.source,
             "registered": self.registered.to_json(now) if self.registered else None,
@@ -326,7 +325,7 @@ class ScanReport:
         return {
             "api_url": self.api_url,
             "api_version": self.api_version,
-            "scanned_at": _iso(now),
+            "scanned_at": iso(now),
             "duration_s": round(self.duration_s, 3),
             "renew_before": str(self.renew_before),
             "apps": [f.to_json(now) for f in self.findings],
@@ -338,7 +337,3 @@ class ScanReport:
             "due": self.matrix_json(),
             "exit_code": int(self.exit_code),
         }
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

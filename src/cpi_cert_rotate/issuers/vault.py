@@ -23,12 +23,12 @@ import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
-from urllib3.util.retry import Retry
 
 from .. import material
 from ..errors import InputError
 from ..mtls import EnvProxySession, SSLContextAdapter, trust_context
-from ..request.rules import choice, https_url
+from ..request.rules import https_url, key_kind
+from ..retries import retry_policy
 from .base import IssuedMaterial, IssuerError
 
 __all__ = ["VaultPkiIssuer", "VaultSettings"]
@@ -38,20 +38,7 @@ _ERROR_TEXT_MAX = 300
 # A connection that could not be opened, and 429 (answered before any handler ran):
 # a signing POST that may have reached Vault (a proxy's 502/504) is not replayed, it
 # would issue a second certificate.
-_RETRY = Retry(
-    total=3,
-    connect=2,
-    read=0,
-    status=2,
-    other=0,
-    allowed_methods=None,
-    status_forcelist=(429,),
-    backoff_factor=0.5,
-    backoff_jitter=0.5,
-    respect_retry_after_header=True,
-    retry_after_max=30,
-    raise_on_status=False,
-)
+_RETRY = retry_policy(methods=None, statuses=(429,), total=3, connect=2, read=0, status=2, other=0)
 
 
 @dataclass(frozen=True)
@@ -92,13 +79,7 @@ class VaultSettings:
                 fix="Name the role of the JWT auth method (`bao write auth/jwt/role/<name>`).",
             )
         if self.key_kind is not None:
-            choice(
-                self.key_kind,
-                "the key type",
-                material.KEY_KINDS,
-                code="bad-key-type",
-                fix="Leave it unset to keep the live certificate's key type.",
-            )
+            key_kind(self.key_kind, "the key type", material.KEY_KINDS)
 
 
 class VaultPkiIssuer:

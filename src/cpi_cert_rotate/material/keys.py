@@ -8,6 +8,8 @@ and handed back as Python objects or strings.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
@@ -15,8 +17,10 @@ from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from ..errors import InputError
-from ..models import PrivateKey
 from .problems import input_error
+
+if TYPE_CHECKING:
+    from ..models import PrivateKey
 
 KEY_KINDS: tuple[str, ...] = ("rsa-2048", "rsa-3072", "rsa-4096", "ec-p256", "ec-p384")
 """The kinds `generate_key` accepts; the first is the default."""

@@ -157,12 +157,6 @@ def sap_approved_roots() -> TrustedRoots:
     return TrustedRoots(listed=roots, given=False, source="SAP's list of approved root CAs")
 
 
-def sap_list_source() -> str:
-    """Where the shipped list comes from (release and date), for docs and messages."""
-    data = json.loads(resources.files(__package__).joinpath(_DATA).read_text("utf-8"))
-    return str(data["source"])
-
-
 def trusted_roots_of(
     roots: Sequence[x509.Certificate] | TrustedRoots | None,
 ) -> TrustedRoots:

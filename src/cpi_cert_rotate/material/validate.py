@@ -41,6 +41,7 @@ from cryptography.x509.verification import (
 
 from ..errors import InputError
 from ..models import PrivateKey
+from ..request.fields import DEFAULT_WARN_DAYS
 from .certs import (
     dn,
     extension_value,
@@ -404,7 +405,7 @@ def validate(
     *,
     now: datetime | None = None,
     trusted_roots: Sequence[x509.Certificate] | TrustedRoots | None = None,
-    warn_days: int = 30,
+    warn_days: int = DEFAULT_WARN_DAYS,
 ) -> Validation:
     """Order `chain` leaf first and report every problem of it (and of `key`).
 

@@ -249,14 +249,12 @@ def _auth(
         return _oidc_auth(text, problems, oidc, ca_text)
     stray = [n for n in OIDC_INPUTS if text(n) and d.has(n)]
     if stray:
-        names = ", ".join(d.mention(n) for n in stray)
-        problems.add(
-            f"{d.ref('cf-oidc')} {d.empty} but {names} {'is' if len(stray) == 1 else 'are'} set",
-            code="missing-input",
+        problems.without_switch(
+            "cf-oidc",
+            stray,
             fix=f"Set {d.mention('cf-oidc')} to `user` or `client` to log in with an OIDC "
-            f"token, or remove {names}.",
+            "token, or remove {names}.",
         )
-        problems.empty_hint(secret=False)
         return None
     if (user or password) and (client or secret):
         problems.add(

@@ -85,13 +85,12 @@ def new_certificate(
         return _issuer(values, problems, jwt)
     stray = _set(values, VAULT_INPUTS)
     if stray:
-        problems.add(
-            f"{d.ref('vault-addr')} {d.empty} but {_names(problems, stray)} {_is_are(stray)} set",
-            code="missing-input",
+        problems.without_switch(
+            "vault-addr",
+            stray,
             fix=f"Set {d.mention('vault-addr')} to have the certificate issued there, or remove "
-            f"{_names(problems, stray)}, which apply only to an issued certificate.",
+            "{names}, which apply only to an issued certificate.",
         )
-        problems.empty_hint(secret=False)
         return None
     if check_only_allowed and not _set(values, GIVEN_INPUTS):
         return NewCertificate()
@@ -184,15 +183,7 @@ def _issuer(
         ca_text = _text(values, "vault-ca-cert") if checked else None
     key_kind = _text(values, "key-type") or None
     if key_kind is not None:
-        problems.check(
-            lambda: rules.choice(
-                key_kind,
-                d.ref("key-type"),
-                material.KEY_KINDS,
-                code="bad-key-type",
-                fix="Leave it unset to keep the live certificate's key type.",
-            )
-        )
+        problems.check(lambda: rules.key_kind(key_kind, d.ref("key-type"), material.KEY_KINDS))
     ttl = _text(values, "vault-ttl") or None
     if ttl is not None:
         problems.check(lambda: rules.vault_ttl(ttl, d.ref("vault-ttl")))

@@ -22,6 +22,10 @@ from .rules import (
     URL_MAX,
 )
 
+DEFAULT_WARN_DAYS = 30
+"""Warn when the new certificate expires within this many days (unless
+`fail-if-expires-within` gives another threshold)."""
+
 
 @dataclass(frozen=True)
 class Field:
@@ -126,15 +130,12 @@ SCAN = Section(
     Field("fail-if-expires-within"),
     Field("parallel", default="4"),
     Field("timeout", default="300"),
-    Field("warn-days", default="30", action=False),
+    Field("warn-days", default=str(DEFAULT_WARN_DAYS), action=False),
 )
 
 FIELDS: tuple[Field, ...] = ROTATE.fields
 BY_NAME: dict[str, Field] = ROTATE.by_name
 
-DEFAULT_WARN_DAYS = 30
-"""Warn when the new certificate expires within this many days (unless
-`fail-if-expires-within` gives another threshold)."""
 
 VERIFY_TIMEOUT_S = 60.0
 """Test before promote retries while CPI picks up the new binding: up to a tenth of

@@ -102,6 +102,20 @@ class Problems:
         )
         self.empty_hint(secret=name in _SECRET)
 
+    def without_switch(self, switch: str, stray: list[str], *, fix: str) -> None:
+        """`stray` inputs apply only with `switch`, which is empty: one `missing-input`.
+
+        `fix` may name the inputs as `{names}`.
+        """
+        d = self.dialect
+        names = ", ".join(d.mention(n) for n in stray)
+        self.add(
+            f"{d.ref(switch)} {d.empty} but {names} {'is' if len(stray) == 1 else 'are'} set",
+            code="missing-input",
+            fix=fix.replace("{names}", names),
+        )
+        self.empty_hint(secret=False)
+
     def empty_hint(self, *, secret: bool) -> None:
         hint = self.dialect.empty_hint(secret)
         if hint:

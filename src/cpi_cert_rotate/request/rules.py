@@ -200,6 +200,18 @@ def choice(raw: str, label: str, choices: tuple[str, ...], *, code: str, fix: st
     raise InputError(f"{label} must be one of {names}, not {shown(raw)}", code=code, fix=fix)
 
 
+def key_kind(raw: str, label: str, kinds: tuple[str, ...]) -> str:
+    """A key type this tool generates (`kinds`: `material.KEY_KINDS`, which `material`
+    owns; this module imports nothing of it, as `models` imports this one)."""
+    return choice(
+        raw,
+        label,
+        kinds,
+        code="bad-key-type",
+        fix="Leave it unset to keep the live certificate's key type.",
+    )
+
+
 def env_var_name(name: str, label: str) -> str:
     """A name the app's environment can hold and the platform leaves alone."""
     size(name, label, NAME_MAX)

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from ..errors import InputError
-from ..models import CertFacts, RotationRequest
+from ..models import CertFacts, RotationRequest, iso
 
 DEFAULT_PREFIX = "cpi-cert-rotate.local"
 
@@ -114,8 +114,3 @@ class AnnotationKeys:
 def keys_of(request: RotationRequest) -> AnnotationKeys:
     """The keys a request's run uses (`annotation_prefix`, or the default)."""
     return AnnotationKeys(request.annotation_prefix or DEFAULT_PREFIX)
-
-
-def iso(moment: datetime) -> str:
-    """ISO 8601 in UTC with `Z`, seconds precision: the form every time annotation takes."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

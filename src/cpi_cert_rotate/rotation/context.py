@@ -1,4 +1,10 @@
-"""The state one run carries between its steps."""
+"""What the forward steps (4)-(6) and their undo share.
+
+Everything here is fixed when the steps start, except two facts the promote step learns
+and its undo reads later (`deployment_guid`, `instances_may_hold_new_env`) and the test
+call's TLS context, built in a thread while the set step waits (`test_context`). `journal` and
+`warnings` are the run's own (`record.RunRecord`), not copies.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,7 @@ from dataclasses import dataclass, field
 
 from cryptography import x509
 
-from ..cf import Binding, CfClient
+from ..cf import CfClient
 from ..errors import Cancelled
 from ..models import CertFacts, PrivateKey, RotationRequest
 from .journal import Journal
@@ -35,15 +41,13 @@ class RunContext:
     env_chain: str
     new_key: PrivateKey = field(repr=False)
     key_pem: str = field(repr=False)
+    warnings: list[str]
+    """The run's warnings (`RunRecord.warnings`): a step or an undo appends to it."""
     cancel: threading.Event = field(default_factory=threading.Event)
-    new_binding: Binding | None = None
-    """The binding this run created for the new leaf (None: in-place, or reused)."""
-    kept_binding: Binding | None = None
-    """The binding that serves the new leaf when the set step is done; finish keeps it."""
     deployment_guid: str | None = None
+    """The promote step's deployment, once started (its undo cancels it)."""
     instances_may_hold_new_env: bool = False
     """Set once a deployment may have started instances with the new env values."""
-    warnings: list[str] = field(default_factory=list)
     test_context: Future[ssl.SSLContext] | None = field(default=None, repr=False)
     """The test call's TLS context, built while the set step waits (`verify.prepare`)."""
 

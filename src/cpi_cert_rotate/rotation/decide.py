@@ -1,4 +1,4 @@
-"""The decision between observe and set: not due, already current, or rotate, and how.
+"""Step (3), decide: not due, already current, or rotate; and the plan of a rotation in words.
 
 certbot's rule ("no-op unless due") and cert-manager's percentage trigger, with one
 addition: a certificate that is already live is never registered again, because CPI
@@ -10,19 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from cryptography import x509
-
 from .. import material
-from ..models import CertFacts, Outcome, RenewBefore, RotationRequest, Strategy
+from ..models import CertFacts, Outcome, RenewBefore, RotationRequest, parse_iso
 from .annotations import AnnotationKeys, keys_of
 from .observe import Observation
+from .strategies import PlanWords, RotationStrategy
 
 ISSUER_RENEW_BEFORE = RenewBefore.parse("33%")
 """With an issuer and no `renew-before`, renew in the last third of the lifetime
 (cert-manager's default): otherwise every scheduled run would issue a new certificate."""
-
-MIN_STRATEGY_VERSION = (3, 205, 0)
-"""CC API version that accepts `"strategy":"multiple"` (capi-release 1.220.0, RFC-0040)."""
 
 
 @dataclass(frozen=True)
@@ -72,8 +68,8 @@ def live_certificate(
         return (
             LiveCert(
                 annotated,
-                _parse_time(notes.get(keys.not_before)),
-                _parse_time(notes.get(keys.not_after)),
+                parse_iso(notes.get(keys.not_before)),
+                parse_iso(notes.get(keys.not_after)),
                 None,
                 "annotation",
             ),
@@ -140,93 +136,23 @@ def _registered(obs: Observation, fingerprint: str) -> bool:
     return registered is None or material.fingerprint(registered) == fingerprint
 
 
-def initial_strategy(
-    request: RotationRequest, obs: Observation, new_leaf: x509.Certificate | None
-) -> Strategy:
-    """The strategy to try first for `auto` (`new_leaf` None: not issued yet, a dry run).
-
-    With certificate pinning off, CPI compares only subject and issuer DN: two live
-    bindings with the same DNs are refused as clones (SAP KBA 3364579), so overlap
-    cannot work, and a later-issued renewal needs no binding change at all. Otherwise
-    overlap where the API version allows it, else swap.
-    """
-    if request.strategy is not Strategy.AUTO:
-        return request.strategy
-    if obs.registered.pinning is False and (
-        new_leaf is None or not in_place_blockers(obs, new_leaf)
-    ):
-        return Strategy.IN_PLACE
-    if obs.supports_strategy:
-        return Strategy.OVERLAP
-    return Strategy.SWAP
-
-
-def in_place_blockers(obs: Observation, new_leaf: x509.Certificate) -> list[str]:
-    """Why `in-place` cannot work here (empty list: it can).
-
-    In-place relies on CPI's unpinned mode: only subject and issuer DN are compared and a
-    later-issued certificate is accepted without a new binding.
-    """
-    reasons: list[str] = []
-    old = obs.registered.leaf or obs.env_leaf
-    if obs.live_binding is None:
-        reasons.append("the app has no binding to the service instance")
-    if obs.registered.pinning is True:
-        reasons.append("the binding has certificate pinning on (the exact certificate must match)")
-    if old is None:
-        reasons.append("the registered certificate is unknown, so its DNs cannot be compared")
-    else:
-        if old.subject != new_leaf.subject:
-            reasons.append("the new subject DN differs from the registered one")
-        if old.issuer != new_leaf.issuer:
-            reasons.append("the new issuer DN differs from the registered one")
-        if new_leaf.not_valid_before_utc <= old.not_valid_before_utc:
-            reasons.append("the new certificate is not issued later than the registered one")
-    return reasons
-
-
 def plan_lines(
-    request: RotationRequest, obs: Observation, strategy: Strategy, new: CertFacts | None
+    request: RotationRequest,
+    obs: Observation,
+    strategy: RotationStrategy | None,
+    new: CertFacts | None,
 ) -> tuple[str, ...]:
-    """The steps a rotation would take, in words, for dry runs and the report."""
-    app, si = obs.app.name, obs.instance.name
-    old = ", ".join(b.guid for b in obs.bindings) or "none"
-    chain_var, key_var = request.chain_env_var, request.key_env_var
+    """The steps a rotation would take, in words, for dry runs and the report.
+
+    `strategy` None: a check, no new certificate given (nothing would change).
+    """
+    if strategy is None:
+        return ("1. check only: no new certificate was given, so nothing would change",)
     verify = (
         f"call {request.verify_url or request.verify_path} with the new chain and key over mTLS"
         if request.verify_url or request.verify_path
         else "no verification call configured (give verify-path or verify-url)"
     )
-    set_steps = {
-        Strategy.OVERLAP: [
-            f"create a second binding of {app} to {si} with the new leaf (strategy multiple)"
-        ],
-        Strategy.AUTO: [f"create a second binding of {app} to {si}; if refused, swap"],
-        Strategy.SWAP: [
-            f"delete the old binding(s) of {app} to {si} ({old})",
-            f"bind {app} to {si} with the new leaf",
-        ],
-        Strategy.IN_PLACE: ["keep the binding (pinning off, same subject and issuer)"],
-        Strategy.RESTAGE: [
-            f"delete the old binding(s) ({old})",
-            f"bind {app} to {si} with the new leaf",
-        ],
-    }[strategy]
-    promote = (
-        [f"set {chain_var}, then {key_var}, in two calls", f"restage {app} (downtime)"]
-        if strategy is Strategy.RESTAGE
-        else [
-            f"set {chain_var} and {key_var} in one call",
-            f"rolling deployment of {app} (max in flight {request.max_in_flight})",
-        ]
-    )
-    finish = (
-        [f"delete the old binding(s) ({old})"]
-        if strategy in (Strategy.OVERLAP, Strategy.AUTO)
-        else []
-    )
-    if new is None and request.issuer is None:
-        return ("1. check only: no new certificate was given, so nothing would change",)
     if new is not None:
         obtain = (
             f"new certificate {new.fingerprint_sha256[:16]}... (expires {new.not_after:%Y-%m-%d})"
@@ -237,21 +163,13 @@ def plan_lines(
             f"generate a key here and have {source} sign a CSR for it "
             "(subject copied from the live certificate)"
         )
+    steps = strategy.plan(PlanWords.of(request, obs))
     lines = [
         obtain,
-        *set_steps,
+        *steps.set,
         verify,
-        *promote,
-        *finish,
+        *steps.promote,
+        *steps.finish,
         "write annotations (fingerprint, expiry, rotated-at, run id)",
     ]
     return tuple(f"{i}. {line}" for i, line in enumerate(lines, 1))
-
-
-def _parse_time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None

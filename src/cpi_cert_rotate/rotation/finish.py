@@ -1,4 +1,4 @@
-"""Step 7, finish: remove every binding that does not serve the live certificate, record it.
+"""Step (7), finish: remove every binding that does not serve the live certificate, record it.
 
 Used twice: after a rotation (the new certificate is live), and by a run that finds what an
 earlier run left (`leftovers`) with the certificate it was asked for already live. In both,
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,15 +21,20 @@ from ..cf import Binding, CfClient
 from ..cf.polling import wait_for
 from ..cf.together import together
 from ..errors import CfTimeout, RotationError
-from ..models import CertFacts, RotationRequest
+from ..models import CertFacts, Outcome, Report, RotationRequest
 from .annotations import AnnotationKeys
+from .context import ROLLBACK_BUDGET_S, RunContext
 from .leftovers import Leftovers
 from .observe import Observation
 from .promote import redeploy
+from .record import RunRecord
 from .register import delete_binding_when_settled
+from .strategies import Registered
 
 log = logging.getLogger(__name__)
 
+MIN_COMPLETION_S = 60.0
+"""Completing an earlier run's leftovers gets at least this long (it waits for deployments)."""
 CLEANUP_ATTEMPTS = 2
 """An old binding's delete is tried twice: a failed broker job is often transient."""
 
@@ -139,7 +145,93 @@ def record(
         cleanup.warnings.append(f"the app's annotations could not be written: {error}")
 
 
+def finish_rotation(
+    ctx: RunContext, registered: Registered, run: RunRecord, keys: AnnotationKeys, *, run_id: str
+) -> Report:
+    """Step (7) of a rotation: the new certificate is live; remove the other bindings (all
+    but the one that serves it), record it."""
+    ctx.client.set_deadline(ctx.rollback_deadline())  # finishing beats leaving a mess
+    cleanup = Cleanup()
+    new = run.new
+    assert new is not None
+    with run.journal.step("finish") as notes:
+        remove_other_bindings(
+            ctx.client,
+            ctx.obs.app.guid,
+            ctx.obs.instance.guid,
+            keep=registered.binding.guid,
+            deadline=ctx.rollback_deadline(),
+            cleanup=cleanup,
+            meanwhile=lambda: record(
+                ctx.client, ctx.obs.app.guid, keys, new, run_id=run_id, cleanup=cleanup
+            ),
+            known=ctx.obs.bindings,
+        )
+        notes.extend(cleanup.notes)
+    run.warnings += cleanup.warnings
+    new_guid = registered.binding.guid if registered.created else None
+    if cleanup.state_left:
+        return run.report(
+            Outcome.CLEANUP_INCOMPLETE,
+            binding_guid=new_guid,
+            deployment_guid=ctx.deployment_guid,
+            error="the new certificate is live, but an old binding could not be deleted",
+            state_left=tuple(cleanup.state_left),
+            manual_actions=tuple(cleanup.manual_actions),
+        )
+    return run.report(Outcome.ROTATED, binding_guid=new_guid, deployment_guid=ctx.deployment_guid)
+
+
 def complete_earlier_run(
+    client: CfClient,
+    obs: Observation,
+    leftovers: Leftovers,
+    run: RunRecord,
+    keys: AnnotationKeys,
+    *,
+    outcome: Outcome,
+    run_id: str,
+    deadline: float,
+) -> Report:
+    """The certificate asked for is live, but an earlier run left things: finish them.
+
+    Gets at least `MIN_COMPLETION_S` (it waits for deployments) and the rollback budget
+    beyond for its calls. The report is `outcome` when all is done.
+    """
+    deadline = max(deadline, time.monotonic() + MIN_COMPLETION_S)
+    client.set_deadline(deadline + ROLLBACK_BUDGET_S)
+    cleanup = Cleanup()
+    run.earlier_run_left(leftovers.describe())
+    try:
+        why = "completing what an earlier run left" if leftovers else "recording it"
+        with run.journal.step("finish", why) as notes:
+            _complete(
+                client, obs, leftovers, run.request, keys, run_id=run_id, deadline=deadline,
+                cleanup=cleanup,
+            )  # fmt: skip
+            notes.extend(cleanup.notes)
+    except RotationError as error:
+        return run.failure(
+            Outcome.CLEANUP_INCOMPLETE,
+            error,
+            state_left=(*leftovers.describe(), *cleanup.state_left),
+            manual_actions=tuple(cleanup.manual_actions),
+        )
+    run.warnings += cleanup.warnings
+    if cleanup.state_left:
+        return run.report(
+            Outcome.CLEANUP_INCOMPLETE,
+            error="the live certificate is right, but what an earlier run left could not "
+            "all be removed",
+            state_left=tuple(cleanup.state_left),
+            manual_actions=tuple(cleanup.manual_actions),
+        )
+    if leftovers:
+        run.warnings.append("what an earlier run left was completed (see the finish step)")
+    return run.report(outcome)
+
+
+def _complete(
     client: CfClient,
     obs: Observation,
     leftovers: Leftovers,

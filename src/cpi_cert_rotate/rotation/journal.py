@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from ..errors import RotationError
-from ..models import StepResult
+from ..models import StepEvent, StepFinished, StepResult, StepStarted
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +51,13 @@ class RollbackOutcome:
 class Journal:
     """Records timed steps and a stack of compensations for the changes made so far."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        on_step: Callable[[StepEvent], None] | None = None,
+    ) -> None:
         self._clock = clock
+        self._on_step = on_step or (lambda _event: None)
         self._steps: list[StepResult] = []
         self._compensations: list[Compensation] = []
 
@@ -68,10 +73,14 @@ class Journal:
 
     @contextmanager
     def step(self, name: str, detail: str = "") -> Iterator[list[str]]:
-        """Time a step; the yielded list collects detail lines. Failure marks it failed."""
+        """Time a step; the yielded list collects detail lines. Failure marks it failed.
+
+        `on_step` hears `StepStarted` before the step's first call and `StepFinished` with
+        its result after its last: the adapters' progress (log groups, `-v` lines).
+        """
         notes: list[str] = [detail] if detail else []
         started = self._clock()
-        log.info("step %s: started", name)
+        self._notify(StepStarted(name, detail))
         try:
             yield notes
         except BaseException:
@@ -87,10 +96,6 @@ class Journal:
         """Remember how to undo a change that just succeeded (or may have)."""
         log.debug("compensation registered: %s", compensation.description)
         self._compensations.append(compensation)
-
-    def forget(self, description: str) -> None:
-        """Drop compensations once their change is final (e.g. after promote)."""
-        self._compensations = [c for c in self._compensations if c.description != description]
 
     def rollback(self) -> RollbackOutcome:
         """Run every compensation in reverse order; never raises.
@@ -122,5 +127,12 @@ class Journal:
 
     def _record(self, name: str, status: str, started: float, notes: list[str]) -> None:
         duration = round(self._clock() - started, 3)
-        self._steps.append(StepResult(name, status, duration, "; ".join(n for n in notes if n)))
-        log.info("step %s: %s in %.2fs", name, status, duration)
+        result = StepResult(name, status, duration, "; ".join(n for n in notes if n))
+        self._steps.append(result)
+        self._notify(StepFinished(result))
+
+    def _notify(self, event: StepEvent) -> None:
+        try:
+            self._on_step(event)
+        except Exception:  # a listener's bug must not fail (or skip the undo of) a step
+            log.exception("a step listener failed on %s", event)

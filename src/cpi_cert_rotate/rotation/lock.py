@@ -47,7 +47,7 @@ from datetime import UTC, datetime, timedelta
 
 from ..cf import CfApiError, CfClient, CfUnreachable, ServiceInstance
 from ..errors import RotationError
-from .annotations import iso
+from ..models import iso, parse_iso
 
 log = logging.getLogger(__name__)
 
@@ -135,12 +135,7 @@ class LockInfo:
         if LOCK_TAG not in tags:
             return None
         values = dict(tag.split("=", 1) for tag in tags if "=" in tag)
-        try:
-            expires: datetime | None = datetime.fromisoformat(
-                values.get("expires", "").replace("Z", "+00:00")
-            )
-        except ValueError:
-            expires = None
+        expires = parse_iso(values.get("expires"))
         host, _, pid = values.get("process", "").partition(":")
         return cls(
             values.get("owner", "unknown"),

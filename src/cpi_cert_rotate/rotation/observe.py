@@ -1,4 +1,4 @@
-"""Step 2, observe: read everything the decision and a rollback need, change nothing.
+"""Step (2), observe: read everything the decision and a rollback need, change nothing.
 
 The observation holds the app's current env values (including the *old* private key) so
 that a rollback can restore them without asking anyone; it is kept in memory only and

@@ -1,4 +1,4 @@
-"""Step 5, promote: the new chain and key into the app's env, then a rolling deployment.
+"""Step (6), promote: the new chain and key into the app's env, then a rolling deployment.
 
 Chain and key go in one PATCH, never one without the other: an instance started between
 two calls would present a chain its key cannot sign for. Env vars take effect on
@@ -50,49 +50,6 @@ def set_env(ctx: RunContext) -> None:
         )
     )
     ctx.client.patch_env_vars(obs.app.guid, {names[0]: ctx.env_chain, names[1]: ctx.key_pem})
-
-
-def set_env_like_the_seed(ctx: RunContext) -> None:
-    """The restage baseline: chain and key in two calls, exactly as the seed script does."""
-    request, obs = ctx.request, ctx.obs
-    names = (request.chain_env_var, request.key_env_var)
-    previous: dict[str, str | None] = {name: obs.env.get(name) for name in names}
-
-    def restore() -> None:
-        ctx.client.patch_env_vars(obs.app.guid, previous)
-
-    ctx.journal.push(
-        Compensation(
-            description=f"restore {' and '.join(names)} of {obs.app.name}",
-            undo=restore,
-            state_if_failed=f"{obs.app.name}'s env holds the new chain and/or key",
-            manual_action=f"set {names[0]} and {names[1]} back with `cf set-env`",
-        )
-    )
-    ctx.client.patch_env_vars(obs.app.guid, {names[0]: ctx.env_chain})
-    ctx.client.patch_env_vars(obs.app.guid, {names[1]: ctx.key_pem})
-
-
-def promote_like_the_seed(ctx: RunContext) -> None:
-    """The restage baseline's promote: env in two calls, then a restage (an outage)."""
-    app_guid, app = ctx.obs.app.guid, ctx.obs.app.name
-    # Pushed first so that it runs last: instances start with the restored env.
-    ctx.journal.push(
-        Compensation(
-            description=f"restart {app} (a failed restage may stop it)",
-            undo=lambda: _restart(ctx.client, app_guid),
-            state_if_failed=f"{app} may be stopped",
-            manual_action=f"cf restart {app}",
-        )
-    )
-    set_env_like_the_seed(ctx)
-    ctx.client.restage(app_guid, deadline=ctx.deadline)
-
-
-def _restart(client: CfClient, app_guid: str) -> None:
-    """Stop and start: every instance takes the app's current env (the seed's downtime)."""
-    client.stop_app(app_guid)
-    client.start_app(app_guid)
 
 
 def roll_out(ctx: RunContext) -> Deployment:

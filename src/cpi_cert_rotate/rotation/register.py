@@ -1,4 +1,4 @@
-"""Step 3, set: register the new leaf with Cloud Integration through a binding.
+"""Step (4), set: the binding changes every strategy is made of, each with its undo.
 
 Each binding change pushes its compensation first. A create whose answer was lost (a
 dropped connection, a 5xx after the server acted) is reconciled by listing the bindings
@@ -11,17 +11,13 @@ import logging
 import time
 from collections.abc import Iterator
 
-from cryptography import x509
-
 from .. import material
 from ..cf import Binding, CfClient
 from ..cf.polling import wait_for
-from ..errors import CfApiError, CfJobFailed, CfTimeout, CfUnreachable, InputError, RotationError
-from ..models import Strategy
+from ..errors import CfApiError, CfJobFailed, CfTimeout, CfUnreachable, RotationError
 from .context import RunContext
-from .decide import in_place_blockers
 from .journal import Compensation
-from .observe import Observation, credentials_of
+from .observe import credentials_of
 
 log = logging.getLogger(__name__)
 
@@ -30,68 +26,13 @@ OVERLAP_REFUSALS = (
     "The app has too many bindings to this service instance",
     "Unknown field(s): 'strategy'",
 )
-"""422 details that mean "no second binding here" (reference cf-api-v3 §3): fall back to swap."""
+"""422 details that mean "no second binding here" (cloud_controller_ng
+`app/actions/service_credential_binding_app_create.rb`; an older CC refuses the unknown
+`strategy` field in `app/messages/service_credential_app_binding_create_message.rb`)."""
 
 
 class OverlapRefused(RotationError):
     """The landscape does not accept a second binding (limit 1, or CC < 3.205)."""
-
-
-def register_new_leaf(ctx: RunContext, strategy: Strategy) -> tuple[Binding, Strategy]:
-    """Run the set step for `strategy`; returns the binding holding the new leaf.
-
-    `auto` tries overlap and falls back to swap on the documented refusals; the
-    strategy actually used is returned so the report can say which one ran.
-    """
-    resumed = _binding_already_holding_new_leaf(ctx)
-    if resumed is not None and strategy is not Strategy.IN_PLACE:
-        ctx.warnings.append(
-            f"binding {resumed.guid} already registers the new certificate (an earlier run "
-            "stopped after registering it); it is reused and the older bindings are removed last"
-        )
-        ctx.new_binding = resumed
-        return resumed, Strategy.OVERLAP
-    if strategy is Strategy.OVERLAP:
-        try:
-            return _overlap(ctx), Strategy.OVERLAP
-        except OverlapRefused as refusal:
-            if ctx.request.strategy is not Strategy.AUTO:
-                raise InputError(
-                    f"strategy overlap is not possible here: {refusal}",
-                    code="overlap-unavailable",
-                    fix="Use `strategy: auto` (falls back to swap) or ask the platform team for "
-                    "`cc.max_service_credential_bindings_per_app_service_instance` >= 2.",
-                ) from refusal
-            ctx.warnings.append(
-                f"overlap not available ({refusal}); used swap, so instances still on the old "
-                "certificate cannot call CPI until the rolling deployment replaces them"
-            )
-            return _swap(ctx), Strategy.SWAP
-    if strategy is Strategy.SWAP:
-        ctx.warnings.append(
-            "swap deletes the old binding before the new one exists: instances on the old "
-            "certificate cannot call CPI until the rolling deployment replaces them"
-        )
-        return _swap(ctx), Strategy.SWAP
-    if strategy is Strategy.IN_PLACE:
-        return _in_place(ctx), Strategy.IN_PLACE
-    if strategy is Strategy.RESTAGE:
-        return _swap(ctx), Strategy.RESTAGE
-    raise AssertionError(f"unhandled strategy {strategy}")
-
-
-def _binding_already_holding_new_leaf(ctx: RunContext) -> Binding | None:
-    """The live binding, if it already registers the new leaf (resume, don't register twice).
-
-    CPI accepts a certificate in one binding or service key only, so registering it
-    again would fail; a run that stopped after step (4) is finished instead.
-    """
-    live, registered = ctx.obs.live_binding, ctx.obs.registered.leaf
-    if live is None or registered is None:
-        return None
-    if material.fingerprint(registered) != ctx.new_facts.fingerprint_sha256:
-        return None
-    return live
 
 
 def delete_binding_when_settled(
@@ -137,52 +78,18 @@ def delete_binding_when_settled(
             log.warning("deleting binding %s, attempt %d failed: %s", guid, attempt, error)
 
 
-def _overlap(ctx: RunContext) -> Binding:
-    if not ctx.obs.supports_strategy:
-        raise OverlapRefused(
-            f"the Cloud Controller API is {'.'.join(map(str, ctx.obs.api_version))}; "
-            "binding strategy `multiple` needs 3.205.0 or later"
-        )
-    return _create(ctx, strategy="multiple")
-
-
-def _swap(ctx: RunContext) -> Binding:
-    for old in ctx.obs.bindings:
-        ctx.check_cancel()
-        _delete_old(ctx, old)
-    return _create(ctx, strategy=None)
-
-
-def require_in_place_possible(obs: Observation, new_leaf: x509.Certificate) -> None:
-    """Raise `InputError` (nothing changed yet) when in-place cannot work here."""
-    blockers = in_place_blockers(obs, new_leaf)
-    if blockers:
-        raise InputError(
-            "strategy in-place is not possible: " + "; ".join(blockers),
-            code="in-place-unavailable",
-            fix="Use `strategy: auto`. In-place needs certificate pinning off on the binding and "
-            "a renewal with the same subject and issuer DN, issued later.",
-        )
-
-
-def _in_place(ctx: RunContext) -> Binding:
-    require_in_place_possible(ctx.obs, ctx.new_leaf)
-    ctx.warnings.append(
-        "in-place relies on CPI's unpinned mode: once the new certificate is used, CPI refuses "
-        "the older one, so instances not yet replaced fail until the rolling deployment ends"
-    )
-    live = ctx.obs.live_binding
-    assert live is not None
-    return live
-
-
 def _binding_name(ctx: RunContext) -> str | None:
     """CC requires every binding of one app and instance to share a name (null included)."""
     live = ctx.obs.live_binding or (ctx.obs.bindings[-1] if ctx.obs.bindings else None)
     return live.name if live else None
 
 
-def _create(ctx: RunContext, *, strategy: str | None) -> Binding:
+def create_binding(ctx: RunContext, *, strategy: str | None) -> Binding:
+    """Create a binding of the app to the instance with the new leaf; push its undo first.
+
+    `strategy` is CC's binding strategy (`multiple` for a second binding, None for the
+    only one). A 422 refusal of `multiple` raises `OverlapRefused`, nothing created.
+    """
     client, obs = ctx.client, ctx.obs
     known = {b.guid for b in obs.bindings}  # read under the lock just before: no call
     params = material.binding_parameters(ctx.new_leaf)
@@ -208,7 +115,6 @@ def _create(ctx: RunContext, *, strategy: str | None) -> Binding:
             "earlier run, applied after its answer was lost); it is used instead"
         )
         _push_delete_new(ctx, earlier.guid)
-        ctx.new_binding = earlier
         return earlier
     except CfApiError as error:
         if error.status == 422 and strategy == "multiple" and _is_overlap_refusal(error):
@@ -220,7 +126,6 @@ def _create(ctx: RunContext, *, strategy: str | None) -> Binding:
         _adopt_unknown_bindings(ctx, known)
         raise
     _push_delete_new(ctx, binding.guid)
-    ctx.new_binding = binding
     return binding
 
 
@@ -304,7 +209,7 @@ def _push_delete_new(ctx: RunContext, guid: str) -> None:
     )
 
 
-def _delete_old(ctx: RunContext, old: Binding) -> None:
+def delete_old_binding(ctx: RunContext, old: Binding) -> None:
     """Delete an old binding; its compensation binds the old leaf again.
 
     The binding that serves the env's certificate is the one instances rely on, so only

@@ -1,4 +1,4 @@
-"""Step 4, test before promote: call the iFlow with the new chain and key over mTLS.
+"""Step (5), test before promote: call the iFlow with the new chain and key over mTLS.
 
 No certificate tool gates promotion on a live call; this one does (AWS Secrets Manager's
 testSecret). The key is loaded into the TLS context from memory (`mtls`), never a file.

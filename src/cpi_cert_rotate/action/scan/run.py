@@ -15,12 +15,12 @@ from __future__ import annotations
 import logging
 import os
 import traceback
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 
 from ...errors import ExitCode, InputError, RotationError
 from ...fleet import ScanReport, ScanRequest, scan
 from .. import gha
+from ..log import relayed
 from .inputs import SECRET_INPUTS, build_request, read_inputs
 from .report import notes, outputs, summary
 
@@ -39,7 +39,7 @@ def run(env: Mapping[str, str], scanner: Scan = scan) -> int:
         if inputs.get(name):
             gha.mask(inputs[name])
     try:
-        with _log_relay():
+        with relayed(_message):
             return _run(inputs, env, scanner)
     finally:
         gha.resume_commands()
@@ -95,23 +95,6 @@ def _failed(error: RotationError, title: str, code: ExitCode) -> int:
     return int(code)
 
 
-@contextmanager
-def _log_relay() -> Iterator[None]:
-    """The package's log records as plain log lines (INFO and up; DEBUG with runner debug)."""
-
-    class Relay(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            try:
-                gha.info(record.getMessage())
-            except Exception:  # a log line must never break the scan
-                self.handleError(record)
-
-    logger = logging.getLogger("cpi_cert_rotate")
-    relay, old_level = Relay(), logger.level
-    logger.addHandler(relay)
-    logger.setLevel(logging.DEBUG if gha.is_debug() else logging.INFO)
-    try:
-        yield
-    finally:
-        logger.removeHandler(relay)
-        logger.setLevel(old_level)
+def _message(record: logging.LogRecord) -> str:
+    """A scan's log line: the message alone."""
+    return record.getMessage()

@@ -223,6 +223,30 @@ def test_fault(
     assert ls.probe()["failures"] == 0, ls.probe()["timeline"][-5:]
 
 
+def test_the_new_binding_outlives_the_instances_that_may_present_it(
+    landscape_factory: Callable[..., Landscape],
+) -> None:
+    """Deployments cannot be read (GET /v3/deployments/:guid answers 500; its first
+    answer comes 2.5 s late, after the rollout restarted instances with the new env).
+    The rollback restores the env and starts a deployment it cannot read either; the new
+    binding, which those instances present to CPI, is deleted only once the app's
+    deployment list shows that deployment DEPLOYED. It used to be deleted at once, and
+    the probe failed while the old env rolled back."""
+    ls = landscape_factory(instances=2, start_s=1.0)
+    old = assert_consistent(ls)
+    minted = ls.mint(cn="ntifext-client", days=90)
+    read = CALLS["deploy-poll"]
+    ls.add_fault(read.rule(status=500))
+    ls.add_fault(read.rule(delay_s=2.5, times=1))
+    ls.probe_start(rps=20)
+    report = rotate(_request(ls, minted), client_factory=_short_timeouts)
+    ls.probe_stop()
+    ls.clear_faults()
+    assert report.outcome is Outcome.ROLLED_BACK, (report.error, report.state_left)
+    _assert_ends_consistent(ls, report, old, minted.leaf_sha256)
+    assert ls.probe()["failures"] == 0, ls.probe()["timeline"][-5:]
+
+
 # -- signals -------------------------------------------------------------------------------
 
 SIGNAL_AT = {

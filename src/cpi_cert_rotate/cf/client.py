@@ -415,6 +415,12 @@ class CfClient(CfBase):
         params = {"app_guids": app_guid, "status_values": "ACTIVE"}
         return self._list("/v3/deployments", params, Deployment.from_api)
 
+    def list_deployed(self, app_guid: str) -> list[Deployment]:
+        """The app's deployments that ended DEPLOYED (every instance on its droplet and
+        env; cloud_controller_ng `app/messages/deployments_list_message.rb`)."""
+        params = {"app_guids": app_guid, "status_reasons": "DEPLOYED"}
+        return self._list("/v3/deployments", params, Deployment.from_api)
+
     def wait_deployment(
         self,
         guid: str,

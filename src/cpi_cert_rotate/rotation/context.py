@@ -47,7 +47,10 @@ class RunContext:
     deployment_guid: str | None = None
     """The promote step's deployment, once started (its undo cancels it)."""
     instances_may_hold_new_env: bool = False
-    """Set once a deployment may have started instances with the new env values."""
+    """Set once a deployment may have started instances with the new env values; cleared
+    once a deployment is seen to have brought the old values back to every instance."""
+    restore_deployment_guid: str | None = None
+    """The rollback's deployment of the old env values, once started."""
     test_context: Future[ssl.SSLContext] | None = field(default=None, repr=False)
     """The test call's TLS context, built while the set step waits (`verify.prepare`)."""
 

@@ -13,6 +13,7 @@ import logging
 import time
 
 from ..cf import CfClient, Deployment
+from ..cf.polling import wait_for
 from ..errors import CfTimeout, RotationError
 from ..models import RotationRequest
 from .context import RunContext
@@ -37,6 +38,7 @@ def set_env(ctx: RunContext) -> None:
         ctx.client.patch_env_vars(obs.app.guid, previous)
         if ctx.instances_may_hold_new_env:
             _deploy_and_wait(ctx, ctx.rollback_deadline(), purpose="restore")
+            ctx.instances_may_hold_new_env = False
 
     ctx.journal.push(
         Compensation(
@@ -101,6 +103,8 @@ def _deploy_and_wait(ctx: RunContext, deadline: float, *, purpose: str) -> Deplo
     )
     if purpose == "promote":
         ctx.deployment_guid = deployment.guid
+    else:
+        ctx.restore_deployment_guid = deployment.guid
     log.info("deployment %s (%s) started", deployment.guid, purpose)
     if deployment.state != "FINALIZED":
         try:
@@ -138,3 +142,40 @@ def _cancel_if_active(ctx: RunContext) -> None:
     if deployment.state == "FINALIZED" and deployment.reason == "CANCELED":
         # CC scaled the old process back up: no instance runs with the new env.
         ctx.instances_may_hold_new_env = False
+
+
+def confirm_old_env_everywhere(ctx: RunContext) -> None:
+    """Return once no instance can still run with the new env; raise if that is not seen.
+
+    An instance with the new env presents the new certificate, which only the new binding
+    registers at CPI: deleting that binding first would break every call such an instance
+    makes. When the restore's own wait failed (its deployment could not be read), the
+    app's deployment list is asked instead: the restore's deployment no longer ACTIVE,
+    and among those that ended DEPLOYED. Without a promote deployment (its create was
+    refused) no instance was restarted, so there is nothing to wait for.
+    """
+    if not ctx.instances_may_hold_new_env:
+        return
+    guid, app = ctx.restore_deployment_guid, ctx.obs.app
+    if guid is None:
+        if ctx.deployment_guid is None:
+            return
+        raise RotationError(
+            f"kept: instances of {app.name} may still run with the new certificate "
+            f"(deployment {ctx.deployment_guid} rolled the new env out; no deployment "
+            "brought the old values back)"
+        )
+    with contextlib.suppress(CfTimeout):  # the list below says whether it ended well
+        wait_for(
+            lambda: ctx.client.list_active_deployments(app.guid),
+            lambda active: all(d.guid != guid for d in active),
+            deadline=ctx.rollback_deadline(),
+            what=f"deployment {guid}",
+        )
+    if all(d.guid != guid for d in ctx.client.list_deployed(app.guid)):
+        raise RotationError(
+            f"kept: deployment {guid}, which brings the old env values back to the "
+            f"instances of {app.name}, was not seen DEPLOYED; an instance may still "
+            "present the new certificate"
+        )
+    ctx.instances_may_hold_new_env = False

@@ -18,6 +18,7 @@ from ..errors import CfApiError, CfJobFailed, CfTimeout, CfUnreachable, Rotation
 from .context import RunContext
 from .journal import Compensation
 from .observe import credentials_of
+from .promote import confirm_old_env_everywhere
 
 log = logging.getLogger(__name__)
 
@@ -199,12 +200,19 @@ def _adopt_unknown_bindings(ctx: RunContext, known: set[str]) -> None:
 
 
 def _push_delete_new(ctx: RunContext, guid: str) -> None:
+    def delete_new() -> None:
+        confirm_old_env_everywhere(ctx)  # until then an instance may need this binding
+        delete_binding_when_settled(ctx.client, guid, ctx.rollback_deadline())
+
     ctx.journal.push(
         Compensation(
             description=f"delete the new binding {guid}",
-            undo=lambda: delete_binding_when_settled(ctx.client, guid, ctx.rollback_deadline()),
+            undo=delete_new,
             state_if_failed=f"binding {guid} with the new certificate still exists",
-            manual_action=f"cf curl -X DELETE /v3/service_credential_bindings/{guid}",
+            manual_action=(
+                f"once `cf app {ctx.obs.app.name}` shows every instance restarted since the "
+                f"rollback: cf curl -X DELETE /v3/service_credential_bindings/{guid}"
+            ),
         )
     )
 

@@ -257,7 +257,11 @@ SIGNAL_AT = {
     "deploy": CALLS["deploy-create"],
     "finish": CALLS["old-binding-delete"],
 }
-"""Each signal is sent while this call is in flight (slowed by 0.5 s to be sure)."""
+SIGNAL_DELAY_S = 1.5
+"""Each signal is sent while this call is in flight, slowed this much to be sure: the
+watcher shares the process (and the GIL) with the sandbox, and under a full `-n auto`
+suite 0.5 s was once too short for it to see the call in time (test_sigterm[lock] ended
+rolled-back: the cancel arrived in the set step)."""
 
 SIGTERM_ENDS = {
     "lock": Outcome.FAILED,  # the cancel check before the set step: nothing changed
@@ -299,7 +303,7 @@ def test_sigterm(landscape_factory: Callable[..., Landscape], step: str) -> None
     ls = landscape_factory(instances=2, start_s=1.0)
     old = assert_consistent(ls)
     minted = ls.mint(cn="ntifext-client", days=90)
-    ls.add_fault(call.rule(delay_s=0.5, times=1))
+    ls.add_fault(call.rule(delay_s=SIGNAL_DELAY_S, times=1))
     cancel = threading.Event()
     watcher = _when_seen(ls, call, cancel.set)
     ls.probe_start(rps=20)
@@ -327,7 +331,7 @@ def test_sigkill_then_rerun(
     ls = landscape_factory(instances=2)
     assert_consistent(ls)
     minted = ls.mint(cn="ntifext-client", days=90)
-    ls.add_fault(call.rule(delay_s=0.5, times=1))
+    ls.add_fault(call.rule(delay_s=SIGNAL_DELAY_S, times=1))
     (tmp_path / "ca.pem").write_text(ls.ca_pem)
     (tmp_path / "roots.pem").write_text(ls.trusted_root_pem)
     command = [

@@ -59,7 +59,9 @@ def test_a_failing_undo_of_a_change_that_never_stuck_is_a_clean_rollback(
 
 def test_a_real_split_state_is_reported_as_read_fresh(landscape: Landscape) -> None:
     """The env PATCH lands, the deployment is refused, the env cannot be restored: the
-    report names exactly that (and not the binding, which was removed)."""
+    report names exactly that. The new binding is kept (it used to be deleted): an
+    instance that restarts takes the env's new certificate, which would then be
+    registered nowhere."""
     old_leaf = env_leaf_sha256(landscape)
     minted = landscape.mint(cn="ntifext-client", days=90)
     landscape.add_fault(
@@ -71,14 +73,25 @@ def test_a_real_split_state_is_reported_as_read_fresh(landscape: Landscape) -> N
     assert report.outcome is Outcome.ROLLBACK_INCOMPLETE, report.error
     assert report.exit_code == 3
     assert env_leaf_sha256(landscape) == minted.leaf_sha256  # what the report must say
-    assert len(report.state_left) == 1, report.state_left
+    assert len(report.state_left) == 2, report.state_left
     assert "env holds the new certificate" in report.state_left[0]
-    assert report.manual_actions == (
+    assert "registers the new certificate" in report.state_left[1]
+    assert report.manual_actions[0] == (
         "set CLI_CHAIN and CLI_KEY of ntifext back to the previous chain and key "
-        "(`cf set-env`), then `cf restart ntifext --strategy rolling`",
+        "(`cf set-env`), then `cf restart ntifext --strategy rolling`"
     )
-    assert old_leaf in live_binding_leaves(landscape)
-    assert minted.leaf_sha256 not in live_binding_leaves(landscape)
+    assert report.manual_actions[1].startswith("cf curl -X DELETE /v3/service_credential_bindings/")
+    assert {old_leaf, minted.leaf_sha256} <= live_binding_leaves(landscape)
+    assert set(instance_leaves(landscape)) == {old_leaf}  # no instance restarted
+    # the docs' promise: a re-run finishes the rotation from there
+    rerun = rotate(request_for(landscape, minted.chain_pem, minted.key_pem, timeout_s=30.0))
+    assert rerun.outcome in (Outcome.ROTATED, Outcome.ALREADY_CURRENT), (
+        rerun.outcome,
+        rerun.error,
+        rerun.state_left,
+    )
+    assert assert_consistent(landscape) == minted.leaf_sha256
+    assert live_binding_leaves(landscape) == {minted.leaf_sha256}
 
 
 def test_overlap_refused_by_an_old_cloud_controller_makes_no_write(

@@ -49,6 +49,9 @@ class RunContext:
     instances_may_hold_new_env: bool = False
     """Set once a deployment may have started instances with the new env values; cleared
     once a deployment is seen to have brought the old values back to every instance."""
+    env_may_hold_new: bool = False
+    """Set before the env PATCH (it may apply though its answer is lost); cleared once the
+    previous values are written back."""
     restore_deployment_guid: str | None = None
     """The rollback's deployment of the old env values, once started."""
     test_context: Future[ssl.SSLContext] | None = field(default=None, repr=False)

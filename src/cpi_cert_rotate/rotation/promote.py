@@ -36,6 +36,7 @@ def set_env(ctx: RunContext) -> None:
 
     def restore() -> None:
         ctx.client.patch_env_vars(obs.app.guid, previous)
+        ctx.env_may_hold_new = False
         if ctx.instances_may_hold_new_env:
             _deploy_and_wait(ctx, ctx.rollback_deadline(), purpose="restore")
             ctx.instances_may_hold_new_env = False
@@ -51,6 +52,7 @@ def set_env(ctx: RunContext) -> None:
             ),
         )
     )
+    ctx.env_may_hold_new = True
     ctx.client.patch_env_vars(obs.app.guid, {names[0]: ctx.env_chain, names[1]: ctx.key_pem})
 
 
@@ -144,19 +146,36 @@ def _cancel_if_active(ctx: RunContext) -> None:
         ctx.instances_may_hold_new_env = False
 
 
-def confirm_old_env_everywhere(ctx: RunContext) -> None:
-    """Return once no instance can still run with the new env; raise if that is not seen.
+def confirm_new_binding_unneeded(ctx: RunContext) -> None:
+    """Return once nothing can present the new certificate any more; raise if not seen.
 
     An instance with the new env presents the new certificate, which only the new binding
     registers at CPI: deleting that binding first would break every call such an instance
-    makes. When the restore's own wait failed (its deployment could not be read), the
+    makes, now (instances the rollout restarted) or at its next restart (the env still
+    holding the new values). So: the env is read back when its restore failed, and when
+    the restore's own deployment wait failed (its deployment could not be read), the
     app's deployment list is asked instead: the restore's deployment no longer ACTIVE,
     and among those that ended DEPLOYED. Without a promote deployment (its create was
     refused) no instance was restarted, so there is nothing to wait for.
     """
+    app = ctx.obs.app
+    if ctx.env_may_hold_new:
+        try:
+            env = ctx.client.get_env_vars(app.guid)
+        except RotationError as error:
+            raise RotationError(
+                f"kept: {app.name}'s env could not be read back ({error}); it may still hold "
+                "the new certificate, which an instance takes when it restarts"
+            ) from error
+        if env.get(ctx.request.chain_env_var) == ctx.env_chain:
+            raise RotationError(
+                f"kept: {app.name}'s env still holds the new certificate, which an instance "
+                "takes when it restarts"
+            )
+        ctx.env_may_hold_new = False
     if not ctx.instances_may_hold_new_env:
         return
-    guid, app = ctx.restore_deployment_guid, ctx.obs.app
+    guid = ctx.restore_deployment_guid
     if guid is None:
         if ctx.deployment_guid is None:
             return

@@ -18,7 +18,7 @@ from ..errors import CfApiError, CfJobFailed, CfTimeout, CfUnreachable, Rotation
 from .context import RunContext
 from .journal import Compensation
 from .observe import credentials_of
-from .promote import confirm_old_env_everywhere
+from .promote import confirm_new_binding_unneeded
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +201,7 @@ def _adopt_unknown_bindings(ctx: RunContext, known: set[str]) -> None:
 
 def _push_delete_new(ctx: RunContext, guid: str) -> None:
     def delete_new() -> None:
-        confirm_old_env_everywhere(ctx)  # until then an instance may need this binding
+        confirm_new_binding_unneeded(ctx)  # until then an instance may need this binding
         delete_binding_when_settled(ctx.client, guid, ctx.rollback_deadline())
 
     ctx.journal.push(
@@ -210,8 +210,9 @@ def _push_delete_new(ctx: RunContext, guid: str) -> None:
             undo=delete_new,
             state_if_failed=f"binding {guid} with the new certificate still exists",
             manual_action=(
-                f"once `cf app {ctx.obs.app.name}` shows every instance restarted since the "
-                f"rollback: cf curl -X DELETE /v3/service_credential_bindings/{guid}"
+                f"once {ctx.obs.app.name}'s env holds the previous chain and key and every "
+                "instance restarted since (`cf restart --strategy rolling`): "
+                f"cf curl -X DELETE /v3/service_credential_bindings/{guid}"
             ),
         )
     )

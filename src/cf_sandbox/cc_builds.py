@@ -1,7 +1,7 @@
 """Packages, builds, droplets and revisions: what `cf restage` drives.
 
-`cf restage` (cf CLI `command/v7/restage_command.go`, `command/v7/shared/app_stager.go`,
-`actor/v7action/build.go`) = newest READY package -> `POST /v3/builds` (STAGING,
+`cf restage` (cf CLI `command/v7/restage_command.go`, `app_stager.go` of its `command/v7/shared`
+package, `actor/v7action/build.go`) = newest READY package -> `POST /v3/builds` (STAGING,
 `staging_s` later STAGED with a new droplet) -> stop -> set current droplet -> start;
 `cf restart` first asks `/v3/packages/:guid/droplets?states=STAGED` whether the newest
 package is staged. Staging itself does not touch running instances; the stop does. While a

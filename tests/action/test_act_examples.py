@@ -35,7 +35,7 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -415,6 +415,20 @@ def _matrix_leg(workflow: dict[str, Any], app: str) -> str | None:
     return None
 
 
+def _pem_key_lines(pems: Iterable[str]) -> list[str]:
+    """Every line of these PEM private keys: none may reach act's log."""
+    return [
+        line
+        for pem in pems
+        for line in key_lines(serialization.load_pem_private_key(pem.encode(), None))
+    ]
+
+
+def _env_key_lines(apps: Iterable[dict[str, Any]]) -> list[str]:
+    """Every line of the keys these sandbox apps hold in their env (CLI_KEY)."""
+    return _pem_key_lines(a["env"]["CLI_KEY"] for a in apps if a["env"].get("CLI_KEY"))
+
+
 def _audit(log: str, secrets: list[str]) -> None:
     for secret in {s for s in secrets if s}:
         assert secret not in log, f"a secret ({len(secret)} chars) is in act's log"
@@ -555,11 +569,8 @@ def test_plan_then_rotate_under_act(
         event.write_text("{}")
         state = ls.state()
         before = {a["name"]: a["env"].get("CLI_CHAIN") for a in state["apps"]}
-        secrets = [ls.password]
-        for pem in [m.key_pem for m in minted.values()] + [
-            a["env"]["CLI_KEY"] for a in state["apps"] if a["env"].get("CLI_KEY")
-        ]:
-            secrets += key_lines(serialization.load_pem_private_key(pem.encode(), None))
+        secrets = [ls.password, *_pem_key_lines(m.key_pem for m in minted.values())]
+        secrets += _env_key_lines(state["apps"])
 
         run = runner.run(
             workspace,
@@ -658,11 +669,7 @@ def test_targets_in_one_job_under_act(
         event.write_text("{}")
         state = ls.state()
         before = {a["name"]: a["env"].get("CLI_CHAIN") for a in state["apps"]}
-        secrets = [ls.password]
-        for app in state["apps"]:
-            if app["env"].get("CLI_KEY"):
-                key = serialization.load_pem_private_key(app["env"]["CLI_KEY"].encode(), None)
-                secrets += key_lines(key)
+        secrets = [ls.password, *_env_key_lines(state["apps"])]
         ls.clear_calls()
 
         run = runner.run(
@@ -679,9 +686,7 @@ def test_targets_in_one_job_under_act(
         record_property("act_log_lines", len(run.log.splitlines()))
         secrets += [*ls.oidc.github.issued, ls.oidc.github.bearer]
         after = {a["name"]: a for a in ls.state()["apps"]}
-        for name in due:
-            key = serialization.load_pem_private_key(after[name]["env"]["CLI_KEY"].encode(), None)
-            secrets += key_lines(key)
+        secrets += _env_key_lines(after[name] for name in due)
         assert run.code == 0, run.log[-6000:]
         out = workspace / ".act-out"
         plan = json.loads((out / "outputs-plan.json").read_text())

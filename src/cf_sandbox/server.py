@@ -13,6 +13,7 @@ import logging
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -24,6 +25,8 @@ log = logging.getLogger(__name__)
 # Idle keep-alive connections are closed after this long (CC's gorouter idles at 90 s).
 _IDLE_TIMEOUT_S = 30.0
 _JOIN_TIMEOUT_S = 5.0
+# How long a refused handshake waits for the client to close (nginx's lingering_time is 30 s).
+_LINGER_S = 2.0
 
 App = Callable[[Request], Response]
 
@@ -35,7 +38,11 @@ class _Handler(BaseHTTPRequestHandler):
     def setup(self) -> None:
         conn: ssl.SSLSocket = self.request
         conn.settimeout(_IDLE_TIMEOUT_S)
-        conn.do_handshake()
+        try:
+            conn.do_handshake()
+        except OSError:
+            _linger(conn)
+            raise
         super().setup()
 
     def log_message(self, format: str, *args: Any) -> None:
@@ -78,6 +85,24 @@ class _Handler(BaseHTTPRequestHandler):
 def _shutdown(sock: socket.socket) -> None:
     with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)
+
+
+def _linger(conn: ssl.SSLSocket) -> None:
+    """After a refused handshake: let the client read the alert before the socket closes.
+
+    In TLS 1.3 the client sends its request right after its Finished, before the server
+    has judged its certificate. Closing with that request unread makes the kernel answer
+    with a reset, which can reach the client before it reads the alert, so it sees a bare
+    EOF instead of `UNKNOWN_CA`. Routers avoid this by a lingering close (nginx's
+    `lingering_close`, https://nginx.org/en/docs/http/ngx_http_core_module.html#lingering_close):
+    stop writing, read and discard until the client closes, for a short while.
+    """
+    with contextlib.suppress(OSError):
+        conn.shutdown(socket.SHUT_WR)  # also drops the TLS layer: recv reads raw bytes
+        conn.settimeout(_LINGER_S)
+        deadline = time.monotonic() + _LINGER_S
+        while time.monotonic() < deadline and conn.recv(65536):
+            pass
 
 
 class TlsServer(ThreadingHTTPServer):

@@ -19,6 +19,7 @@ timeouts, retry backoff scaled down) so that `-n auto` spreads the matrix in min
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -277,6 +278,24 @@ def _in_flight(ls: Landscape) -> bool:
     return any(rule["fired"] >= 1 for rule in ls.faults())
 
 
+def _answered(ls: Landscape, call: Call, timeout_s: float = 15.0) -> bool:
+    """Wait until the sandbox has answered `call` (to a client that may be dead by then).
+
+    A server finishes a request whose client was killed, and so does Cloud Controller: a
+    lock create slowed by 1 s and cut off by SIGKILL still makes the lock a second later.
+    A re-run that finishes within that second (a small sandbox app rotates in under one)
+    would leave it behind for the next run to take over, which is the lock's promise but
+    not this test's scenario: a re-run that starts after the killed run's last call.
+    """
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        log = ls.cpi_calls() if call.server == "cpi" else ls.calls()
+        if any(c["method"] == call.method and re.search(call.path, c["path"]) for c in log):
+            return True
+        time.sleep(0.01)
+    return False
+
+
 def _when_seen(ls: Landscape, act: Callable[[], None]) -> threading.Thread:
     def watch() -> None:
         deadline = time.monotonic() + 60
@@ -349,6 +368,7 @@ def test_sigkill_then_rerun(
     watcher.join()
     assert process.returncode == -signal.SIGKILL, "the run ended before it was killed"
     ls.clear_faults()
+    assert _answered(ls, call), f"the killed run's {call.method} {call.path} went unanswered"
     rerun = rotate(_request(ls, minted), client_factory=_short_timeouts)
     _assert_converged(ls, rerun, minted.leaf_sha256)
     ls.probe_stop()

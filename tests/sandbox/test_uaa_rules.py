@@ -1,8 +1,8 @@
 """UAA's token endpoint rules the sandbox got wrong before the UAA audit, one test each.
 
 Each rule names the cloudfoundry/uaa file that makes it (the files are cited again in
-`cf_sandbox/uaa.py` and `cf_sandbox/uaa_jwt_bearer.py`). Every test here failed on the
-sandbox as it was.
+`cf_sandbox/uaa.py` and `cf_sandbox/uaa_jwt_bearer.py`); SAP's IAS rules name the SAP
+page (`cf_sandbox/ias.py`). Every test here failed on the sandbox as it was.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from cf_sandbox import Landscape
+from cf_sandbox.ias import IasApplication, IasUser
 from cf_sandbox.jose import Jwt
 from cf_sandbox.memtls import client_context, session
 from cf_sandbox.oidc_issuer import DEFAULT_SUBJECT, OidcIssuer
@@ -238,3 +239,58 @@ def test_a_token_without_an_audience(ls: Landscape, http: requests.Session) -> N
     claims = {"iss": github.issuer, "sub": DEFAULT_SUBJECT, "iat": now, "exp": now + 60}
     resp = _token(ls, http, {"grant_type": JWT_BEARER, "assertion": github.key.sign(claims)})
     _answer(resp, 401, "invalid_token", "The token does not bear an AUD claim.")
+
+
+# -- SAP Cloud Identity Services -----------------------------------------------------
+
+
+def _ias_exchange(ls: Landscape, http: requests.Session, client_id: str) -> requests.Response:
+    assert ls.oidc is not None
+    ias = ls.oidc.ias
+    token = ls.oidc.github.mint(ias.issuer)
+    form = {
+        "grant_type": JWT_BEARER,
+        "client_id": client_id,
+        "assertion": token,
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        "client_assertion": token,
+    }
+    return http.post(ias.token_url, data=form, timeout=10)
+
+
+def test_ias_takes_an_external_token_only_for_an_application_that_uses_its_provider(
+    ls: Landscape, http: requests.Session
+) -> None:
+    """SAP, "Configure the Client to Call Identity Authentication JWT Bearer Token": the
+    corporate provider must be the application's default one or chosen by its rules."""
+    assert ls.oidc is not None
+    platform = ls.oidc.ias.applications[ls.oidc.platform_client_id]
+    other = IasApplication("no-github-app", trusted=platform.trusted)
+    ls.oidc.ias.applications[other.client_id] = other
+    refused = _ias_exchange(ls, http, other.client_id)
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["error"] == "invalid_grant"
+    other.corporate_idps = set(platform.corporate_idps)
+    assert _ias_exchange(ls, http, other.client_id).status_code == 200
+
+
+def test_ias_searches_the_user_by_email(ls: Landscape, http: requests.Session) -> None:
+    """SAP's page: the value of the `email` or `sub` claim "will be used to search the
+    user by e-mail"."""
+    assert ls.oidc is not None
+    ias = ls.oidc.ias
+    by_mail = IasUser("not-this-identifier", "Mail.User@acme.example")
+    ias.users.append(by_mail)
+    idp = ias.corporate_idps[0]
+    token = ls.oidc.github.mint(ias.issuer, sub="mail.user@acme.example")
+    form = {
+        "grant_type": JWT_BEARER,
+        "client_id": ls.oidc.platform_client_id,
+        "assertion": token,
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        "client_assertion": ls.oidc.github.mint(ias.issuer),
+    }
+    assert idp.subject_name_identifier == "sub"
+    resp = http.post(ias.token_url, data=form, timeout=10)
+    assert resp.status_code == 200, resp.text
+    assert Jwt.parse(resp.json()["id_token"]).claims["user_uuid"] == by_mail.user_uuid

@@ -1,6 +1,7 @@
 """UAA's JWT bearer grant and JWT client authentication, as cloudfoundry/uaa runs them.
 
-Read in `cloudfoundry/uaa` (develop, 2024-10 and the 2025 files the search index holds):
+Read in `cloudfoundry/uaa` (develop at 13dc87a, 2024-10-24, and the 2025 files at 942f505,
+08fbde8 and 0067298; docs/sandbox-conformance.md, "The UAA audit"):
 - the grant: `server/.../authentication/BackwardsCompatibleTokenEndpointAuthenticationFilter.java`
   (`assertion` missing: "Assertion is missing"; with `login_hint` naming an active OIDC
   origin that has `tokenExchangeEnabled` and that the client may use, the assertion is

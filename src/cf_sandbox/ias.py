@@ -3,13 +3,15 @@
 `POST /oauth2/token` with `grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer`
 follows SAP's pages in `SAP-docs/btp-cloud-identity-services` (read 2026-08-21), all in
 `docs/Operation-Guide/`:
-- `configure-the-client-to-call-identity-authentication-jwt-bearer-token-01a0440.md`:
-  the form parameters (`assertion`, `client_id`, `grant_type`, `client_secret`, ...);
-  an external `id_token` is accepted when its issuer is a configured corporate identity
-  provider and its `aud` holds the tenant's issuer or that provider's client ID; the
-  provider's subject name identifier (`sub` or `email`) finds the user; public clients
-  cannot exchange external tokens; the answer holds `access_token`, `id_token`,
-  `token_type` and `expires_in`;
+- `configure-the-client-to-call-identity-authentication-jwt-bearer-token-01a0440.md`
+  (read at c1af221 and 0002caa): the form parameters (`assertion`, `client_id`,
+  `grant_type`, `client_secret`, ...); an external `id_token` is accepted when its
+  issuer is a configured corporate identity provider *that is the application's default
+  identity provider or chosen by its authentication rules* (conditional authentication),
+  and its `aud` holds the tenant's issuer or (0002caa) that provider's client ID; "the
+  value of email or sub claim" (the provider's subject name identifier) "will be used to
+  search the user by e-mail"; public clients cannot exchange external tokens; the answer
+  holds `access_token`, `id_token`, `token_type` and `expires_in`;
 - `configure-openid-connect-oidc-application-for-jwt-bearer-flow-dd8cd7a.md`:
   the application must have the *JWT Bearer* grant type selected;
 - `configure-jwt-for-oauth-client-authentication-db97a69.md`:
@@ -76,6 +78,9 @@ class IasApplication:
     secret: str | None = None
     jwt_bearer: bool = True
     trusted: list[TrustByIssuer] = field(default_factory=list)
+    corporate_idps: set[str] = field(default_factory=set)
+    """Issuers of the corporate providers the application authenticates with: its default
+    identity provider or one its conditional authentication rules select."""
 
     @property
     def public(self) -> bool:
@@ -85,7 +90,12 @@ class IasApplication:
 
 @dataclass(frozen=True)
 class IasUser:
-    """A user of the tenant; `identifier` is the value the corporate provider's claim holds."""
+    """A user of the tenant, found by `email` as SAP's page says.
+
+    `identifier` is the sandbox's stand-in for what SAP does not document: how a token
+    whose subject is no e-mail address (GitHub's `repo:OWNER/REPO:...`) reaches a user
+    (identity federation, enriched attributes, ...). It is NOT verified against IAS.
+    """
 
     identifier: str
     email: str
@@ -191,6 +201,12 @@ class IasTenant:
             raise _Refused(
                 400, "unauthorized_client", "a public client cannot exchange an external token"
             )
+        if idp is not None and idp.issuer not in app.corporate_idps:
+            raise _Refused(
+                400,
+                "invalid_grant",
+                "the application does not authenticate with the assertion's identity provider",
+            )
         user = self._user(claims, idp)
         self.exchanges.append(
             {"client_id": app.client_id, "issuer": str(claims.get("iss")), "user": user.email}
@@ -266,11 +282,14 @@ class IasTenant:
         return claims, idp
 
     def _user(self, claims: dict[str, Any], idp: CorporateIdp | None) -> IasUser:
+        """By e-mail with the claim's value (SAP's page), else the unverified `identifier`."""
         claim = idp.subject_name_identifier if idp else "sub"
         value = claims.get(claim)
-        user = next(
-            (u for u in self.users if isinstance(value, str) and u.identifier == value), None
-        )
+        if not isinstance(value, str):
+            value = ""
+        user = next((u for u in self.users if u.email.lower() == value.lower()), None)
+        if user is None:
+            user = next((u for u in self.users if value and u.identifier == value), None)
         if user is None:
             raise _Refused(400, "invalid_grant", "no user for the assertion's subject")
         return user

@@ -11,7 +11,10 @@ each as the platform's sources describe it (see `uaa_jwt_bearer` and `ias`):
   provider (the IAS tenant) has token exchange enabled; UAA sends the GitHub token to IAS
   as a JWT bearer grant with its own client credentials and logs in with the `id_token`
   IAS answers. IAS trusts GitHub as a corporate identity provider (audience: the IAS
-  issuer) and maps the job's `sub` to the user `ROTATOR_EMAIL`.
+  issuer), the platform application authenticates with it (SAP: its default identity
+  provider or a conditional authentication rule), and the job's `sub` maps to the user
+  `ROTATOR_EMAIL` (`IasUser.identifier`: how IAS maps a subject that is no e-mail address
+  is not documented, so this mapping is the sandbox's, not verified).
 - two steps: the job exchanges the GitHub token at IAS itself (the platform application's
   client ID, client authentication by a JWT trusted by issuer and exact `sub`), then
   presents IAS's `id_token` to UAA; UAA finds `ias-platform` by its issuer.
@@ -80,6 +83,7 @@ class OidcParts:
             secret=self._platform_secret,
             jwt_bearer=True,
             trusted=[TrustByIssuer(github.issuer, github.jwks, DEFAULT_SUBJECT)],
+            corporate_idps={github.issuer},
         )
         self.ias.users.append(IasUser(DEFAULT_SUBJECT, ROTATOR_EMAIL))
 

@@ -247,6 +247,8 @@ class Options:
     - `uaa_passcode_prompt`: `/login` lists the SSO `passcode` prompt (an IdP with a link).
     - `uaa_restrict_refresh_grant`: UAA's `jwt.refresh.restrict_grant`: no refresh token
       unless the scope holds `uaa.offline_token` (RefreshTokenCreator.isRefreshTokenSupported).
+    - `uaa_token_query_string`: UAA's `jwt.token.queryString.enabled` (default true); off,
+      a token request with a query string is refused (uaa `UaaTokenEndpoint.java`).
     The rest are the sandbox's own durations and switches (api_version, pinning, timings).
     """
 
@@ -260,6 +262,7 @@ class Options:
     bindings_retrievable: bool = False
     uaa_passcode_prompt: bool = True
     uaa_restrict_refresh_grant: bool = False
+    uaa_token_query_string: bool = True
     pinning: bool = True
     token_ttl_s: float = 600.0
     start_s: float = 0.05

@@ -27,10 +27,9 @@ import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote
 
 from .state import Store
-from .uaa_jwt_bearer import JWT_BEARER, JwtBearer
+from .uaa_jwt_bearer import JWT_BEARER, JwtBearer, parse_login_hint
 from .web import Request, Response, Router, basic_credentials
 
 # Refresh tokens outlive access tokens, as UAA's default (30 days) does.
@@ -117,8 +116,12 @@ class TokenIssuer:
             return None
         return claims
 
-    def grant(self, subject: dict[str, Any], grant_type: str) -> dict[str, Any]:
-        """A 200 token response for `subject` (user or client claims)."""
+    def grant(
+        self, subject: dict[str, Any], grant_type: str, refreshable: bool = True
+    ) -> dict[str, Any]:
+        """A 200 token response for `subject` (user or client claims); `refreshable`: the
+        client has `refresh_token` among its grant types (UaaTokenServices.java creates a
+        refresh token only then)."""
         ttl = self._store.options.token_ttl_s
         issued = time.time()
         jti = uuid.uuid4().hex
@@ -144,7 +147,8 @@ class TokenIssuer:
         # operator restricts the refresh grant (`jwt.refresh.restrict_grant`,
         # RefreshTokenCreator.isRefreshTokenSupported) and the scope lacks uaa.offline_token.
         if (
-            grant_type != "client_credentials"
+            refreshable
+            and grant_type != "client_credentials"
             and not self._store.options.uaa_restrict_refresh_grant
         ):
             refresh = {"jti": f"{jti}-r", "exp": int(issued + _REFRESH_TTL_S), **subject}
@@ -152,6 +156,10 @@ class TokenIssuer:
                 self._refresh[refresh["jti"]] = subject
             answer["refresh_token"] = self._sign(refresh)
         return answer
+
+    def query_string_allowed(self) -> bool:
+        """UAA's `jwt.token.queryString.enabled` (the `uaa_token_query_string` option)."""
+        return self._store.options.uaa_token_query_string
 
     def passcode_prompt(self) -> bool:
         """Whether `/login` lists the SSO passcode prompt (an option of the zone's IdPs)."""
@@ -164,16 +172,6 @@ class TokenIssuer:
             return None
         with self._lock:
             return self._refresh.get(str(claims.get("jti")))
-
-
-def _login_hint_origin(raw: str | None) -> str | None:
-    if not raw:
-        return None
-    try:
-        hint = json.loads(unquote(raw))
-    except ValueError:
-        return ""
-    return str(hint.get("origin", "")) if isinstance(hint, dict) else ""
 
 
 class Uaa:
@@ -220,9 +218,22 @@ class Uaa:
         )
 
     def token(self, req: Request) -> Response:
-        """The token endpoint: dispatch on `grant_type`."""
-        form = req.form()
-        client = basic_credentials(req) or (
+        """The token endpoint: the client and user are authenticated first (filters), then
+        the endpoint refuses a query string if the operator turned them off (uaa
+        `server/.../oauth/token/UaaTokenEndpoint.java` with
+        `oauth/advice/HttpMethodNotSupportedAdvice.java`: 406 `query_string_not_allowed`)."""
+        answer = self._token(req.form(), basic_credentials(req))
+        if answer.status == 200 and req.query and not self.issuer.query_string_allowed():
+            return _error(
+                406,
+                "query_string_not_allowed",
+                "Parameters must be passed in the body of the request",
+            )
+        return answer
+
+    def _token(self, form: dict[str, str], basic: tuple[str, str] | None) -> Response:
+        """Dispatch on `grant_type` (`provider/endpoint/TokenEndpoint.java`)."""
+        client = basic or (
             form.get("client_id", ""),
             form.get("client_secret", ""),
         )
@@ -241,7 +252,7 @@ class Uaa:
             return grants[grant_type](form, client)
         if not grant_type:
             return _error(400, "invalid_request", "Missing grant type")
-        return _error(400, "unsupported_grant_type", f"Unsupported grant type: {grant_type}")
+        return _error(400, "unsupported_grant_type", "Unsupported grant type")
 
     def _client_credentials(self, form: dict[str, str], client: tuple[str, str]) -> Response:
         accounts = self.issuer.accounts
@@ -251,19 +262,35 @@ class Uaa:
         return _granted(self.issuer.grant(subject, "client_credentials"))
 
     def _refresh(self, form: dict[str, str], client: tuple[str, str]) -> Response:
-        if client[0] != "cf" and not self._known_client(client):
+        """TokenEndpoint.java (no `refresh_token`: 400), AbstractTokenGranter (the client's
+        grant types), UaaTokenServices.refreshAccessToken (the token's own client)."""
+        if not self._known_client(client):
             return _error(401, "invalid_client", "Bad credentials")
-        subject = self.issuer.redeem_refresh(form.get("refresh_token", ""))
+        if not form.get("refresh_token"):
+            return _error(400, "invalid_request", "refresh_token parameter not provided")
+        if not self._may_refresh(client[0]):
+            return _error(401, "invalid_client", "Unauthorized grant type")
+        subject = self.issuer.redeem_refresh(form["refresh_token"])
         if subject is None:
             return _error(401, "invalid_token", "Invalid refresh token (expired)")
         if subject.get("client_id") != client[0]:
-            # UaaTokenServices.refreshAccessToken: InvalidGrantException (400)
-            return _error(400, "invalid_grant", f"Wrong client for this refresh token: {client[0]}")
+            cid = subject.get("client_id")
+            return _error(400, "invalid_grant", f"Wrong client for this refresh token: {cid}")
         return _granted(self.issuer.grant(subject, "refresh_token"))
 
+    def _may_refresh(self, client_id: str) -> bool:
+        """The client has `refresh_token` among its grant types (the `cf` client of
+        cf-deployment has)."""
+        if self.jwt_bearer is None:
+            return client_id == "cf"
+        known = self.jwt_bearer.clients.get(client_id)
+        return known is not None and "refresh_token" in known.grant_types
+
     def _known_client(self, client: tuple[str, str]) -> bool:
-        """A client of the JWT grants that authenticates with its secret (Basic or form)."""
-        known = self.jwt_bearer.clients.get(client[0]) if self.jwt_bearer else None
+        """A registered client that authenticates with its secret (Basic or form)."""
+        if self.jwt_bearer is None:
+            return client == ("cf", "")
+        known = self.jwt_bearer.clients.get(client[0])
         return (
             known is not None
             and known.secret is not None
@@ -277,7 +304,7 @@ class Uaa:
         subject = self.jwt_bearer.user_subject(form, client[0])
         if isinstance(subject, Response):
             return subject
-        return _granted(self.issuer.grant(subject, JWT_BEARER))
+        return _granted(self.issuer.grant(subject, JWT_BEARER, self._may_refresh(client[0])))
 
     def _client_assertion(self, form: dict[str, str]) -> Response:
         assert self.jwt_bearer is not None
@@ -293,8 +320,8 @@ class Uaa:
         accounts = self.issuer.accounts
         if client != ("cf", ""):
             return _error(401, "invalid_client", "Bad credentials")
-        origin = _login_hint_origin(form.get("login_hint"))
-        if origin is not None and origin != accounts.origin:
+        hint = parse_login_hint(form.get("login_hint"))
+        if hint is not None and hint.origin != accounts.origin:
             return _error(401, "unauthorized", _BAD_ORIGIN)
         if "passcode" in form:
             return _error(401, "unauthorized", "Bad credentials")
@@ -309,4 +336,4 @@ class Uaa:
             "email": accounts.username,
             "origin": accounts.origin,
         }
-        return _granted(self.issuer.grant(subject, "password"))
+        return _granted(self.issuer.grant(subject, "password", self._may_refresh("cf")))

@@ -1,6 +1,7 @@
 """UAA's JWT bearer grant and JWT client authentication, as cloudfoundry/uaa runs them.
 
-Read in `cloudfoundry/uaa` (develop, 2024-10 and the 2025 files the search index holds):
+Read in `cloudfoundry/uaa` (develop at 13dc87a, 2024-10-24, and the 2025 files at 942f505,
+08fbde8 and 0067298; docs/sandbox-conformance.md, "The UAA audit"):
 - the grant: `server/.../authentication/BackwardsCompatibleTokenEndpointAuthenticationFilter.java`
   (`assertion` missing: "Assertion is missing"; with `login_hint` naming an active OIDC
   origin that has `tokenExchangeEnabled` and that the client may use, the assertion is
@@ -12,13 +13,19 @@ Read in `cloudfoundry/uaa` (develop, 2024-10 and the 2025 files the search index
   by the token's `iss` ("Unable to map issuer, %s , to a single registered provider"),
   the signature checked against the provider's keys, then `aud` against its
   `relyingPartyId` and `exp` (`server/.../util/JwtTokenSignedByThisUAA.java`: "Could not
-  verify token signature.", "Some parties were not in the token audience: %s", "Token
-  does not bear a valid EXP claim."; `nbf` is not checked there), the user name taken
-  from the `user_name` attribute mapping or `sub` ("Unable to map claim to a username"),
-  and a shadow user added unless the provider says otherwise
+  verify token signature.", "The token does not bear an AUD claim.", "Some parties were
+  not in the token audience: %s", "Token does not bear a valid EXP claim."; `nbf` and
+  `iat` are not checked there), the user name taken from the `user_name` attribute
+  mapping or `sub` ("Unable to map claim to a username"), the user found by that name,
+  else by the `email` claim (or the generated `<name>@user.from.<origin>.cf`), in the
+  origin, and a shadow user added unless the provider says otherwise
   (`ExternalLoginAuthenticationManager.java`: "The user account must be pre-created.
-  Please contact your system administrator."); finally `oauth/token/JwtTokenGranter.java`
-  via `AbstractTokenGranter.validateGrantType`: "Unauthorized grant type".
+  Please contact your system administrator."); then the client's `allowedproviders`
+  must hold the user's origin (`oauth/UaaAuthorizationRequestManager.java`
+  `checkClientIdpAuthorization`, called by the filter: 401 `unauthorized_client`
+  "Client is not authorized for specified user's identity provider."); finally
+  `oauth/token/JwtTokenGranter.java` via `AbstractTokenGranter.validateGrantType`:
+  "Unauthorized grant type".
 - how failures answer: the filter's entry point is `basicAuthenticationEntryPoint` with
   `UaaExceptionTranslator` (`uaa/src/main/webapp/WEB-INF/spring/oauth-endpoints.xml`,
   `spring-servlet.xml`): a token problem (`InvalidTokenException`) is 401 `invalid_token`,
@@ -49,7 +56,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote_plus
 
 from .jose import Jwt, signed_by
 from .web import Response
@@ -122,6 +129,30 @@ class Refusal(Exception):
     response: Response
 
 
+def _generated_email(user_name: str, origin: str) -> str:
+    """`ExternalLoginAuthenticationManager.generateEmailIfNullOrEmpty`."""
+    parts = user_name.split("@")
+    if "@" in user_name and len(parts) == 2 and all(parts):
+        return user_name
+    return user_name.replace("@", "") + f"@user.from.{origin}.cf"
+
+
+def _disallowed_origin(client: UaaClient | None, origin: str) -> Response | None:
+    """`UaaAuthorizationRequestManager.checkClientIdpAuthorization`: a client's
+    `allowedproviders` (None: any) must hold the user's origin."""
+    allowed = client.allowed_providers if client else None
+    if allowed is None:
+        return None
+    if not allowed:
+        return _error("unauthorized_client", "Client is not authorized for any identity providers.")
+    if origin not in allowed:
+        return _error(
+            "unauthorized_client",
+            "Client is not authorized for specified user's identity provider.",
+        )
+    return None
+
+
 def _audiences(claims: dict[str, Any]) -> list[str]:
     aud = claims.get("aud")
     if isinstance(aud, str):
@@ -129,16 +160,36 @@ def _audiences(claims: dict[str, Any]) -> list[str]:
     return [a for a in aud if isinstance(a, str)] if isinstance(aud, list) else []
 
 
-def login_hint_origin(raw: str | None) -> str | None:
-    """`login_hint={"origin":"..."}` (UaaLoginHint.parseRequestParameter); None if absent."""
-    if not raw:
+@dataclass(frozen=True)
+class LoginHint:
+    """A parsed `login_hint`; `origin` None for `{}` (a hint that names no origin)."""
+
+    origin: str | None
+
+
+def parse_login_hint(raw: str | None) -> LoginHint | None:
+    """`login_hint={"origin":"..."}` as uaa `UaaLoginHint.parseRequestParameter` reads it:
+    URL-decoded once more, then read by a default Jackson `ObjectMapper`, so anything but
+    a JSON object whose only key is `origin` (unparsable text, another key) is no hint at
+    all (None); absent is None too."""
+    if raw is None:
         return None
     try:
-        hint = json.loads(unquote(raw))
+        hint = json.loads(unquote_plus(raw))
     except ValueError:
         return None
-    origin = hint.get("origin") if isinstance(hint, dict) else None
-    return origin if isinstance(origin, str) else None
+    if not isinstance(hint, dict) or set(hint) - {"origin"}:
+        return None
+    origin = hint.get("origin")
+    if origin is not None and not isinstance(origin, str):
+        return None
+    return LoginHint(origin)
+
+
+def login_hint_origin(raw: str | None) -> str | None:
+    """The origin a `login_hint` names; None when it names none or is no hint."""
+    hint = parse_login_hint(raw)
+    return hint.origin if hint else None
 
 
 class JwtBearer:
@@ -153,12 +204,20 @@ class JwtBearer:
         """Issuers whose keys UAA finds by OIDC discovery (for client assertions)."""
         self.users: dict[tuple[str, str], str] = {}
         """(origin, user name) -> user id: shadow users and users added beforehand."""
+        self.emails: dict[tuple[str, str], str] = {}
+        """(origin, lower-cased e-mail) -> user id, for the lookup by e-mail."""
         self._lock = threading.Lock()
 
-    def add_user(self, origin: str, user_name: str) -> str:
-        """A user added beforehand (as `cf set-space-role ... --origin` or the BTP cockpit do)."""
+    def add_user(self, origin: str, user_name: str, email: str | None = None) -> str:
+        """A user added beforehand (as `cf set-space-role ... --origin` or the BTP cockpit do:
+        the name is the e-mail unless `email` says otherwise)."""
         with self._lock:
-            return self.users.setdefault((origin, user_name), str(uuid.uuid4()))
+            return self._add(origin, user_name, email or user_name)
+
+    def _add(self, origin: str, user_name: str, email: str) -> str:
+        user_id = self.users.setdefault((origin, user_name), str(uuid.uuid4()))
+        self.emails.setdefault((origin, email.lower()), user_id)
+        return user_id
 
     def origin(self, key: str) -> OidcOrigin | None:
         return next((o for o in self.origins if o.origin == key), None)
@@ -176,22 +235,25 @@ class JwtBearer:
             user_name = self._user_name(origin, claims)
         except Refusal as refusal:
             return refusal.response
-        user_id = self._user(origin, user_name)
+        email = claims.get(origin.email_claim)
+        if not isinstance(email, str) or not email:
+            email = _generated_email(user_name, origin.origin)
+        user_id = self._user(origin, user_name, email)
         if isinstance(user_id, Response):
             return user_id
         client = self.clients.get(client_id)
+        refused = _disallowed_origin(client, origin.origin)
+        if refused is not None:
+            return refused
         if client is None or JWT_BEARER not in client.grant_types:
             return _error("invalid_client", "Unauthorized grant type")
-        email = claims.get(origin.email_claim)
         return {
             "client_id": client_id,
             "cid": client_id,
             "sub": user_id,
             "user_id": user_id,
             "user_name": user_name,
-            "email": email
-            if isinstance(email, str)
-            else f"{user_name}@user.from.{origin.origin}.cf",
+            "email": email,
             "origin": origin.origin,
         }
 
@@ -230,12 +292,12 @@ class JwtBearer:
         (origin,) = matches
         if not signed_by(jwt, origin.keys()):
             raise Refusal(_error("invalid_token", "Could not verify token signature."))
+        if "aud" not in jwt.claims:
+            raise Refusal(_error("invalid_token", "The token does not bear an AUD claim."))
         if origin.relying_party_id not in _audiences(jwt.claims):
+            party = origin.relying_party_id or "EMPTY_VALUE"
             raise Refusal(
-                _error(
-                    "invalid_token",
-                    f"Some parties were not in the token audience: {origin.relying_party_id}",
-                )
+                _error("invalid_token", f"Some parties were not in the token audience: {party}")
             )
         exp = jwt.claims.get("exp")
         if not isinstance(exp, int | float) or time.time() > exp:
@@ -248,14 +310,17 @@ class JwtBearer:
             raise Refusal(_error("unauthorized", "Unable to map claim to a username"))
         return name
 
-    def _user(self, origin: OidcOrigin, user_name: str) -> str | Response:
+    def _user(self, origin: OidcOrigin, user_name: str, email: str) -> str | Response:
+        """By user name, then by e-mail, in the origin; else a shadow user if allowed."""
         with self._lock:
             known = self.users.get((origin.origin, user_name))
+            if known is None:
+                known = self.emails.get((origin.origin, email.lower()))
             if known is not None:
                 return known
             if not origin.add_shadow_user:
                 return _error("unauthorized", _NOT_PRECREATED)
-            return self.users.setdefault((origin.origin, user_name), str(uuid.uuid4()))
+            return self._add(origin.origin, user_name, email)
 
     # -- JWT client authentication ------------------------------------------------
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import Message
 from typing import Any
-from urllib.parse import parse_qs, parse_qsl, unquote
+from urllib.parse import parse_qs, parse_qsl, unquote_plus
 
 
 @dataclass
@@ -85,10 +85,12 @@ class Request:
         return body
 
     def form(self) -> dict[str, str]:
-        """A form-encoded body merged over the query (UAA accepts both)."""
-        merged = {k: v[0] for k, v in self.query.items()}
+        """The query and a form-encoded body as one parameter map, as UAA reads them
+        (`HttpServletRequest.getParameter`): the query's value comes first (Servlet 3.1
+        section 3.1: "Query string data is presented before post body data")."""
         text = self.body.decode("utf-8", errors="replace")
-        merged.update({k: v[0] for k, v in parse_qs(text, keep_blank_values=True).items()})
+        merged = {k: v[0] for k, v in parse_qs(text, keep_blank_values=True).items()}
+        merged.update({k: v[0] for k, v in self.query.items()})
         return merged
 
 
@@ -131,7 +133,12 @@ class ApiError(Exception):
 
 def basic_credentials(req: Request) -> tuple[str, str] | None:
     """The client id and secret of an `Authorization: Basic` header, form-decoded as UAA
-    and IAS read them (RFC 6749 section 2.3.1); None without one or when unreadable."""
+    and IAS read them (RFC 6749 section 2.3.1: `+` is a space, `%2B` a plus; uaa
+    `server/.../authentication/ClientBasicAuthenticationFilter.java` decodes both with
+    `URLDecoder` unless the operator's `enableUriEncodingCompatibilityMode` is on; SAP's
+    "Configure the Client to Call Identity Authentication JWT Bearer Token": "must be
+    encoded using the application/x-www-form-urlencoded encoding"); None without one or
+    when unreadable."""
     scheme, _, value = (req.headers.get("Authorization") or "").partition(" ")
     if scheme.lower() != "basic":
         return None
@@ -139,7 +146,7 @@ def basic_credentials(req: Request) -> tuple[str, str] | None:
         client_id, _, secret = base64.b64decode(value).decode().partition(":")
     except (ValueError, UnicodeDecodeError):
         return None
-    return unquote(client_id), unquote(secret)
+    return unquote_plus(client_id), unquote_plus(secret)
 
 
 def not_found(kind: str) -> ApiError:

@@ -23,6 +23,7 @@ from cf_sandbox.oidc_landscape import (
     PLATFORM_ORIGIN,
     ROTATOR_EMAIL,
 )
+from cf_sandbox.uaa_jwt_bearer import JWT_BEARER, UaaClient
 from cpi_cert_rotate.errors import ExitCode
 from cpi_cert_rotate.models import CfAssertion, CfAuth, OidcGrant, Outcome, Report
 from cpi_cert_rotate.rotation import rotate
@@ -173,6 +174,26 @@ def test_a_uaa_client_without_the_grant_is_named(ls: Landscape) -> None:
     report = _rotate(ls, _auth(ls, Job(oidc.github, oidc.ias.issuer), origin=PLATFORM_ORIGIN))
     assert report.error_code == "oidc-grant-not-allowed"
     assert "`cf`" in (report.hint or "")
+
+
+def test_a_uaa_client_whose_secret_has_a_plus_logs_in(ls: Landscape) -> None:
+    """UAA URL-decodes Basic credentials (uaa `ClientBasicAuthenticationFilter.java`)."""
+    secret = "pipe+line/secret="
+    ls.jwt_bearer.clients["pipeline"] = UaaClient("pipeline", secret, {JWT_BEARER})
+    job = Job(_oidc(ls).github, DIRECT_AUDIENCE)
+    auth = _auth(ls, job, origin=DIRECT_ORIGIN, client_id="pipeline", client_secret=secret)
+    report = _rotate(ls, auth)
+    assert report.outcome is Outcome.ROTATED, report.hint
+
+
+def test_a_uaa_client_not_allowed_for_the_origin_is_named(ls: Landscape) -> None:
+    """uaa `UaaAuthorizationRequestManager.checkClientIdpAuthorization`."""
+    ls.jwt_bearer.clients["cf"].allowed_providers = {PLATFORM_ORIGIN}
+    job = Job(_oidc(ls).github, DIRECT_AUDIENCE)
+    report = _rotate(ls, _auth(ls, job, origin=DIRECT_ORIGIN))
+    assert report.error_code == "oidc-origin-not-allowed", report.hint
+    assert "`allowedproviders`" in (report.hint or "")
+    assert write_calls(ls) == []
 
 
 def test_a_client_token_of_another_job_is_refused(ls: Landscape) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import logging
 from collections.abc import Callable, Iterator
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote_plus
 
 import pytest
 import trustme
@@ -109,6 +109,21 @@ def test_user_login_with_another_uaa_client_authenticates_as_that_client(
     expected = base64.b64encode(b"pipeline:s3cret-value").decode()
     assert call.headers["Authorization"] == f"Basic {expected}"
     assert "login_hint" not in _form(call)
+
+
+def test_a_client_and_secret_are_form_encoded_in_basic(uaa: FakeCf, ca: trustme.CA) -> None:
+    """UAA URL-decodes Basic credentials (uaa `ClientBasicAuthenticationFilter.java`): a raw
+    `+` would arrive as a space, a raw `%` could fail to decode."""
+    secret = "p+ss/w=rd%x"
+    with CfClient(uaa.url, _auth(ca, client_id="pipe line", client_secret=secret)) as client:
+        client.authenticate()
+    (call,) = _token_calls(uaa)
+    scheme, value = call.headers["Authorization"].split(" ", 1)
+    client_id, _, sent = base64.b64decode(value).decode().partition(":")
+    assert scheme == "Basic"
+    assert (client_id, sent) == ("pipe%20line", "p%2Bss%2Fw%3Drd%25x")
+    assert (unquote_plus(client_id), unquote_plus(sent)) == ("pipe line", secret)
+    assert call.headers["X-CF-ENCODED-CREDENTIALS"] == "true"
 
 
 def test_client_login_sends_the_token_as_client_assertion_without_basic(
@@ -258,6 +273,18 @@ UAA_ANSWERS = [
         "corporate identity provider",
     ),
     ("unauthorized", "Assertion is missing", "oidc-login-refused", "UAA's answer"),
+    (
+        "unauthorized_client",
+        "Client is not authorized for specified user's identity provider.",
+        "oidc-origin-not-allowed",
+        "`allowedproviders`",
+    ),
+    (
+        "invalid_token",
+        "The token does not bear an AUD claim.",
+        "oidc-wrong-audience",
+        "set `cf-oidc-audience`",
+    ),
 ]
 
 

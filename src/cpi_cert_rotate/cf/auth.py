@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 from ..errors import CfApiError, InputError
 from ..models import CfAuth
@@ -51,8 +52,17 @@ _UNKNOWN_LIFETIME_S = float("inf")  # no expiry known: rely on the 401 replay
 _WHOLE_SECOND_S = 1.0
 
 
-def _basic(client_id: str, secret: str) -> str:
-    return "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode("ascii")
+def _basic(client_id: str, secret: str) -> dict[str, str]:
+    """HTTP Basic for a UAA client: id and secret form-encoded first (RFC 6749 section
+    2.3.1), as UAA decodes them (uaa `ClientBasicAuthenticationFilter.java`: `URLDecoder`,
+    so a raw `+` in a secret would arrive as a space), with `X-CF-ENCODED-CREDENTIALS`
+    so that UAA decodes them also where the operator turned on
+    `authentication.enableUriEncodingCompatibilityMode`."""
+    pair = f"{quote(client_id, safe='')}:{quote(secret, safe='')}"
+    return {
+        "Authorization": "Basic " + base64.b64encode(pair.encode()).decode("ascii"),
+        "X-CF-ENCODED-CREDENTIALS": "true",
+    }
 
 
 def _jwt_claims(token: str) -> dict[str, Any]:
@@ -189,7 +199,7 @@ class UaaAuth:
         url = self._token_url()
         self._http.allow_post_retries(url)
         self._redact(*(form.get(k) for k in ("assertion", "client_assertion")))
-        headers = {"Authorization": _basic(*client)} if client else {}
+        headers = _basic(*client) if client else {}
         if client:
             self._redact(headers["Authorization"].split(" ", 1)[1])
         started = self._clock()

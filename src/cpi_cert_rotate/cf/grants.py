@@ -18,7 +18,9 @@ refusal into an error that names the fix:
 
 `login_hint` goes in the body, not the query string as the cf CLI sends it: UAA reads
 either (`request.getParameter`), and an operator can refuse query strings on the token
-endpoint (uaa `UaaTokenEndpoint.java`, `jwt.token.queryString.enabled`).
+endpoint (uaa `UaaTokenEndpoint.java`, `jwt.token.queryString.enabled`). The Basic
+client and secret are form-encoded (`auth._basic`), which the cf CLI's Go `SetBasicAuth`
+does not do: UAA URL-decodes them (uaa `ClientBasicAuthenticationFilter.java`).
 """
 
 from __future__ import annotations

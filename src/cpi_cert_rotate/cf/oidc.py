@@ -150,6 +150,20 @@ def refused(
                 else "."
             )
         )
+    elif kind == "invalid_token" and text == "The token does not bear an AUD claim.":
+        code = "oidc-wrong-audience"
+        fix = (
+            f"{source} has no audience: set `cf-oidc-audience` to the relying party ID of "
+            "UAA's identity provider (or, after an exchange, the exchange's client ID)."
+        )
+    elif kind == "unauthorized_client" and text.startswith("Client is not authorized for"):
+        code = "oidc-origin-not-allowed"
+        whose = f"origin `{origin}`" if origin else "the origin that trusts the token's issuer"
+        fix = (
+            f"The UAA client `{client_id}` may not log in users of {whose}: its "
+            "`allowedproviders` must list that origin (an operator setting; or name another "
+            "client in `cf-client-id`)."
+        )
     elif kind == "unauthorized" and (found := _ISSUER.search(text)):
         code = "oidc-untrusted-issuer"
         fix = _untrusted_issuer_fix(found.group(1).strip(), origin, exchanged)

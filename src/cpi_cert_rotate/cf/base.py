@@ -24,7 +24,12 @@ from .http import CfHttp
 from .polling import Waited, job_failure, wait_for
 from .resources import Job, RootInfo, parse
 
-__all__ = ["MIN_VERSION_BINDING_STRATEGY", "CfBase", "not_found"]
+__all__ = [
+    "MIN_VERSION_BINDING_STRATEGY",
+    "MIN_VERSION_DEPLOYMENT_OPTIONS",
+    "CfBase",
+    "not_found",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +38,10 @@ T = TypeVar("T")
 # `"strategy": "multiple"` shipped in capi-release 1.220.0 = CC API 3.205.0; the cf CLI
 # gates `bind-service --strategy` on the same version (MinVersionServiceBindingStrategy).
 MIN_VERSION_BINDING_STRATEGY = (3, 205, 0)
+# A deployment create takes `options` (`max_in_flight`) from CC API 3.173.0
+# (cloud_controller_ng `app/messages/deployment_create_message.rb`, commit "Max in flight
+# (#3907)" made at `config/version` 3.173.0); before, `options` is an unknown field (422).
+MIN_VERSION_DEPLOYMENT_OPTIONS = (3, 173, 0)
 # Large pages: a rotation lists few resources, and fewer round trips mean fewer retries.
 _PER_PAGE = 200
 # A runaway `next` link (a server bug) must not loop for ever.

@@ -20,7 +20,12 @@ from typing import Any
 import requests
 
 from ..errors import CfApiError, CfJobFailed
-from .base import MIN_VERSION_BINDING_STRATEGY, CfBase, not_found
+from .base import (
+    MIN_VERSION_BINDING_STRATEGY,
+    MIN_VERSION_DEPLOYMENT_OPTIONS,
+    CfBase,
+    not_found,
+)
 from .resources import (
     App,
     Binding,
@@ -36,7 +41,7 @@ from .resources import (
 )
 from .together import together
 
-__all__ = ["MIN_VERSION_BINDING_STRATEGY", "CfClient"]
+__all__ = ["MIN_VERSION_BINDING_STRATEGY", "MIN_VERSION_DEPLOYMENT_OPTIONS", "CfClient"]
 
 logger = logging.getLogger(__name__)
 
@@ -394,12 +399,16 @@ class CfClient(CfBase):
     def create_deployment(
         self, app_guid: str, *, max_in_flight: int = 1, droplet_guid: str | None = None
     ) -> Deployment:
-        """Start a rolling deployment (current droplet unless given); not replayed."""
+        """Start a rolling deployment (current droplet unless given); not replayed.
+
+        `options` goes only with a `max_in_flight` other than 1: Cloud Controller knows it
+        from API 3.173.0 (`MIN_VERSION_DEPLOYMENT_OPTIONS`), the engine checks that first.
+        """
         body: dict[str, Any] = {
             "strategy": "rolling",
             "relationships": {"app": {"data": {"guid": app_guid}}},
         }
-        if max_in_flight != 1:  # `options` is newer than deployments; send it only if needed
+        if max_in_flight != 1:
             body["options"] = {"max_in_flight": max_in_flight}
         if droplet_guid:
             body["droplet"] = {"guid": droplet_guid}

@@ -24,6 +24,7 @@ from .base import (
     MIN_VERSION_BINDING_STRATEGY,
     MIN_VERSION_DEPLOYMENT_OPTIONS,
     CfBase,
+    filter_values,
     not_found,
 )
 from .resources import (
@@ -75,7 +76,7 @@ class CfClient(CfBase):
     def find_org(self, name: str) -> Org:
         """The org called `name` (case-insensitive), or a 404 `CfApiError`."""
         missing = f"Org {name!r} not found, or the user cannot see it"
-        org = self._find_one("/v3/organizations", {"names": name}, Org.from_api, missing)
+        org = self._find_one("/v3/organizations", name, {}, Org.from_api, missing)
         self._where[org.guid] = f"org {org.name!r}"
         return org
 
@@ -83,16 +84,16 @@ class CfClient(CfBase):
         """The space `name` of an org (case-insensitive), or a 404 `CfApiError`."""
         where = self._where.get(org_guid, f"org {org_guid}")
         missing = f"Space {name!r} not found in {where}, or the user cannot see it"
-        params = {"names": name, "organization_guids": org_guid}
-        space = self._find_one("/v3/spaces", params, Space.from_api, missing)
+        params = {"organization_guids": org_guid}
+        space = self._find_one("/v3/spaces", name, params, Space.from_api, missing)
         self._where[space.guid] = f"{where} / space {space.name!r}"
         return space
 
     def find_app(self, space_guid: str, name: str) -> App:
         """The app `name` in a space (case-insensitive), or a 404 `CfApiError`."""
         missing = f"App {name!r} not found in {self._where.get(space_guid, f'space {space_guid}')}"
-        params = {"names": name, "space_guids": space_guid}
-        return self._find_one("/v3/apps", params, App.from_api, missing)
+        params = {"space_guids": space_guid}
+        return self._find_one("/v3/apps", name, params, App.from_api, missing)
 
     def locate_app(self, org: str, space: str, app: str) -> tuple[Org, Space, App]:
         """Org, space and app by name in one call: `GET /v3/apps?names=APP&include=
@@ -105,7 +106,7 @@ class CfClient(CfBase):
         orgs: dict[str, Org] = {}
         spaces: dict[str, Space] = {}
         apps: list[App] = []
-        params = {"names": app, "include": "space.organization"}
+        params = {"names": filter_values(app), "include": "space.organization"}
         for resources, included in self._page_bodies("/v3/apps", params):
             apps += [parse(App.from_api, raw, "an app", status=200) for raw in resources]
             for raw in included.get("spaces") or ():
@@ -147,8 +148,8 @@ class CfClient(CfBase):
         an included instance of that app's bindings is the space's instance by that name;
         with no binding, `find_service_instance` says which instance it is."""
         params = {
-            "app_names": app,
-            "service_instance_names": instance,
+            "app_names": filter_values(app),
+            "service_instance_names": filter_values(instance),
             "type": "app",
             "include": "service_instance",
         }
@@ -188,13 +189,15 @@ class CfClient(CfBase):
             f"Service instance {name!r} not found in {where} (service instance names are "
             "case-sensitive)"
         )
-        params = {"names": name, "space_guids": space_guid}
+        params = {"space_guids": space_guid}
         build = ServiceInstance.from_api
-        return self._find_one("/v3/service_instances", params, build, missing, exact_case=True)
+        return self._find_one(
+            "/v3/service_instances", name, params, build, missing, exact_case=True
+        )
 
     def find_service_instance_named(self, space_guid: str, name: str) -> ServiceInstance | None:
         """The instance called exactly `name` in the space, or None (no 404)."""
-        params = {"names": name, "space_guids": space_guid}
+        params = {"names": filter_values(name), "space_guids": space_guid}
         found = self._list("/v3/service_instances", params, ServiceInstance.from_api)
         return next((si for si in found if si.name == name and si.space_guid == space_guid), None)
 
@@ -623,8 +626,8 @@ class CfClient(CfBase):
         (`include=app,service_instance`). Offering and plan names are matched exactly."""
         params = {
             "type": "app",
-            "service_offering_names": offering,
-            "service_plan_names": plan,
+            "service_offering_names": filter_values(offering),
+            "service_plan_names": filter_values(plan),
             "include": "app,service_instance",
         }
         path = "/v3/service_credential_bindings"
@@ -645,7 +648,7 @@ class CfClient(CfBase):
         """The orgs with these names (case-insensitive, as Cloud Controller matches them)."""
         if not names:
             return []
-        params = {"names": ",".join(names)}
+        params = {"names": filter_values(*names)}
         return [
             parse(Org.from_api, r, "an org", status=200)
             for resources, _ in self._page_bodies("/v3/organizations", params)

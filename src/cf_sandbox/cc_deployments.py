@@ -8,7 +8,10 @@ deployment_target_state.rb` (droplet and revision texts; a quota error is the pr
 validation message, e.g. "memory quota_exceeded", plus CC's hint for the org),
 `app/actions/deployment_cancel.rb` and `deployment_continue.rb` ("Cannot cancel a deployment
 with status: FINALIZED and reason: DEPLOYED"; CANCELING may be cancelled again),
-`app/messages/deployments_list_message.rb`. A rolling deployment needs room for one extra
+`app/messages/deployments_list_message.rb`. Below CC API 3.173.0 the create message has no
+`options` and knows only the `rolling` strategy (`deployment_create_message.rb` before
+cloud_controller_ng commits d66f46a60d and 2329550f2d), so `options` is an unknown field
+there. A rolling deployment needs room for one extra
 instance, so an org at its memory quota gets the 422 (the `{"deployment":"quota"}` fault).
 """
 
@@ -39,19 +42,21 @@ _OPTION_KEYS = (
 LIST = list_spec("app_guids", "states", "status_reasons", "status_values")
 
 
-def _create_problems(body: dict[str, Any]) -> list[str]:
-    """`DeploymentCreateMessage` validations, in CC's order."""
+def _create_problems(body: dict[str, Any], *, options_known: bool = True) -> list[str]:
+    """`DeploymentCreateMessage` validations, in CC's order; `options_known`: CC >= 3.173.0."""
     problems = metadata_problems(body["metadata"]) if "metadata" in body else []
-    allowed = ("relationships", "droplet", "revision", "strategy", "options", "metadata")
+    allowed: tuple[str, ...] = ("relationships", "droplet", "revision", "strategy", "metadata")
+    allowed += ("options",) if options_known else ()
     unknown = [k for k in body if k not in allowed]
     if unknown:
         problems.append("Unknown field(s): '" + "', '".join(unknown) + "'")
     strategy = body.get("strategy")
-    if strategy is not None and strategy not in ("rolling", "canary"):
+    strategies = ("rolling", "canary") if options_known else ("rolling",)
+    if strategy is not None and strategy not in strategies:
         problems.append(f"Strategy '{strategy}' is not a supported deployment strategy")
     if body.get("revision") and body.get("droplet"):
         problems.append("Droplet Cannot set both fields 'droplet' and 'revision'")
-    options = body.get("options")
+    options = body.get("options") if options_known else None
     if options:
         if not isinstance(options, dict):
             problems.append("Options must be an object")
@@ -93,7 +98,9 @@ class DeploymentRoutes:
     def create(self, req: Request) -> Response:
         """`POST /v3/deployments` -> 201 with status ACTIVE/DEPLOYING."""
         body = req.json_object()
-        problems = _create_problems(body)
+        problems = _create_problems(
+            body, options_known=self.ctx.store.options.supports_deployment_options
+        )
         if problems:
             raise unprocessable(", ".join(problems))
         strategy = body.get("strategy") or "rolling"

@@ -11,6 +11,7 @@ token is CC's 10002/1000 (`errors/v2.yml`); each CC answer carries an `X-Vcap-Re
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import threading
@@ -29,7 +30,10 @@ log = logging.getLogger(__name__)
 class CallLog:
     """Every CC/UAA call in order of its end: server, method, path, query, status, time;
     `t_start` and `t` are seconds since the log began when the call arrived and when it
-    was answered (so tests can count calls in flight at once)."""
+    was answered (so tests can count calls in flight at once); `body_keys` the top-level
+    keys of a JSON object body (never its values: they may hold a certificate or a key),
+    which CC's `NoAdditionalKeysValidator` checks (cloud_controller_ng
+    `app/messages/base_message.rb`)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -54,6 +58,7 @@ class CallLog:
             "time": iso(now()),
             "t": self.clock(),
             "t_start": started,
+            **_body_keys(req.body),
             **extra,
         }
         with self._lock:
@@ -191,6 +196,15 @@ class Gateway:
         if scheme.lower() != "bearer" or claims is None:
             raise ApiError(401, 1000, "CF-InvalidAuthToken", "Invalid Auth Token")
         return claims
+
+
+def _body_keys(body: bytes) -> dict[str, list[str]]:
+    """`{"body_keys": [...]}` for a JSON object body, else nothing."""
+    try:
+        parsed = json.loads(body) if body.strip() else None
+    except (ValueError, UnicodeDecodeError):
+        return {}
+    return {"body_keys": sorted(parsed)} if isinstance(parsed, dict) else {}
 
 
 def _user_of(claims: dict[str, Any] | None) -> str:

@@ -2,13 +2,15 @@
 
 Sources (cloud_controller_ng): `app/messages/base_message.rb` (array keys are split on
 `/,\\s*/` and then URL-unescaped; `NoAdditionalParamsValidator`, `IncludeParamValidator`
-and their texts), `app/messages/list_message.rb` (page, per_page, order_by; `created_ats`
-and `updated_ats` with `lt`/`lte`/`gt`/`gte`; `guids`), `app/messages/metadata_list_message.rb`
-(`label_selector` comes last), `app/messages/validators.rb` (`TimestampValidator`,
-`FieldsValidator`, `ArrayValidator`), `app/fetchers/base_list_fetcher.rb` (timestamp
-semantics), and one `app/messages/*_list_message.rb` per endpoint for the keys, in CC's
-order (the "Valid parameters are" text lists them in that order). Every problem becomes one
-400 `CF-BadQueryParameter` whose detail joins them with ", " (`invalid_param!`).
+and their texts; an `include` is validated only by the messages that register that
+validator, elsewhere it is just an unknown key), `app/messages/list_message.rb` (page,
+per_page, order_by; `created_ats` and `updated_ats` with `lt`/`lte`/`gt`/`gte`; `guids`),
+`app/messages/metadata_list_message.rb` (`label_selector` comes last),
+`app/messages/validators.rb` (`TimestampValidator`, `FieldsValidator`, `ArrayValidator`),
+`app/fetchers/base_list_fetcher.rb` (timestamp semantics), and one
+`app/messages/*_list_message.rb` per endpoint for the keys, in CC's order (the "Valid
+parameters are" text lists them in that order). Every problem becomes one 400
+`CF-BadQueryParameter` whose detail joins them with ", " (`invalid_param!`).
 Rack's nested parameters (`created_ats[gt]=...`, `fields[service_plan]=...`) come from
 `Request.params`.
 """
@@ -298,7 +300,7 @@ def parse(req: Request, spec: QuerySpec, *, refused: tuple[str, ...] = ()) -> Qu
     for name, (allowed, message) in spec.enums.items():
         if name in values and values[name] not in allowed:
             problems.append(f"{_humanize(name)} {message}")
-    if "include" in values:
+    if "include" in values and "include" in spec.keys:  # only a message that takes it
         problems += _include_problems(values["include"], spec.includes)
     if "fields" in values and spec.fields is not None:
         problems += _fields_problems(values["fields"], spec.fields)

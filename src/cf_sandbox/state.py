@@ -19,6 +19,11 @@ from typing import Any
 
 # The CC API version from which `strategy: multiple` exists (capi-release 1.220.0).
 MULTIPLE_BINDINGS_VERSION = (3, 205, 0)
+# The CC API version from which a deployment create takes `options` (`max_in_flight`) and
+# the `canary` strategy: cloud_controller_ng commits "Add Canary deployments (#3892)" and
+# "Max in flight (#3907)", both made while `config/version` read 3.173.0 (the cf CLI's
+# `ccversion` minimums are that file's value at the commit that adds a feature).
+DEPLOYMENT_OPTIONS_VERSION = (3, 173, 0)
 
 
 def now() -> datetime.datetime:
@@ -290,6 +295,11 @@ class Options:
     def supports_multiple(self) -> bool:
         """Whether `strategy` is a known field of binding creates (CC >= 3.205.0)."""
         return version_tuple(self.api_version) >= MULTIPLE_BINDINGS_VERSION
+
+    @property
+    def supports_deployment_options(self) -> bool:
+        """Whether a deployment create knows `options` and `canary` (CC >= 3.173.0)."""
+        return version_tuple(self.api_version) >= DEPLOYMENT_OPTIONS_VERSION
 
 
 class Store:

@@ -122,6 +122,33 @@ def test_lookups_that_miss_say_what_and_where(landscape: Landscape, client: CfCl
         client.find_service_instance(space.guid, landscape.service_instance.swapcase())
 
 
+def test_names_with_commas_percent_signs_and_spaces_are_found(
+    landscape: Landscape, client: CfClient
+) -> None:
+    """Names may hold any printable character (cloud_controller_ng `app/models/runtime/
+    app_model.rb` APP_NAME_REGEX, organization.rb, space.rb); CC splits a `names` value on
+    `,\\s*` and URL-unescapes each part (`app/messages/base_message.rb` `to_array!`), so
+    `ntif,ext` used to be looked up as `ntif` and `ext`, and `100%41` as `100A`."""
+    ls = landscape
+    odd = "ntif,ext 100%41, x"
+    with ls.store.lock:
+        org = next(o for o in ls.store.orgs.values() if o.name == ls.org)
+        org.name = "acme, inc 50%2C"
+        space = next(s for s in ls.store.spaces.values() if s.name == ls.space)
+        space.name = "dev,  eu"
+        ls.store.apps[ls.app_guid].name = odd
+    found_org, found_space, app = client.locate_app(org.name, space.name, odd)
+    assert (found_org.guid, found_space.guid, app.guid) == (org.guid, space.guid, ls.app_guid)
+    assert client.find_app(client.find_space(client.find_org(org.name).guid, space.name).guid, odd)
+    assert [o.guid for o in client.list_orgs([org.name, "other"])] == [org.guid]
+    bindings, instances = client.bindings_of_app_named(odd, ls.service_instance)
+    assert bindings
+    assert [si.guid for si in instances] == [ls.service_instance_guid]
+    lock = client.create_user_provided_instance(space.guid, "lock, 50%25")
+    assert client.find_service_instance_named(space.guid, "lock, 50%25") == lock
+    assert client.find_service_instance(space.guid, "lock, 50%25").guid == lock.guid
+
+
 def test_wrong_password_is_a_clear_401(landscape: Landscape) -> None:
     client = CfClient(landscape.api_url, _auth(landscape, password="wrong"))
     with client, pytest.raises(CfApiError) as caught:

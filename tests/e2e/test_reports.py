@@ -168,3 +168,24 @@ def test_a_signal_that_cannot_stop_the_run_is_not_called_a_safe_stop(
     assert "received SIGTERM while the new certificate was going live" in err
     assert "it finished (rotated); nothing was undone" in err
     assert assert_consistent(ls) == minted.leaf_sha256
+
+
+def test_max_in_flight_on_a_cloud_controller_without_deployment_options_makes_no_write(
+    landscape_factory: Callable[..., Landscape],
+) -> None:
+    """CC < 3.173.0 has no deployment `options` (cloud_controller_ng
+    `app/messages/deployment_create_message.rb`): the run used to bind, test, set the env
+    and only then learn "Unknown field(s): 'options'" from the deployment create."""
+    ls = landscape_factory(api_version="3.172.0")
+    before = env_leaf_sha256(ls)
+    minted = ls.mint(cn="ntifext-client", days=90)
+    mark = len(ls.calls())
+    report = rotate(request_for(ls, minted.chain_pem, minted.key_pem, max_in_flight=2))
+    assert report.outcome is Outcome.INVALID_INPUT
+    assert report.error_code == "max-in-flight-unavailable"
+    assert "3.172.0" in (report.error or "")
+    assert "3.173.0" in (report.error or "")
+    assert write_calls(ls, since=mark) == []
+    assert env_leaf_sha256(ls) == before
+    default = rotate(request_for(ls, minted.chain_pem, minted.key_pem))
+    assert default.outcome is Outcome.ROTATED, default.error

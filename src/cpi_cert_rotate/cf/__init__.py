@@ -7,7 +7,7 @@ binding's broker-defined `credentials`.
 """
 
 from ..errors import CfApiError, CfJobFailed, CfTimeout, CfUnreachable
-from .client import MIN_VERSION_BINDING_STRATEGY, CfClient
+from .client import MIN_VERSION_BINDING_STRATEGY, MIN_VERSION_DEPLOYMENT_OPTIONS, CfClient
 from .resources import (
     App,
     Binding,
@@ -26,6 +26,7 @@ from .resources import (
 
 __all__ = [
     "MIN_VERSION_BINDING_STRATEGY",
+    "MIN_VERSION_DEPLOYMENT_OPTIONS",
     "App",
     "Binding",
     "BindingListing",

@@ -24,7 +24,13 @@ from .http import CfHttp
 from .polling import Waited, job_failure, wait_for
 from .resources import Job, RootInfo, parse
 
-__all__ = ["MIN_VERSION_BINDING_STRATEGY", "CfBase", "not_found"]
+__all__ = [
+    "MIN_VERSION_BINDING_STRATEGY",
+    "MIN_VERSION_DEPLOYMENT_OPTIONS",
+    "CfBase",
+    "filter_values",
+    "not_found",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +39,10 @@ T = TypeVar("T")
 # `"strategy": "multiple"` shipped in capi-release 1.220.0 = CC API 3.205.0; the cf CLI
 # gates `bind-service --strategy` on the same version (MinVersionServiceBindingStrategy).
 MIN_VERSION_BINDING_STRATEGY = (3, 205, 0)
+# A deployment create takes `options` (`max_in_flight`) from CC API 3.173.0
+# (cloud_controller_ng `app/messages/deployment_create_message.rb`, commit "Max in flight
+# (#3907)" made at `config/version` 3.173.0); before, `options` is an unknown field (422).
+MIN_VERSION_DEPLOYMENT_OPTIONS = (3, 173, 0)
 # Large pages: a rotation lists few resources, and fewer round trips mean fewer retries.
 _PER_PAGE = 200
 # A runaway `next` link (a server bug) must not loop for ever.
@@ -57,6 +67,22 @@ def _page(data: Mapping[str, Any]) -> tuple[list[Any], str | None]:
     next_link = pagination.get("next") or {}
     href = next_link.get("href") if isinstance(next_link, Mapping) else None
     return resources, href if isinstance(href, str) and href else None
+
+
+def filter_values(*values: str) -> str:
+    """The value of a list filter (`names`, `app_names`, ...) that matches exactly `values`.
+
+    Cloud Controller splits a filter's value on `,\\s*` and then URL-unescapes each part
+    (cloud_controller_ng `app/messages/base_message.rb`, `to_array!`), and names may hold
+    any printable character (`app/models/runtime/app_model.rb` APP_NAME_REGEX, likewise
+    organization.rb and space.rb). So `%`, `,` and spaces are percent-encoded in each value
+    before they are joined: `a,b` is then one name, not two, and `100%41` stays itself
+    (the cf CLI encodes the comma only: cloudfoundry/cli
+    `api/cloudcontroller/ccv3/query.go`, `FormatQueryParameters`).
+    """
+    return ",".join(
+        value.replace("%", "%25").replace(",", "%2C").replace(" ", "%20") for value in values
+    )
 
 
 def not_found(message: str, path: str) -> CfApiError:
@@ -222,19 +248,20 @@ class CfBase:
     def _find_one(
         self,
         path: str,
+        name: str,
         params: Mapping[str, str],
         build: Callable[[Mapping[str, Any]], T],
         missing: str,
         *,
         exact_case: bool = False,
     ) -> T:
-        """The listed resource named `params["names"]`, or a 404 `CfApiError` saying `missing`.
+        """The resource of `path` called `name` among those `params` filter, or a 404
+        `CfApiError` saying `missing`.
 
         The exact spelling wins; without `exact_case` a case-folded match is accepted, as
         Cloud Controller's own filter for orgs, spaces and apps is case-insensitive.
         """
-        name = params["names"]
-        found = self._list(path, params, build)
+        found = self._list(path, {"names": filter_values(name), **params}, build)
         exact = [c for c in found if getattr(c, "name", None) == name]
         folded = [c for c in found if str(getattr(c, "name", "")).lower() == name.lower()]
         for candidate in exact or ([] if exact_case else folded):

@@ -20,7 +20,13 @@ from typing import Any
 import requests
 
 from ..errors import CfApiError, CfJobFailed
-from .base import MIN_VERSION_BINDING_STRATEGY, CfBase, not_found
+from .base import (
+    MIN_VERSION_BINDING_STRATEGY,
+    MIN_VERSION_DEPLOYMENT_OPTIONS,
+    CfBase,
+    filter_values,
+    not_found,
+)
 from .resources import (
     App,
     Binding,
@@ -36,7 +42,7 @@ from .resources import (
 )
 from .together import together
 
-__all__ = ["MIN_VERSION_BINDING_STRATEGY", "CfClient"]
+__all__ = ["MIN_VERSION_BINDING_STRATEGY", "MIN_VERSION_DEPLOYMENT_OPTIONS", "CfClient"]
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +76,7 @@ class CfClient(CfBase):
     def find_org(self, name: str) -> Org:
         """The org called `name` (case-insensitive), or a 404 `CfApiError`."""
         missing = f"Org {name!r} not found, or the user cannot see it"
-        org = self._find_one("/v3/organizations", {"names": name}, Org.from_api, missing)
+        org = self._find_one("/v3/organizations", name, {}, Org.from_api, missing)
         self._where[org.guid] = f"org {org.name!r}"
         return org
 
@@ -78,16 +84,16 @@ class CfClient(CfBase):
         """The space `name` of an org (case-insensitive), or a 404 `CfApiError`."""
         where = self._where.get(org_guid, f"org {org_guid}")
         missing = f"Space {name!r} not found in {where}, or the user cannot see it"
-        params = {"names": name, "organization_guids": org_guid}
-        space = self._find_one("/v3/spaces", params, Space.from_api, missing)
+        params = {"organization_guids": org_guid}
+        space = self._find_one("/v3/spaces", name, params, Space.from_api, missing)
         self._where[space.guid] = f"{where} / space {space.name!r}"
         return space
 
     def find_app(self, space_guid: str, name: str) -> App:
         """The app `name` in a space (case-insensitive), or a 404 `CfApiError`."""
         missing = f"App {name!r} not found in {self._where.get(space_guid, f'space {space_guid}')}"
-        params = {"names": name, "space_guids": space_guid}
-        return self._find_one("/v3/apps", params, App.from_api, missing)
+        params = {"space_guids": space_guid}
+        return self._find_one("/v3/apps", name, params, App.from_api, missing)
 
     def locate_app(self, org: str, space: str, app: str) -> tuple[Org, Space, App]:
         """Org, space and app by name in one call: `GET /v3/apps?names=APP&include=
@@ -100,7 +106,7 @@ class CfClient(CfBase):
         orgs: dict[str, Org] = {}
         spaces: dict[str, Space] = {}
         apps: list[App] = []
-        params = {"names": app, "include": "space.organization"}
+        params = {"names": filter_values(app), "include": "space.organization"}
         for resources, included in self._page_bodies("/v3/apps", params):
             apps += [parse(App.from_api, raw, "an app", status=200) for raw in resources]
             for raw in included.get("spaces") or ():
@@ -142,8 +148,8 @@ class CfClient(CfBase):
         an included instance of that app's bindings is the space's instance by that name;
         with no binding, `find_service_instance` says which instance it is."""
         params = {
-            "app_names": app,
-            "service_instance_names": instance,
+            "app_names": filter_values(app),
+            "service_instance_names": filter_values(instance),
             "type": "app",
             "include": "service_instance",
         }
@@ -183,13 +189,15 @@ class CfClient(CfBase):
             f"Service instance {name!r} not found in {where} (service instance names are "
             "case-sensitive)"
         )
-        params = {"names": name, "space_guids": space_guid}
+        params = {"space_guids": space_guid}
         build = ServiceInstance.from_api
-        return self._find_one("/v3/service_instances", params, build, missing, exact_case=True)
+        return self._find_one(
+            "/v3/service_instances", name, params, build, missing, exact_case=True
+        )
 
     def find_service_instance_named(self, space_guid: str, name: str) -> ServiceInstance | None:
         """The instance called exactly `name` in the space, or None (no 404)."""
-        params = {"names": name, "space_guids": space_guid}
+        params = {"names": filter_values(name), "space_guids": space_guid}
         found = self._list("/v3/service_instances", params, ServiceInstance.from_api)
         return next((si for si in found if si.name == name and si.space_guid == space_guid), None)
 
@@ -394,12 +402,16 @@ class CfClient(CfBase):
     def create_deployment(
         self, app_guid: str, *, max_in_flight: int = 1, droplet_guid: str | None = None
     ) -> Deployment:
-        """Start a rolling deployment (current droplet unless given); not replayed."""
+        """Start a rolling deployment (current droplet unless given); not replayed.
+
+        `options` goes only with a `max_in_flight` other than 1: Cloud Controller knows it
+        from API 3.173.0 (`MIN_VERSION_DEPLOYMENT_OPTIONS`), the engine checks that first.
+        """
         body: dict[str, Any] = {
             "strategy": "rolling",
             "relationships": {"app": {"data": {"guid": app_guid}}},
         }
-        if max_in_flight != 1:  # `options` is newer than deployments; send it only if needed
+        if max_in_flight != 1:
             body["options"] = {"max_in_flight": max_in_flight}
         if droplet_guid:
             body["droplet"] = {"guid": droplet_guid}
@@ -614,8 +626,8 @@ class CfClient(CfBase):
         (`include=app,service_instance`). Offering and plan names are matched exactly."""
         params = {
             "type": "app",
-            "service_offering_names": offering,
-            "service_plan_names": plan,
+            "service_offering_names": filter_values(offering),
+            "service_plan_names": filter_values(plan),
             "include": "app,service_instance",
         }
         path = "/v3/service_credential_bindings"
@@ -636,7 +648,7 @@ class CfClient(CfBase):
         """The orgs with these names (case-insensitive, as Cloud Controller matches them)."""
         if not names:
             return []
-        params = {"names": ",".join(names)}
+        params = {"names": filter_values(*names)}
         return [
             parse(Org.from_api, r, "an org", status=200)
             for resources, _ in self._page_bodies("/v3/organizations", params)

@@ -12,9 +12,9 @@ import contextlib
 import logging
 import time
 
-from ..cf import CfClient, Deployment
+from ..cf import MIN_VERSION_DEPLOYMENT_OPTIONS, CfClient, Deployment
 from ..cf.polling import wait_for
-from ..errors import CfTimeout, RotationError
+from ..errors import CfTimeout, InputError, RotationError
 from ..models import RotationRequest
 from .context import RunContext
 from .journal import Compensation
@@ -25,6 +25,27 @@ log = logging.getLogger(__name__)
 
 class DeploymentFailed(RotationError):
     """The rolling deployment ended other than FINALIZED/DEPLOYED."""
+
+
+def check_max_in_flight(request: RotationRequest, api_version: tuple[int, ...]) -> None:
+    """Raise `InputError` when `max-in-flight` cannot be sent to this Cloud Controller.
+
+    A `max_in_flight` other than 1 is the deployment's `options`, which Cloud Controller
+    takes from API 3.173.0 (`MIN_VERSION_DEPLOYMENT_OPTIONS`); an older one answers 422
+    "Unknown field(s): 'options'" only at the promote step, after the binding is made.
+    Known from `GET /`, so refused before any write.
+    """
+    if request.max_in_flight != 1 and tuple(api_version) < MIN_VERSION_DEPLOYMENT_OPTIONS:
+        version = ".".join(map(str, api_version))
+        needed = ".".join(map(str, MIN_VERSION_DEPLOYMENT_OPTIONS))
+        raise InputError(
+            f"max-in-flight {request.max_in_flight} is not possible here: the Cloud "
+            f"Controller API is {version}; a deployment's `options.max_in_flight` needs "
+            f"{needed} or later",
+            code="max-in-flight-unavailable",
+            fix=f"Use `max-in-flight: 1` (the default) or ask the platform team for a Cloud "
+            f"Controller of {needed} or later.",
+        )
 
 
 def set_env(ctx: RunContext) -> None:
@@ -80,6 +101,7 @@ def redeploy(
 ) -> Deployment:
     """A rolling deployment of the current droplet, waited to DEPLOYED (no compensation:
     it changes no setting, it only brings the app's env to every instance)."""
+    check_max_in_flight(request, obs.api_version)
     sent = time.monotonic()
     deployment = client.create_deployment(obs.app.guid, max_in_flight=request.max_in_flight)
     deployment = client.wait_deployment(

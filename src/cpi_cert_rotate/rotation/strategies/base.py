@@ -20,7 +20,7 @@ from ...errors import InputError
 from ...models import RotationRequest, Strategy
 from ..context import RunContext
 from ..observe import Observation
-from ..promote import roll_out, set_env
+from ..promote import check_max_in_flight, roll_out, set_env
 
 
 @dataclass(frozen=True)
@@ -139,7 +139,9 @@ class Defaults:
     def check(
         self, request: RotationRequest, obs: Observation, leaf: x509.Certificate | None
     ) -> None:
-        """Nothing to check before writing unless a strategy says otherwise."""
+        """What the rolling deployment needs (`check_max_in_flight`); a strategy that
+        checks more calls this too."""
+        check_max_in_flight(request, obs.api_version)
 
     def promote(self, ctx: RunContext) -> None:
         """One PATCH of chain and key, one rolling deployment (`rolling_promote`)."""

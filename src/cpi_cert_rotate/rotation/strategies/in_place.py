@@ -59,6 +59,7 @@ class InPlace(Defaults):
         self, request: RotationRequest, obs: Observation, leaf: x509.Certificate | None
     ) -> None:
         """Pinning off, same DNs, issued later, and a binding to keep (known with the leaf)."""
+        super().check(request, obs, leaf)
         found = blockers(obs, leaf) if leaf is not None else []
         if found:
             raise InputError(

@@ -44,6 +44,7 @@ class Overlap(Defaults):
         self, request: RotationRequest, obs: Observation, leaf: x509.Certificate | None
     ) -> None:
         """A Cloud Controller too old for `multiple` is known from its version alone."""
+        super().check(request, obs, leaf)
         if not obs.supports_strategy:
             version = ".".join(map(str, obs.api_version))
             raise InputError(

@@ -170,6 +170,23 @@ def test_a_signal_that_cannot_stop_the_run_is_not_called_a_safe_stop(
     assert assert_consistent(ls) == minted.leaf_sha256
 
 
+def test_a_cloud_controller_older_than_every_request_needs_is_refused_at_its_root(
+    landscape_factory: Callable[..., Landscape],
+) -> None:
+    """CC before 3.92.0 lacks calls every rotation sends (app binding filters 3.88.0,
+    deleting an app binding 3.92.0; docs/sandbox-conformance.md): the run says so after
+    `GET /` alone, instead of failing at the first binding lookup with a bare 404/400."""
+    ls = landscape_factory(api_version="3.91.0")
+    minted = ls.mint(cn="ntifext-client", days=90)
+    mark = len(ls.calls())
+    report = rotate(request_for(ls, minted.chain_pem, minted.key_pem))
+    assert report.outcome is Outcome.INVALID_INPUT, report.error
+    assert report.error_code == "cf-api-too-old"
+    assert "3.91.0" in (report.error or "")
+    assert "3.92.0" in (report.error or "")
+    assert [(c["method"], c["path"]) for c in ls.calls()[mark:]] == [("GET", "/")]
+
+
 def test_max_in_flight_on_a_cloud_controller_without_deployment_options_makes_no_write(
     landscape_factory: Callable[..., Landscape],
 ) -> None:

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 import requests
 
 from .. import __version__
-from ..errors import CfApiError
+from ..errors import CfApiError, InputError
 from ..models import CfAuth
 from ..request.rules import https_url
 from .auth import UaaAuth
@@ -36,6 +36,10 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+# The oldest CC whose messages take every request the tool sends: app binding filters,
+# `include=app,service_instance` and `/details` (3.88.0), binding create with a job
+# (3.89.0), delete of app bindings (3.92.0); docs/sandbox-conformance.md lists each.
+MIN_VERSION_API = (3, 92, 0)
 # `"strategy": "multiple"` shipped in capi-release 1.220.0 = CC API 3.205.0; the cf CLI
 # gates `bind-service --strategy` on the same version (MinVersionServiceBindingStrategy).
 MIN_VERSION_BINDING_STRATEGY = (3, 205, 0)
@@ -96,6 +100,21 @@ def not_found(message: str, path: str) -> CfApiError:
         method="GET",
         path=path,
     )
+
+
+def _require_api(root: RootInfo) -> None:
+    """Refuse a Cloud Controller older than `MIN_VERSION_API` before any other call:
+    otherwise the first binding lookup fails with a 404 or 400 that names no cause."""
+    if root.v3_version < MIN_VERSION_API:
+        needed = ".".join(map(str, MIN_VERSION_API))
+        raise InputError(
+            f"the Cloud Controller at {root.api_url} offers v3 API {root.v3_version_text}; "
+            f"this tool needs {needed} or later (service credential bindings of apps, with "
+            "their jobs)",
+            code="cf-api-too-old",
+            fix="Point `cf-api` (`--cf-api`) at a newer Cloud Foundry; every SAP BTP region "
+            "runs a far newer one.",
+        )
 
 
 class CfBase:
@@ -168,13 +187,15 @@ class CfBase:
         if self._root is None:
             what = "the API root (GET /)"
             response = self._http.request("GET", self.api_url + "/")
-            self._root = parse(
+            root = parse(
                 lambda data: RootInfo.from_api(data, self.api_url),
                 self._http.json(response, what),
                 what,
                 status=response.status_code,
             )
-            logger.debug("Cloud Controller v3 API %s", self._root.v3_version_text)
+            logger.debug("Cloud Controller v3 API %s", root.v3_version_text)
+            _require_api(root)
+            self._root = root
         return self._root
 
     def supports_binding_strategy(self) -> bool:

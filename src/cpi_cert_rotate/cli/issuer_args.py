@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 from .. import material
 from ..errors import InputError
-from ..request.rules import CA_BUNDLE_MAX
+from ..request.rules import CA_BUNDLE_MAX, compact_jwt
 from .local_inputs import read_input, secret_from_env
 from .spelling import Flag, add_flags
 
@@ -71,7 +71,8 @@ def add_issuer_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 class ExportedJwt:
-    """A JWT from the environment variable a flag names; `check` fails without one.
+    """A JWT from the environment variable a flag names; `check` fails without one, or
+    when the variable holds something else (`rules.compact_jwt`), before any call.
 
     The value is read once, when the command starts: a run that outlives the token cannot
     get a new one (the Action asks GitHub for a fresh token at each login instead).
@@ -93,10 +94,11 @@ class ExportedJwt:
                 code=self._code,
                 fix=f"Name the variable that holds the JWT with {self._flag}.",
             )
+        self()
 
-    def __call__(self, audience: str | None) -> str:
+    def __call__(self, audience: str | None = None) -> str:
         assert self._value is not None
-        return self._value
+        return compact_jwt(self._value, f"the environment variable named by `{self._flag}`")
 
     def describe(self, audience: str | None) -> str:
         return f"the JWT in ${self._name}" if self._name else f"the JWT of `{self._flag}`"

@@ -68,11 +68,18 @@ TARGETS_MAX = 1000
 ENVIRONMENT_PLACEHOLDERS = ("org", "space", "app", "instance")
 """What the scan's environment template may name: the keys of a `due` matrix entry."""
 
+ENVIRONMENT_NAME_MAX = 255
+"""GitHub's limit for an environment's name (docs.github.com, "Managing environments for
+deployment": "may not exceed 255 characters"); a template's own text cannot be longer."""
+
 _SHOWN_MAX = 40
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _DIGITS = re.compile(r"[0-9]+")
 _DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# RFC 7515 section 7.1 (JWS compact serialization, what RFC 7519 section 7.1 makes a JWT):
+# header, payload and signature, each base64url without padding, separated by dots.
+_COMPACT_JWT = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 # RFC 3986 section 3.3/3.4: the characters of a path and query, `%` only as `%XX`.
 _PATH_CHARS = re.compile(r"([A-Za-z0-9\-._~!$&'()*+,;=:@/?]|%[0-9A-Fa-f]{2})*")
 
@@ -365,7 +372,9 @@ def place(text: str, label: str) -> tuple[str, str | None]:
 
 
 def environment_template(template: str, label: str) -> str:
-    """A `str.format` template naming only `ENVIRONMENT_PLACEHOLDERS` (`{{` is a brace)."""
+    """A `str.format` template naming only `ENVIRONMENT_PLACEHOLDERS` (`{{` is a brace),
+    each as it is: no conversion (`!r`) or format spec (`:>9`), which would change the
+    name GitHub gets; its own text no longer than a GitHub environment's name."""
     import string
 
     fix = (
@@ -373,18 +382,45 @@ def environment_template(template: str, label: str) -> str:
         "write `{{` and `}}` for literal braces."
     )
     try:
-        names = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+        fields = [
+            (name, spec, conversion)
+            for _, name, spec, conversion in string.Formatter().parse(template)
+            if name is not None
+        ]
     except ValueError as error:
         raise InputError(
             f"{label} template {shown(template)}: {error}", code="bad-environment", fix=fix
         ) from error
-    unknown = sorted({n for n in names if n not in ENVIRONMENT_PLACEHOLDERS})
-    if unknown or not template.strip():
-        what = f"unknown placeholder(s) {', '.join(unknown)}" if unknown else "it is empty"
-        raise InputError(
-            f"{label} template {shown(template)}: {what}", code="bad-environment", fix=fix
-        )
-    return template
+    unknown = sorted({f"{{{n}}}" for n, _, _ in fields if n not in ENVIRONMENT_PLACEHOLDERS})
+    altered = sorted(
+        {f"{{{n}{'!' + c if c else ''}{':' + s if s else ''}}}" for n, s, c in fields if s or c}
+    )
+    literal = "".join(text for text, *_ in string.Formatter().parse(template))
+    if unknown:
+        what = f"unknown placeholder(s) {', '.join(unknown)}"
+    elif altered:
+        what = f"placeholder(s) {', '.join(altered)} with a conversion or format spec"
+    elif not template.strip():
+        what = "it is empty"
+    elif len(literal) > ENVIRONMENT_NAME_MAX:
+        what = f"its text alone is longer than GitHub's {ENVIRONMENT_NAME_MAX} characters"
+    else:
+        return template
+    raise InputError(f"{label} template {shown(template)}: {what}", code="bad-environment", fix=fix)
+
+
+def compact_jwt(value: str, label: str) -> str:
+    """A JWT in compact form (`_COMPACT_JWT`), without the blanks or line break a file or
+    a shell may have added around it. Never echoed: it is a credential."""
+    token = value.strip()
+    if _COMPACT_JWT.fullmatch(token):
+        return token
+    raise InputError(
+        f"{label} holds no JWT (three base64url parts separated by dots, e.g. `eyJ...`)",
+        code="bad-jwt",
+        fix="Export the token itself (the CI system's OIDC ID token), not a file path, a "
+        "JSON response or another kind of secret.",
+    )
 
 
 def vault_ttl(raw: str, label: str) -> str:

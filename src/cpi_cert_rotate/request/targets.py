@@ -50,6 +50,7 @@ _SECRET = frozenset(ROTATE.secret_inputs)
 _RUN_ONLY = ("targets", "parallel")
 _LOGIN = frozenset(f.name for f in LOGIN)
 _VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_ONE_LINE_YAML = re.compile(r"\{|(targets|include|defaults):(\s|$)")
 
 
 @dataclass(frozen=True)
@@ -81,9 +82,11 @@ class Batch:
 
 
 def document(value: str, label: str, base: Path) -> Document:
-    """The Action's `targets` input: YAML when it holds a line break or starts with `{`
-    (the scan's one-line `due` output), otherwise the path of a file (from `base`)."""
-    if "\n" in value or value.lstrip().startswith("{"):
+    """The Action's `targets` input: YAML when it holds a line break, starts with `{`
+    (the scan's one-line `due` output) or with a top-level key (`targets: [...]` on one
+    line: the runner trims an input, so a one-line YAML value has no line break left),
+    otherwise the path of a file (from `base`)."""
+    if "\n" in value or _ONE_LINE_YAML.match(value.lstrip()):
         return Document(value, label, base)
     path = base / value
     data = read_file(path, label=label, limit=rules.TARGETS_FILE_MAX)

@@ -115,6 +115,8 @@ _RUN_SETTINGS = frozenset(
 _SPELT_HERE = {"cf-org": "org:", "cf-space": "space:", "service-instance": "instance:"}
 _TOP_LEVEL = ("defaults", "targets", "include")
 _NAME_LIKE = re.compile(r"[A-Za-z0-9_.-]{1,40}")
+_MERGE_KEY = "<<"
+"""YAML 1.1's merge key: the safe loader would expand it, composing leaves it a plain key."""
 
 
 @dataclass(frozen=True)
@@ -213,7 +215,7 @@ def _compose(found: TargetsFile, text: str) -> yaml.MappingNode | None:
 
 def _targets(found: TargetsFile, listed: yaml.Node | None, login_hint: str) -> tuple[Target, ...]:
     """The items of `targets:` (or `include:`), each a mapping."""
-    if listed is None or _is_null(listed):
+    if listed is None or _is_null(listed) or _is_empty_list(listed):
         found.problem(
             _line(listed) if listed is not None else None,
             "holds no targets",
@@ -248,6 +250,10 @@ def _targets(found: TargetsFile, listed: yaml.Node | None, login_hint: str) -> t
 
 def _line(node: yaml.Node) -> int:
     return int(node.start_mark.line) + 1
+
+
+def _is_empty_list(node: yaml.Node) -> bool:
+    return isinstance(node, yaml.SequenceNode) and not node.value
 
 
 def _is_null(node: yaml.Node) -> bool:
@@ -317,7 +323,15 @@ def _entries(
 def _refuse_key(found: TargetsFile, key: str, line: int, login_hint: str) -> None:
     """The problem of a key that is not a target's: why, and what to write instead."""
     shown = _key_shown(key)
-    if key in _MATERIAL:
+    if key == _MERGE_KEY:
+        found.problem(
+            line,
+            "YAML merge keys (`<<:`) are not read here",
+            code="bad-targets-file",
+            fix="Put what the targets share under `defaults:`; each target takes it unless "
+            "it says otherwise.",
+        )
+    elif key in _MATERIAL:
         instead = _MATERIAL[key]
         found.problem(
             line,

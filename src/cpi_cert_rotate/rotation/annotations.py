@@ -21,6 +21,7 @@ from datetime import datetime
 
 from ..errors import InputError
 from ..models import CertFacts, RotationRequest, iso
+from ..request.rules import shown
 
 DEFAULT_PREFIX = "cpi-cert-rotate.local"
 
@@ -28,8 +29,10 @@ DEFAULT_PREFIX = "cpi-cert-rotate.local"
 # labels of 1-63 letters, digits and inner hyphens, at least two of them, case-insensitive;
 # at most 253 characters; `cloudfoundry.org` is reserved for the platform.
 _DNS_LABEL = r"([a-z0-9]|[a-z0-9][a-z0-9-]{0,61}[a-z0-9])"
-_PREFIX_FORMAT = re.compile(rf"({_DNS_LABEL}\.)+{_DNS_LABEL}", re.IGNORECASE)
+_PREFIX_FORMAT = re.compile(rf"({_DNS_LABEL}\.)+{_DNS_LABEL}", re.IGNORECASE | re.ASCII)
 _MAX_PREFIX = 253
+_MAX_LABEL = 63
+_LABEL_CHARS = re.compile(r"[a-z0-9-]*", re.IGNORECASE | re.ASCII)
 _RESERVED_PREFIX = "cloudfoundry.org"
 
 FINGERPRINT = "fingerprint-sha256"
@@ -49,12 +52,26 @@ def prefix_problem(prefix: str) -> str | None:
     if "/" in prefix:
         return "a prefix cannot contain '/' (a key has at most one)"
     if not _PREFIX_FORMAT.fullmatch(prefix):
-        return "it must be a DNS name with at least one dot, e.g. `rotation.example.com`"
+        return "it must be a DNS name with at least one dot, e.g. `rotation.example.com`" + (
+            f" ({_format_detail(prefix)})" if "." in prefix else ""
+        )
     if len(prefix) > _MAX_PREFIX:
         return f"it is longer than {_MAX_PREFIX} characters"
     if prefix.lower() == _RESERVED_PREFIX:
         return f"`{_RESERVED_PREFIX}` is reserved for the platform"
     return None
+
+
+def _format_detail(prefix: str) -> str:
+    """Which part of DOMAIN_REGEX a prefix with a dot misses, in words."""
+    labels = prefix.split(".")
+    if "" in labels:
+        return "an empty label: a dot at the start or end, or two in a row"
+    if any(len(label) > _MAX_LABEL for label in labels):
+        return f"a part between dots is longer than {_MAX_LABEL} characters"
+    if not all(_LABEL_CHARS.fullmatch(label) for label in labels):
+        return "only ASCII letters, digits, `-` and `.` are allowed: no `_`, blank or accent"
+    return "a label starts or ends with `-`"
 
 
 def check_prefix(prefix: str, *, source: str = "annotation-prefix") -> str:
@@ -67,7 +84,7 @@ def check_prefix(prefix: str, *, source: str = "annotation-prefix") -> str:
     if problem is None:
         return prefix
     raise InputError(
-        f"{source} {prefix!r} would be refused by Cloud Controller: {problem}",
+        f"{source} {shown(prefix)} would be refused by Cloud Controller: {problem}",
         code="bad-annotation-prefix",
         fix=f"Leave it empty for the default `{DEFAULT_PREFIX}`, or give a DNS name your "
         "organisation uses for metadata, such as `rotation.example.com`.",

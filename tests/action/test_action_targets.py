@@ -255,6 +255,36 @@ def test_a_bad_targets_file_is_every_problem_with_its_line_and_no_call(
     assert "### ❌ Invalid inputs" in result.summary
 
 
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        # was `batch.targets[0]` of no targets: an internal error (exit 1)
+        ("targets: []\n# every app is up to date\n", "input `targets` line 1: holds no targets"),
+        # one line (the runner trims it): was read as the path `targets: []`
+        ("targets: []", "input `targets` line 1: holds no targets"),
+        (
+            "x: &shared {org: fleet-org-01, space: space-1}\n"
+            "targets:\n  - {<<: *shared, app: app-002, instance: cpi-rt}\n",
+            "input `targets` line 3: YAML merge keys (`<<:`) are not read",
+        ),
+    ],
+    ids=["empty-list", "one-line", "merge-key"],
+)
+def test_a_targets_value_with_no_usable_target_is_refused_before_any_call(
+    fleet: Landscape, tmp_path: Path, text: str, says: str
+) -> None:
+    fleet.clear_calls()
+    dirs = RunnerDirs(tmp_path / "run")
+    result = run_entrypoint({**_login(fleet), "targets": text}, dirs)
+    audit(result, [fleet.password], dirs)
+    assert result.code == 2, result.stdout[-2000:]
+    assert fleet.calls() == []
+    (error,) = result.commands("error")
+    assert says in error
+    assert "Traceback" not in result.stdout + result.stderr
+    assert "### ❌ Invalid inputs" in result.summary
+
+
 def _key(pem: str) -> Any:
     return serialization.load_pem_private_key(pem.encode(), None)
 

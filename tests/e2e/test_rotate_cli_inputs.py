@@ -74,6 +74,10 @@ def rotate(shared_landscape: Landscape, tmp_path: Path, monkeypatch: pytest.Monk
         (["--renew-before", "soon"], "bad-renew-before"),
         (["--timeout", "nan"], "bad-number"),
         (["--strategy", "overlapp"], "bad-strategy"),
+        # KELVIN SIGN: Python's re.I let it through, CC answered 422 to the record after the
+        # rotation (exit 0, the annotations missing)
+        (["--annotation-prefix", "\u212aelvin.example.com"], "bad-annotation-prefix"),
+        (["--annotation-prefix", "rotation.example.com."], "bad-annotation-prefix"),
     ],
 )
 def test_bad_input_exits_2_before_any_call(
@@ -174,3 +178,43 @@ def test_fail_if_expires_within_fails_a_check_of_a_soon_expiring_certificate(
     ]
     exit_code, _, _, _ = rotate(capsys, "--dry-run", "--fail-if-expires-within", "0")
     assert exit_code == 0
+
+
+@pytest.mark.parametrize(
+    "held",
+    ["not-a-jwt", "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC"],
+    ids=["word", "pem"],
+)
+def test_an_exported_oidc_token_that_is_no_jwt_exits_2_before_the_login(
+    held: str, rotate: Rotate, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Was a login call UAA refused (`Unable to decode expected id_token`, exit 1)."""
+    monkeypatch.setenv("CI_OIDC_TOKEN", held)
+    argv = rotate.argv
+    for flag in ("--cf-username", "--cf-password-env", "--cf-origin"):
+        at = argv.index(flag)
+        del argv[at : at + 2]
+    exit_code, out, err, calls = rotate(
+        capsys, "--cf-oidc", "user", "--cf-assertion-env", "CI_OIDC_TOKEN"
+    )
+    assert (exit_code, out, calls) == (2, "", [])
+    assert "[bad-jwt]" in err
+    assert "`--cf-assertion-env`" in err
+    assert "Traceback" not in err
+    for line in held.splitlines():
+        assert line not in err
+
+
+def test_a_targets_file_with_an_empty_list_exits_2(
+    rotate: Rotate, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Was `0 target(s) ...: exit code 0`: a scheduled run that rotated nothing, green."""
+    argv = rotate.argv
+    for flag in ("--cf-org", "--cf-space", "--app", "--service-instance"):
+        at = argv.index(flag)
+        del argv[at : at + 2]
+    targets = tmp_path / "targets.yml"
+    targets.write_text("targets: []\n")
+    exit_code, out, err, calls = rotate(capsys, "--targets", str(targets))
+    assert (exit_code, out, calls) == (2, "", [])
+    assert f"{targets} line 1: holds no targets [bad-targets-file]" in err

@@ -211,3 +211,39 @@ def test_the_cli_needs_the_token_and_the_kind(cli: Cli) -> None:
     error = cli.error(cf_oidc="user", cf_assertion_env="UNSET_VARIABLE_X")
     assert error.code == "missing-input"
     assert "UNSET_VARIABLE_X" not in str(error)  # a name given by mistake may be the token
+
+
+@pytest.mark.parametrize(
+    "held",
+    [
+        "not-a-jwt",
+        "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJyZXBvOmFjbWUifQ",  # no signature part
+        '{"value": "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJyZXBvOmFjbWUifQ.c2lnbmF0dXJl"}',
+        "/run/secrets/oidc-token",
+        "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----",
+        "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJyZXBvOmFjbWUifQ.c2ln bmF0dXJl",  # a blank inside
+    ],
+    ids=["word", "two-parts", "json", "path", "pem", "blank-inside"],
+)
+def test_an_exported_token_that_is_no_jwt_is_refused_before_any_call(cli: Cli, held: str) -> None:
+    """UAA would answer 401 `Unable to decode expected id_token` (exit 1) after a login
+    call; the shape of RFC 7515's compact form is checked first (exit 2, no call)."""
+    cli.monkeypatch.setenv("GH_OIDC", held)
+    error = cli.error(cf_oidc="user", cf_assertion_env="GH_OIDC", cf_origin="gh-platform")
+    assert error.code == "bad-jwt"
+    assert "`--cf-assertion-env`" in str(error)
+    for line in held.splitlines():
+        assert line not in str(error) + error.hint()
+
+
+@pytest.mark.parametrize("around", [("", "\n"), ("  ", ""), ("", "\r\n")])
+def test_an_exported_token_is_sent_without_the_blanks_around_it(
+    cli: Cli, around: tuple[str, str]
+) -> None:
+    """`export T="$(cat token)"` keeps a CR; a here-doc or `echo` keeps a newline: UAA
+    would refuse the token with them."""
+    cli.monkeypatch.setenv("GH_OIDC", around[0] + JWT + around[1])
+    settings = cli.settings(cf_oidc="user", cf_assertion_env="GH_OIDC", cf_origin="gh-platform")
+    assertion = settings.request.auth.assertion
+    assert assertion is not None
+    assert assertion.fetch() == JWT

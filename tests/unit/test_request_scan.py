@@ -41,6 +41,11 @@ BAD: list[tuple[str, str, str]] = [
     ("scope", "acme/", "bad-place"),
     ("scope", "a,/b", "bad-place"),
     ("environment", "cpi-{application}", "bad-environment"),
+    ("environment", "cpi-{}", "bad-environment"),
+    ("environment", "{app!r}", "bad-environment"),  # GitHub would get `'orders'`
+    ("environment", "{app:>300}", "bad-environment"),  # beyond GitHub's 255 characters
+    ("environment", "e" * 256, "bad-environment"),
+    ("annotation-prefix", "\u212aelvin.example.com", "bad-annotation-prefix"),  # the Kelvin sign
     ("renew-before", "soon", "bad-renew-before"),
     ("matrix-limit", "257", "bad-number"),
     ("parallel", "0", "bad-number"),

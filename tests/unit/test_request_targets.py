@@ -148,6 +148,9 @@ class TestShape:
             ("", "targets.yml: must be a mapping"),
             ("- a\n- b\n", "targets.yml line 1: must be a mapping"),
             ("defaults: {}\n", "targets.yml: holds no targets"),
+            ("targets: []\n", "targets.yml line 1: holds no targets"),  # was 0 targets, exit 0
+            ("include: []\n", "targets.yml line 1: holds no targets"),
+            ("targets:\n  - <<: {org: acme}\n", "line 2: YAML merge keys (`<<:`) are not read"),
             ("targets: {org: acme}\n", "targets.yml line 1: `targets:` must be a list"),
             ("targets: []\ninclude: []\n", "`targets:` and `include:` are the same list"),
             ("targets:\n" + "  - {}\n" * 1001, "lists 1001 targets; at most 1000"),
@@ -333,6 +336,12 @@ def test_the_input_is_a_path_unless_it_is_yaml(files: Files) -> None:
     assert doc.text.startswith("targets:")
     inline = document("targets:\n" + _target(), "input `targets`", files.base)
     assert (inline.source, inline.base) == ("input `targets`", files.base)
+    for one_line in (  # the runner trims an input: YAML on one line has no line break
+        "targets: [{org: acme, space: prod, app: orders, instance: cpi-rt}]",
+        "include: []",
+        "defaults: {strategy: swap}",
+    ):
+        assert document(one_line, "input `targets`", files.base).text == one_line
     with pytest.raises(InputError, match="cannot read") as caught:
         document("nope.yml", "input `targets`", files.base)
     assert caught.value.code == "unreadable-input"

@@ -50,6 +50,13 @@ def test_prefixes_cloud_controller_accepts(prefix: str) -> None:
         ("CloudFoundry.org", "reserved"),
         ("example.com/capi", "'/'"),
         ("", "at least one dot"),
+        ("\u212aelvin.example.com", "ASCII"),  # KELVIN SIGN: Python's re.I folds it to k
+        ("\u017fub.example.com", "ASCII"),  # LATIN SMALL LETTER LONG S, folds to s
+        ("r\u00f6tation.example.com", "ASCII"),
+        ("rotation_x.example.com", "ASCII"),
+        ("rotation.example.com.", "empty label"),
+        ("a" * 64 + ".com", "longer than 63"),
+        ("-a.example.com", "starts or ends with `-`"),
     ],
 )
 def test_prefixes_cloud_controller_refuses(prefix: str, why: str) -> None:
@@ -92,3 +99,9 @@ def test_keys_stay_within_cloud_controllers_name_limit() -> None:
 def test_a_refused_prefix_cannot_make_keys() -> None:
     with pytest.raises(InputError):
         AnnotationKeys("cpi-cert-rotate")
+
+
+def test_a_long_prefix_is_shown_shortened() -> None:
+    with pytest.raises(InputError) as raised:
+        check_prefix(("a" * 60 + ".") * 5, source="--annotation-prefix")
+    assert "a" * 41 not in str(raised.value)

@@ -293,13 +293,17 @@ def _entries(
 ) -> tuple[Entry, ...]:
     """The `key: value` lines of a target or `defaults:`; each key and value checked."""
     what = "`defaults:`" if in_defaults else "a target"
+    key_lines: dict[str, int] = {}
+    for key_node, _ in node.value:
+        if isinstance(key_node, yaml.ScalarNode):
+            key_lines.setdefault(str(key_node.value), _line(key_node))
     entries = []
     for key, value in _mapping(found, node, what).items():
         line = _line(value)
         if key in IGNORED:
             continue
-        if key not in KEYS:
-            _refuse_key(found, key, line, login_hint)
+        if key not in KEYS:  # at the key: an alias's value is where its anchor is
+            _refuse_key(found, key, key_lines[key], login_hint)
             continue
         if not isinstance(value, yaml.ScalarNode):
             found.problem(

@@ -221,7 +221,8 @@ def _targets(found: TargetsFile, listed: yaml.Node | None, login_hint: str) -> t
             "holds no targets",
             code="bad-targets-file",
             fix="List the apps under `targets:`, each with `org:`, `space:`, `app:` and "
-            "`instance:`.",
+            "`instance:`. A scan's `due` list with nothing due is empty: run the rotation "
+            "only when its `due-count` is not 0 (docs/fleet.md).",
         )
         return ()
     if not isinstance(listed, yaml.SequenceNode):

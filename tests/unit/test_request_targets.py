@@ -170,6 +170,26 @@ class TestShape:
             "targets.yml line 8: acme/prod/ORDERS is also the target at line 2"
         )
 
+    @pytest.mark.parametrize(
+        ("app", "escaped"),
+        [
+            ("\\e[2Jorders", "\\x1b[2Jorders"),  # ESC: a terminal would clear its screen
+            ("orders\\u202e", "orders\\u202e"),  # RIGHT-TO-LEFT OVERRIDE: reverses the rest
+            ("orders\\u200b", "orders\\u200b"),  # ZERO WIDTH SPACE: invisible
+        ],
+        ids=["esc", "bidi", "zero-width"],
+    )
+    def test_a_target_named_with_characters_a_terminal_acts_on_is_shown_escaped(
+        self, files: Files, app: str, escaped: str
+    ) -> None:
+        """The duplicate is found before the names are checked (`bad-text`): its message
+        and the label of every other problem show the name escaped, never raw."""
+        target = f'  - {{org: acme, space: prod, app: "{app}", instance: cpi-rt}}\n'
+        error = files.error("targets:\n" + target + target)
+        text = str(error) + error.hint()
+        assert f"acme/prod/{escaped} is also the target at line 2" in text
+        assert not any(c in text for c in "\x1b\u202e\u200b")
+
     def test_the_app_inputs_beside_targets_are_refused(self, files: Files) -> None:
         error = files.error("targets:\n" + _target(), app="orders", cf_org="acme")
         codes = [(p.code, str(p)) for p in error.problems]

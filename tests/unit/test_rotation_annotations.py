@@ -105,3 +105,10 @@ def test_a_long_prefix_is_shown_shortened() -> None:
     with pytest.raises(InputError) as raised:
         check_prefix(("a" * 60 + ".") * 5, source="--annotation-prefix")
     assert "a" * 41 not in str(raised.value)
+
+
+def test_a_look_alike_letter_is_shown_as_its_code_point() -> None:
+    """`'Kelvin.example.com'` would not say what is wrong with it."""
+    with pytest.raises(InputError) as raised:
+        check_prefix("\u212aelvin.example.com", source="--annotation-prefix")
+    assert "'\\u212aelvin.example.com'" in str(raised.value)

@@ -108,9 +108,17 @@ _PLATFORM_NAMES = frozenset(
 
 
 def shown(value: str) -> str:
-    """`value` quoted for a message: at most 40 characters, control characters escaped."""
+    """`value` quoted for a message: at most 40 characters, in ASCII with every other
+    character escaped once (`\\u212a`, the Kelvin sign that looks like `K`; `\\x1b`)."""
     short = value if len(value) <= _SHOWN_MAX else value[: _SHOWN_MAX - 3] + "..."
-    return repr(short.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace"))
+    return ascii(short)
+
+
+def printable(text: str) -> str:
+    """`text` with each character a terminal or log would act on or hide escaped (control
+    characters, bidi overrides, zero-width ones); letters of any script kept. For names
+    a message repeats unquoted, such as a target's `org/space/app`."""
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
 
 
 def too_large(label: str, size: int, limit: int, unit: str = "characters") -> InputError:

@@ -308,7 +308,10 @@ def _layer(outer: Mapping[str, str | bytes], *levels: list[_Resolved]) -> _Layer
 
 
 def _label(layered: _Layered) -> str:
-    return "/".join(str(layered.values.get(n) or "?") for n in ("cf-org", "cf-space", "app"))
+    """`org/space/app` for messages and reports, escaped (`rules.printable`): the names
+    are not checked yet when a duplicate or a missing key is reported."""
+    names = (layered.values.get(n) or "?" for n in ("cf-org", "cf-space", "app"))
+    return "/".join(rules.printable(str(name)) for name in names)
 
 
 def _complete(found: TargetsFile, target: Target, layered: _Layered) -> bool:

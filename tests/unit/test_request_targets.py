@@ -190,6 +190,29 @@ class TestShape:
         assert f"acme/prod/{escaped} is also the target at line 2" in text
         assert not any(c in text for c in "\x1b\u202e\u200b")
 
+    @pytest.mark.parametrize(
+        ("key", "fix"),
+        [  # were `unknown key`; `cf-oidc-audience:` even suggested `vault-audience:`
+            ("cf-oidc: user", "One login serves every target"),
+            ("cf-oidc-audience: uaa-audience", "One login serves every target"),
+            ("cf-oidc-exchange-url: https://ias.example/oauth2/token", "One login serves"),
+            ("cf-oidc-exchange-client-id: 0a1b", "One login serves every target"),
+            ("cf-assertion-env: CI_TOKEN", "One login serves every target"),
+            ("cf-password-env: CF_PW", "One login serves every target"),
+            ("vault-jwt-env: CI_TOKEN", "Give it beside the targets file"),
+            ("trusted-roots: roots.pem", "Give it beside the targets file"),
+        ],
+    )
+    def test_a_setting_of_the_whole_run_in_a_target_says_so(
+        self, files: Files, key: str, fix: str
+    ) -> None:
+        error = files.error("targets:\n" + _target(extra=key))
+        (problem,) = error.problems
+        assert problem.code == "run-setting-in-targets"
+        assert f"`{key.partition(':')[0]}:` belongs to the whole run" in str(problem)
+        assert fix in problem.fix
+        assert "vault-audience" not in str(problem) + problem.fix
+
     def test_the_app_inputs_beside_targets_are_refused(self, files: Files) -> None:
         error = files.error("targets:\n" + _target(), app="orders", cf_org="acme")
         codes = [(p.code, str(p)) for p in error.problems]

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 import yaml
 
 from ..errors import InputError
+from .fields import ROTATE
 from .rules import TARGETS_MAX
 
 TARGET_NAMES: dict[str, str] = {
@@ -109,9 +110,17 @@ _MATERIAL = {
     "cf-password": "",
     "cf-client-secret": "",
 }
-_RUN_SETTINGS = frozenset(
-    {"cf-api", "cf-username", "cf-origin", "cf-client-id", "cf-ca-cert", "targets", "parallel"}
+_LOGIN_VARIABLE_FLAGS = frozenset(
+    {"cf-password-env", "cf-client-secret-env", "cf-assertion-env", "vault-jwt-env"}
 )
+"""The command line's flags that name a login's secret variable: the run's, like its login."""
+_RUN_SETTINGS = (
+    frozenset(f.name for f in ROTATE.fields if not f.secret)
+    - {spec.field for spec in KEYS.values()}
+    - set(_MATERIAL)
+) | _LOGIN_VARIABLE_FLAGS
+"""Every other input of a rotation (the login, `cf-oidc` and its inputs among them,
+`trusted-roots`, `parallel`): given once, beside the file, for every target."""
 _SPELT_HERE = {"cf-org": "org:", "cf-space": "space:", "service-instance": "instance:"}
 _TOP_LEVEL = ("defaults", "targets", "include")
 _NAME_LIKE = re.compile(r"[A-Za-z0-9_.-]{1,40}")

@@ -138,7 +138,8 @@ def _lock(lock: LockSeen | None, now: datetime) -> list[Problem]:
             Problem(
                 ProblemCode.LOCK_EXPIRED,
                 f"the lock {lock.name} of {holder.owner} has no readable expiry: the next "
-                "rotation takes it over",
+                "rotation takes it over and finishes what is left, so the app is in the "
+                "`due` matrix even when its certificate is not due",
             )
         ]
     if lock.expired(now):
@@ -147,8 +148,9 @@ def _lock(lock: LockSeen | None, now: datetime) -> list[Problem]:
                 ProblemCode.LOCK_EXPIRED,
                 f"the lock {lock.name} of {holder.owner} expired at {iso(holder.expires)}: "
                 "that run ended without removing it (killed, or Cloud Controller "
-                "unreachable at its end); the next rotation takes it over and reads the "
-                "app afresh",
+                "unreachable at its end), maybe half-way; the next rotation takes it over "
+                "and finishes what is left, so the app is in the `due` matrix even when its "
+                "certificate is not due",
             )
         ]
     return [

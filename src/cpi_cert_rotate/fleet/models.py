@@ -234,9 +234,18 @@ class Finding:
         return tuple(p for p in self.problems if p.code in BLOCKING)
 
     @property
+    def unfinished(self) -> bool:
+        """A run ended without removing the app's lock (`lock-expired`: killed, or Cloud
+        Controller unreachable at its end), so it may have stopped half-way: the new
+        certificate in the env var but not on the instances, the old binding still there.
+        Only a rotation of the app finishes that (rotation/lock.py takes the lock over,
+        rotation/aftermath.py finishes), whether its certificate is due or not."""
+        return self.has(ProblemCode.LOCK_EXPIRED)
+
+    @property
     def in_matrix(self) -> bool:
-        """Due, and nothing stops a rotation with the default inputs."""
-        return bool(self.due) and not self.blocked_by
+        """Due, or `unfinished`, and nothing stops a rotation with the default inputs."""
+        return (bool(self.due) or self.unfinished) and not self.blocked_by
 
     def has(self, code: ProblemCode) -> bool:
         """True when the finding has a problem with this code."""
@@ -297,6 +306,12 @@ class ScanReport:
     def due(self) -> tuple[Finding, ...]:
         """Every finding that is due (in the matrix or not)."""
         return tuple(f for f in self.findings if f.due)
+
+    @property
+    def held(self) -> tuple[Finding, ...]:
+        """Due findings the matrix does not name: a blocking problem, or beyond its limit."""
+        named = {(e["org"], e["space"], e["app"], e["instance"]) for e in self.matrix}
+        return tuple(f for f in self.due if (f.org, f.space, f.app, f.instance) not in named)
 
     @property
     def expiring_within_limit(self) -> tuple[Finding, ...]:

@@ -1,4 +1,5 @@
-"""What a killed fleet run leaves, seen by the scan and by the summary of a targets run.
+"""What the fleet paths report about what was left or would be changed: a killed run's
+leftovers and a stopped app in the scan, unproven rotations in a targets run's summary.
 
 A run killed (SIGKILL: a runner lost, an OOM kill) after it promoted the new certificate
 leaves the app with the new chain in its env var (fresh: not due any more), the instances
@@ -158,3 +159,28 @@ def test_the_summary_of_a_targets_run_says_which_rotations_no_call_proved(
     for seeded in due:
         env_leaf = load_pem_certs(_app(ls, seeded.name)["env"]["CLI_CHAIN"])[0]
         assert sha256_hex(env_leaf) != seeded.leaf_sha256
+
+
+def test_a_stopped_due_app_is_held_since_its_rotation_would_start_it(
+    landscape_factory: Callable[..., Landscape],
+) -> None:
+    """Cloud Controller starts a stopped app it deploys (cloud_controller_ng
+    app/actions/deployment_create.rb: `AppStart.start` when `app.stopped?`), and so does
+    the sandbox: the rotation of a stopped app leaves it STARTED. The scan put a stopped
+    due app into the matrix like any other; now it is held, with the reason."""
+    ls = landscape_factory(instances=1, fleet_apps=10)
+    stopped = next(a for a in ls.fleet if a.kind == "due")
+    with CfClient(ls.api_url, _auth(ls)) as cf:
+        cf.stop_app(stopped.guid)
+    report = scan(ScanRequest(ls.api_url, _auth(ls)))
+    finding = next(f for f in report.findings if f.app == stopped.name)
+    assert finding.due
+    assert [str(p.code) for p in finding.blocked_by] == ["stopped"]
+    assert stopped.name not in [e["app"] for e in report.matrix]
+    assert finding in report.held
+
+    new = ls.mint(cn=f"{stopped.name}-client", days=90, key="ec-p256")
+    target = CfTarget(ls.api_url, stopped.org, stopped.space, stopped.name, stopped.instances[0])
+    done = rotate(replace(request_for(ls, new.chain_pem, new.key_pem), target=target))
+    assert done.rotated, done.error
+    assert _app(ls, stopped.name)["state"] == "STARTED"  # what holding it avoids

@@ -162,6 +162,20 @@ def _lock(lock: LockSeen | None, now: datetime) -> list[Problem]:
     ]
 
 
+def _stopped(candidate: Candidate) -> list[Problem]:
+    """A stopped app: a rotation's deployment would start it (models.BLOCKING says why)."""
+    if candidate.app.state != "STOPPED":
+        return []
+    return [
+        Problem(
+            ProblemCode.STOPPED,
+            "the app is stopped: a rotation's rolling deployment would start it (Cloud "
+            "Controller starts a stopped app it deploys), so it is left out of the matrix; "
+            "rotate it once it runs again, or on purpose on its own",
+        )
+    ]
+
+
 def _bindings(candidate: Candidate, reading: Reading) -> list[Problem]:
     """No live binding, several bindings, several it-rt instances."""
     found: list[Problem] = []
@@ -217,6 +231,7 @@ def problems_of(
         _expiry(live, warn_days, now)
         + refused
         + _lock(lock, now)
+        + _stopped(candidate)
         + _bindings(candidate, reading)
         + _env(reading, chain_env_var)
     )

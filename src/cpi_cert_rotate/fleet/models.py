@@ -54,6 +54,7 @@ class ProblemCode(StrEnum):
     LOCKED = "locked"
     LOCK_EXPIRED = "lock-expired"
     LOCK_NAME_TAKEN = "lock-name-taken"
+    STOPPED = "stopped"
     ENVIRONMENT_CLASH = "environment-clash"
     ENVIRONMENT_TOO_LONG = "environment-too-long"
 
@@ -63,6 +64,7 @@ BLOCKING = frozenset(
         ProblemCode.UNREADABLE,
         ProblemCode.LOCKED,
         ProblemCode.LOCK_NAME_TAKEN,
+        ProblemCode.STOPPED,
         ProblemCode.SEVERAL_INSTANCES,
         ProblemCode.ENVIRONMENT_CLASH,
         ProblemCode.ENVIRONMENT_TOO_LONG,
@@ -73,7 +75,10 @@ inputs could not be trusted to do the right thing (it must be looked at first), 
 stop before any change. A live lock (`locked`) means a rotation of the app runs now: a
 matrix job would wait for it in its concurrency group, or, when the holder is another
 workflow or a shell, stop with `locked` (exit 1); the next scan sees the app again. An
-expired lock is not held: the next rotation takes it over (rotation/lock.py)."""
+expired lock is not held: the next rotation takes it over (rotation/lock.py). A stopped
+app is held because a rotation's rolling deployment would start it: Cloud Controller
+starts a stopped app it deploys (cloud_controller_ng app/actions/deployment_create.rb,
+`AppStart.start` when `app.stopped?`)."""
 
 
 @dataclass(frozen=True)

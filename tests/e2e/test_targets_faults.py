@@ -121,3 +121,67 @@ def test_one_target_failing_at_a_step_leaves_the_others_rotated_and_says_which(
             assert len(after["bindings"]) == 1
     with ls.store.lock:
         assert not [si for si in ls.store.instances.values() if "lock" in si.name]
+
+
+def test_two_targets_runs_on_overlapping_apps_rotate_each_app_once(
+    landscape_factory: Callable[..., Landscape], tmp_path: Path
+) -> None:
+    """Runs A (apps 1-3) and B (apps 2-4, in reverse) start together with renew-before 30d,
+    every Cloud Controller write slowed so that they overlap. Each app is rotated by
+    exactly one run: the other says `locked` (exit 1) or, having read the app after the
+    winner finished, `not-due`; the app holds the winner's certificate and one binding."""
+    ls = landscape_factory(instances=1, fleet_apps=20)
+    apps = [a for a in ls.fleet if a.kind == "due"][:4]
+    bindings = {a.name: len(_fleet_state(ls, a.guid)["bindings"]) for a in apps}
+    for method in ("POST", "PATCH", "DELETE"):
+        ls.add_fault({"method": method, "path": "^/v3/", "delay_s": 0.1})
+    runs, minted = {}, {}
+    for name, chosen in (("A", apps[:3]), ("B", list(reversed(apps[1:])))):
+        folder = tmp_path / name
+        folder.mkdir()
+        env = {"PATH": "/usr/bin:/bin", "SANDBOX_PW": ls.password, "PYTHONPATH": str(SRC)}
+        targets = []
+        for number, seeded in enumerate(chosen):
+            minted[name, seeded.name] = ls.mint(cn=f"{seeded.name}-client", key="ec-p256")
+            (folder / f"{seeded.name}.pem").write_text(minted[name, seeded.name].chain_pem)
+            env[f"KEY_{number}"] = minted[name, seeded.name].key_pem
+            targets.append({"org": seeded.org, "space": seeded.space, "app": seeded.name,
+                            "instance": seeded.instances[0], "verify-path": "/http/ping",
+                            "cert-chain-file": f"{seeded.name}.pem",
+                            "private-key-env": f"KEY_{number}"})  # fmt: skip
+        document = {"defaults": {"renew-before": "30d", "timeout": "60"}, "targets": targets}
+        (folder / "targets.yml").write_text(yaml.safe_dump(document))
+        (folder / "ca.pem").write_text(ls.ca_pem)
+        (folder / "roots.pem").write_text(ls.trusted_root_pem)
+        runs[name] = subprocess.Popen(
+            [sys.executable, "-m", "cpi_cert_rotate", "rotate", "--cf-api", ls.api_url,
+             "--cf-ca-cert", "ca.pem", "--cf-username", ls.username, "--cf-password-env",
+             "SANDBOX_PW", "--cf-origin", ls.origin, "--trusted-roots", "roots.pem",
+             "--targets", "targets.yml", "--parallel", "2", "--json"],
+            env=env, cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+    reports = {}
+    for name, process in runs.items():
+        out, err = process.communicate(timeout=120)
+        reports[name] = json.loads(out)
+        assert process.returncode == reports[name]["exit_code"], err[-2000:]
+    ls.clear_faults()
+    for seeded in apps:
+        ends = {
+            name: next(t for t in report["targets"] if t["target"]["app"] == seeded.name)
+            for name, report in reports.items()
+            if any(t["target"]["app"] == seeded.name for t in report["targets"])
+        }
+        winners = [name for name, t in ends.items() if t["outcome"] == "rotated"]
+        assert len(winners) == 1, {n: (t["outcome"], t["error_code"]) for n, t in ends.items()}
+        for name, end in ends.items():
+            if name != winners[0]:
+                assert (end["outcome"], end["error_code"]) in (
+                    ("failed", "locked"),
+                    ("not-due", None),
+                )
+        after = _fleet_state(ls, seeded.guid)
+        assert after["instances"] == [minted[winners[0], seeded.name].leaf_sha256]
+        assert len(after["bindings"]) == bindings[seeded.name]  # one per instance
+    with ls.store.lock:
+        assert not [si for si in ls.store.instances.values() if "lock" in si.name]

@@ -184,3 +184,29 @@ def test_a_stopped_due_app_is_held_since_its_rotation_would_start_it(
     done = rotate(replace(request_for(ls, new.chain_pem, new.key_pem), target=target))
     assert done.rotated, done.error
     assert _app(ls, stopped.name)["state"] == "STARTED"  # what holding it avoids
+
+
+def test_an_in_place_rotation_with_pinning_off_is_no_env_mismatch(
+    landscape_factory: Callable[..., Landscape],
+) -> None:
+    """With pinning off, `in-place` keeps the binding (it registers the old certificate)
+    and CPI accepts the new one by its subject and issuer (rotation/observe.py `accepts`).
+    The scan called every app so rotated `env-mismatch`, "changed by hand, or a rotation
+    stopped half-way". A certificate with another subject is still a mismatch."""
+    ls = landscape_factory(instances=1, fleet_apps=10, pinning=False)
+    rotated, changed = [a for a in ls.fleet if a.kind == "due"][:2]
+    new = ls.mint(cn=f"{rotated.name}-client", days=90, key="ec-p256")
+    target = CfTarget(ls.api_url, rotated.org, rotated.space, rotated.name, rotated.instances[0])
+    done = rotate(replace(request_for(ls, new.chain_pem, new.key_pem), target=target))
+    assert (done.outcome, done.strategy) == (Outcome.ROTATED, "in-place"), done.error
+    other = ls.mint(cn=f"{changed.name}-renamed", days=90, key="ec-p256")
+    with CfClient(ls.api_url, _auth(ls)) as cf:
+        cf.patch_env_vars(changed.guid, {"CLI_CHAIN": other.chain_pem, "CLI_KEY": other.key_pem})
+
+    report = scan(ScanRequest(ls.api_url, _auth(ls)))
+    by_app = {f.app: f for f in report.findings}
+    assert by_app[rotated.name].pinning is False
+    assert by_app[rotated.name].env is not None
+    assert by_app[rotated.name].env.fingerprint_sha256 == new.leaf_sha256
+    assert by_app[rotated.name].problems == ()
+    assert by_app[changed.name].has(ProblemCode.ENV_MISMATCH)

@@ -17,6 +17,7 @@ from .. import material
 from ..cf import MIN_VERSION_BINDING_STRATEGY, App
 from ..models import CertFacts, RenewBefore, iso, parse_iso
 from ..rotation.annotations import ROTATED_AT, RUN_ID, AnnotationKeys
+from ..rotation.observe import accepts
 from .discover import Candidate
 from .models import Finding, LastRotation, LockSeen, Overlap, Problem, ProblemCode
 from .read import Kind, Reading
@@ -106,8 +107,8 @@ def _env(reading: Reading, chain_env_var: str) -> list[Problem]:
         ]
     if env_leaf is None or registered is None:
         return []
-    if material.fingerprint(env_leaf) == material.fingerprint(registered):
-        return []
+    if accepts(registered, reading.pinning, env_leaf):
+        return []  # the same certificate, or pinning off and CPI takes it by its DNs
     return [
         Problem(
             ProblemCode.ENV_MISMATCH,

@@ -213,6 +213,16 @@ def base_env() -> dict[str, str]:
     return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
 
 
+_THIS_CHECKOUT = (
+    "import runpy, sys; sys.argv = sys.argv[1:]; "
+    f"sys.path.insert(0, {str(ROOT / 'src')!r}); "
+    "runpy.run_path(sys.argv[0], run_name='__main__')"
+)
+"""Run `entrypoint.py` with this checkout's `src` first on the path: `-E` ignores
+PYTHONPATH, and the venv's editable install may point at another checkout (a git
+worktree's tests would otherwise run the main checkout's code)."""
+
+
 def run_entrypoint(
     inputs: Mapping[str, str],
     dirs: RunnerDirs,
@@ -229,7 +239,7 @@ def run_entrypoint(
     env = {**base_env(), **dirs.env(), **(env or {}), **input_env(inputs)}
     python = [sys.executable, "-B", "-E", "-s", "-u", "-X", "utf8"]
     done = subprocess.run(
-        [*python, str(ROOT / "entrypoint.py"), *args],
+        [*python, "-c", _THIS_CHECKOUT, str(ROOT / "entrypoint.py"), *args],
         cwd=dirs.base / "workspace",
         env=env,
         capture_output=True,

@@ -222,6 +222,42 @@ def test_a_workspace_file_with_material_per_target_and_a_check_beside_them(
     assert "### 🔎 Dry run: nothing changed: `app-008`" in result.summary
 
 
+def test_the_overview_says_which_rotations_no_test_call_proved(
+    fleet: Landscape, tmp_path: Path
+) -> None:
+    """One target with a verify-path, one without. Its own section already said "rotated,
+    but NOT verified"; the overview's count and table said `rotated` for both."""
+    dirs = RunnerDirs(tmp_path / "run")
+    workspace = dirs.base / "workspace"
+    env, targets = {}, []
+    for number, app in enumerate(("app-001", "app-006")):
+        minted = fleet.mint(cn=f"{app}-client", days=90, key="ec-p256")
+        (workspace / f"{app}.pem").write_text(minted.chain_pem)
+        env[f"KEY_{number}"] = minted.key_pem
+        targets.append({"app": app, "cert-chain-file": f"{app}.pem",
+                        "private-key-env": f"KEY_{number}"})  # fmt: skip
+    targets[0]["verify-path"] = "/http/ping"
+    document = {"defaults": {"org": "fleet-org-01", "space": "space-1", "instance": "cpi-rt"},
+                "targets": targets}  # fmt: skip
+    (workspace / "targets.yml").write_text(yaml.safe_dump(document, sort_keys=False))
+    result = run_entrypoint(
+        {**_login(fleet), "targets": "targets.yml", "parallel": "2"}, dirs, env=env
+    )
+    assert result.code == 0, result.stdout[-3000:] + result.stderr
+    rows = json.loads(result.outputs["results"])
+    assert [(r["app"], r["outcome"], r["verified"]) for r in rows] == [
+        ("app-001", "rotated", True),
+        ("app-006", "rotated", False),
+    ]
+    assert "2 target(s) from targets.yml: 2 rotated (1 not verified), 0 failed" in (result.summary)
+    table = [ln.split(" | ") for ln in result.summary.splitlines() if ln.startswith("| `")]
+    assert [(row[0], row[2]) for row in table] == [
+        ("| `fleet-org-01/space-1/app-001 (cpi-rt)`", "rotated"),
+        ("| `fleet-org-01/space-1/app-006 (cpi-rt)`", "rotated, not verified"),
+    ]
+    assert "target fleet-org-01/space-1/app-006: rotated, not verified" in result.commands("group")
+
+
 def test_a_bad_targets_file_is_every_problem_with_its_line_and_no_call(
     fleet: Landscape, tmp_path: Path
 ) -> None:

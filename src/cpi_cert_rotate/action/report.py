@@ -107,6 +107,7 @@ def result_row(
         "outcome": str(report.outcome),
         "exit_code": int(code),
         "rotated": report.rotated,
+        "verified": report.verified,
         "strategy": str(report.strategy) if report.strategy else None,
         "expires_at": iso(live.not_after) if live else None,
         "days_remaining": live.days_remaining(now) if live else None,

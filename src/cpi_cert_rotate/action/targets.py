@@ -23,7 +23,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 from ..errors import ExitCode, InputError, RotationError
-from ..fleet.batch import TargetResult, rotate_batch, worst
+from ..fleet.batch import TargetResult, outcome_label, rotate_batch, rotated_count, worst
 from ..models import Report
 from ..request.targets import Batch
 from ..signals import stop_requested_on_signals
@@ -87,7 +87,7 @@ def run_targets(inputs: Mapping[str, str], env: Mapping[str, str], rotate: Rotat
 
 
 def _finished(result: TargetResult) -> None:
-    gha.info(f"[{result.target.label}] finished: {result.report.outcome}")
+    gha.info(f"[{result.target.label}] finished: {outcome_label(result.report)}")
 
 
 def _render(batch: Batch, results: list[TargetResult]) -> int:
@@ -118,14 +118,14 @@ def _render(batch: Batch, results: list[TargetResult]) -> int:
         notes += [replace(n, title=f"{label}: {n.title}") for n in target_notes]
         sections.append(summary(report, now=at, expiry_failed=expiry_failed))
         rows.append(result_row(report, code, at, line=result.target.line))
-        gha.start_group(f"target {label}: {report.outcome}")
+        gha.start_group(f"target {label}: {outcome_label(report)}")
         for line in result_lines(report, at):
             gha.info(line)
         gha.end_group()
     run_code = worst(codes)
     for name, value in _outputs(results, rows, codes, run_code).items():
         gha.set_output(name, value)
-    overview = _overview(batch, rows, run_code)
+    overview = _overview(batch, [r.report for r in results], rows, run_code)
     gha.Summary().append(overview + _within_budget(sections, codes, len(overview)))
     _annotate(notes)
     return int(run_code)
@@ -147,8 +147,10 @@ def _outputs(
     return values
 
 
-def _overview(batch: Batch, rows: list[dict[str, object]], run_code: ExitCode) -> str:
-    rotated = sum(1 for r in rows if r["rotated"])
+def _overview(
+    batch: Batch, reports: list[Report], rows: list[dict[str, object]], run_code: ExitCode
+) -> str:
+    rotated = rotated_count(reports)
     failed = sum(1 for r in rows if r["exit_code"])
     icon = (
         "✅"
@@ -156,16 +158,16 @@ def _overview(batch: Batch, rows: list[dict[str, object]], run_code: ExitCode) -
         else ("🚨" if run_code is ExitCode.ROLLBACK_INCOMPLETE else "❌")
     )
     lines = [
-        f"## {icon} {len(rows)} target(s) from {gha.md_cell(batch.source)}: {rotated} rotated, "
+        f"## {icon} {len(rows)} target(s) from {gha.md_cell(batch.source)}: {rotated}, "
         f"{failed} failed; exit code {int(run_code)}",
         "",
         "| target | line | outcome | strategy | expires | exit code |",
         "|---|---|---|---|---|---|",
     ]
-    for row in rows:
+    for report, row in zip(reports, rows, strict=True):
         where = f"{row['org']}/{row['space']}/{row['app']} ({row['instance']})"
         lines.append(
-            f"| `{gha.md_cell(where)}` | {row['line']} | {row['outcome']} | "
+            f"| `{gha.md_cell(where)}` | {row['line']} | {outcome_label(report)} | "
             f"{row['strategy'] or ''} | {row['expires_at'] or ''} | {row['exit_code']} |"
         )
     return "\n".join(lines) + "\n\n"

@@ -22,7 +22,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ..errors import ExitCode, InputError, RotationError
-from ..fleet.batch import TargetResult, current_target, rotate_batch, worst
+from ..fleet.batch import (
+    TargetResult,
+    current_target,
+    outcome_label,
+    rotate_batch,
+    rotated_count,
+    worst,
+)
 from ..models import Report
 from ..request.rules import TARGETS_FILE_MAX
 from ..request.targets import Batch, Document, build_batch
@@ -124,16 +131,16 @@ class _Printer:
             json.dump(document, sys.stdout, indent=2)
             print()
             return int(run_code)
-        rotated = sum(1 for r in results if r.report.rotated)
+        rotated = rotated_count(r.report for r in results)
         failed = sum(1 for code in codes if code is not ExitCode.OK)
         print(
             f"\n{len(results)} target(s) from {batch.source}, {batch.parallel} at a time: "
-            f"{rotated} rotated, {failed} failed; exit code {int(run_code)}"
+            f"{rotated}, {failed} failed; exit code {int(run_code)}"
         )
         for result, code in zip(results, codes, strict=True):
             report = result.report
             why = f"  [{report.error_code}]" if report.error_code else ""
-            print(f"  {report.outcome:<20} {code:d}  {result.target.label}{why}")
+            print(f"  {outcome_label(report):<21} {code:d}  {result.target.label}{why}")
         for result, expiring in zip(results, failures, strict=True):
             report = result.report
             if report.error:

@@ -17,6 +17,7 @@ from .. import material
 from ..cf import MIN_VERSION_BINDING_STRATEGY, App
 from ..models import CertFacts, RenewBefore, iso, parse_iso
 from ..rotation.annotations import ROTATED_AT, RUN_ID, AnnotationKeys
+from ..rotation.observe import accepts
 from .discover import Candidate
 from .models import Finding, LastRotation, LockSeen, Overlap, Problem, ProblemCode
 from .read import Kind, Reading
@@ -106,8 +107,8 @@ def _env(reading: Reading, chain_env_var: str) -> list[Problem]:
         ]
     if env_leaf is None or registered is None:
         return []
-    if material.fingerprint(env_leaf) == material.fingerprint(registered):
-        return []
+    if accepts(registered, reading.pinning, env_leaf):
+        return []  # the same certificate, or pinning off and CPI takes it by its DNs
     return [
         Problem(
             ProblemCode.ENV_MISMATCH,
@@ -138,7 +139,8 @@ def _lock(lock: LockSeen | None, now: datetime) -> list[Problem]:
             Problem(
                 ProblemCode.LOCK_EXPIRED,
                 f"the lock {lock.name} of {holder.owner} has no readable expiry: the next "
-                "rotation takes it over",
+                "rotation takes it over and finishes what is left, so the app is in the "
+                "`due` matrix even when its certificate is not due",
             )
         ]
     if lock.expired(now):
@@ -147,8 +149,9 @@ def _lock(lock: LockSeen | None, now: datetime) -> list[Problem]:
                 ProblemCode.LOCK_EXPIRED,
                 f"the lock {lock.name} of {holder.owner} expired at {iso(holder.expires)}: "
                 "that run ended without removing it (killed, or Cloud Controller "
-                "unreachable at its end); the next rotation takes it over and reads the "
-                "app afresh",
+                "unreachable at its end), maybe half-way; the next rotation takes it over "
+                "and finishes what is left, so the app is in the `due` matrix even when its "
+                "certificate is not due",
             )
         ]
     return [
@@ -156,6 +159,20 @@ def _lock(lock: LockSeen | None, now: datetime) -> list[Problem]:
             ProblemCode.LOCKED,
             f"a rotation holds the lock {lock.name} now ({holder.describe()}): "
             f"`cf service {lock.name}` shows it",
+        )
+    ]
+
+
+def _stopped(candidate: Candidate) -> list[Problem]:
+    """A stopped app: a rotation's deployment would start it (models.BLOCKING says why)."""
+    if candidate.app.state != "STOPPED":
+        return []
+    return [
+        Problem(
+            ProblemCode.STOPPED,
+            "the app is stopped: a rotation's rolling deployment would start it (Cloud "
+            "Controller starts a stopped app it deploys), so it is left out of the matrix; "
+            "rotate it once it runs again, or on purpose on its own",
         )
     ]
 
@@ -215,6 +232,7 @@ def problems_of(
         _expiry(live, warn_days, now)
         + refused
         + _lock(lock, now)
+        + _stopped(candidate)
         + _bindings(candidate, reading)
         + _env(reading, chain_env_var)
     )

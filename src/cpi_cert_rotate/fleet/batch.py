@@ -62,6 +62,19 @@ class TargetResult:
     report: Report
 
 
+def outcome_label(report: Report) -> str:
+    """A target's outcome for a summary line: `rotated, not verified` when no test call
+    proved the new certificate (`Report.unproven`), which a bare `rotated` would hide."""
+    return "rotated, not verified" if report.unproven else str(report.outcome)
+
+
+def rotated_count(reports: Iterable[Report]) -> str:
+    """`N rotated`, with `(M not verified)` when some of them no test call proved."""
+    live = [report for report in reports if report.rotated]
+    unproven = sum(1 for report in live if report.unproven)
+    return f"{len(live)} rotated" + (f" ({unproven} not verified)" if unproven else "")
+
+
 def worst(codes: Iterable[ExitCode]) -> ExitCode:
     """The run's exit code: the first of `WORST_FIRST` among `codes` (0 for none)."""
     found = set(codes)

@@ -56,9 +56,18 @@ def cells(finding: Finding, now: datetime) -> dict[str, str]:
         "issuer": _common_name(live.issuer) if live else "?",
         "not after": f"{live.not_after:%Y-%m-%d}" if live else "?",
         "days": str(live.days_remaining(now)) if live else "?",
-        "due": _yes_no(finding.due) + ("" if finding.in_matrix or not finding.due else " (held)"),
+        "due": _yes_no(finding.due) + _matrix_note(finding),
         "overlap": str(finding.overlap),
         "pinning": _yes_no(finding.pinning),
         "last rotation": (last.rotated_at or "?")[:10] if last else "-",
         "problems": ", ".join(str(p.code) for p in finding.problems) or "-",
     }
+
+
+def _matrix_note(finding: Finding) -> str:
+    """` (held)`: due but kept out of the matrix; ` (unfinished)`: in it, though not due."""
+    if finding.due and not finding.in_matrix:
+        return " (held)"
+    if finding.in_matrix and not finding.due:
+        return " (unfinished)"
+    return ""

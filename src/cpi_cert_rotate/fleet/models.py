@@ -54,6 +54,7 @@ class ProblemCode(StrEnum):
     LOCKED = "locked"
     LOCK_EXPIRED = "lock-expired"
     LOCK_NAME_TAKEN = "lock-name-taken"
+    STOPPED = "stopped"
     ENVIRONMENT_CLASH = "environment-clash"
     ENVIRONMENT_TOO_LONG = "environment-too-long"
 
@@ -63,6 +64,7 @@ BLOCKING = frozenset(
         ProblemCode.UNREADABLE,
         ProblemCode.LOCKED,
         ProblemCode.LOCK_NAME_TAKEN,
+        ProblemCode.STOPPED,
         ProblemCode.SEVERAL_INSTANCES,
         ProblemCode.ENVIRONMENT_CLASH,
         ProblemCode.ENVIRONMENT_TOO_LONG,
@@ -73,7 +75,10 @@ inputs could not be trusted to do the right thing (it must be looked at first), 
 stop before any change. A live lock (`locked`) means a rotation of the app runs now: a
 matrix job would wait for it in its concurrency group, or, when the holder is another
 workflow or a shell, stop with `locked` (exit 1); the next scan sees the app again. An
-expired lock is not held: the next rotation takes it over (rotation/lock.py)."""
+expired lock is not held: the next rotation takes it over (rotation/lock.py). A stopped
+app is held because a rotation's rolling deployment would start it: Cloud Controller
+starts a stopped app it deploys (cloud_controller_ng app/actions/deployment_create.rb,
+`AppStart.start` when `app.stopped?`)."""
 
 
 @dataclass(frozen=True)
@@ -234,9 +239,18 @@ class Finding:
         return tuple(p for p in self.problems if p.code in BLOCKING)
 
     @property
+    def unfinished(self) -> bool:
+        """A run ended without removing the app's lock (`lock-expired`: killed, or Cloud
+        Controller unreachable at its end), so it may have stopped half-way: the new
+        certificate in the env var but not on the instances, the old binding still there.
+        Only a rotation of the app finishes that (rotation/lock.py takes the lock over,
+        rotation/aftermath.py finishes), whether its certificate is due or not."""
+        return self.has(ProblemCode.LOCK_EXPIRED)
+
+    @property
     def in_matrix(self) -> bool:
-        """Due, and nothing stops a rotation with the default inputs."""
-        return bool(self.due) and not self.blocked_by
+        """Due, or `unfinished`, and nothing stops a rotation with the default inputs."""
+        return (bool(self.due) or self.unfinished) and not self.blocked_by
 
     def has(self, code: ProblemCode) -> bool:
         """True when the finding has a problem with this code."""
@@ -297,6 +311,12 @@ class ScanReport:
     def due(self) -> tuple[Finding, ...]:
         """Every finding that is due (in the matrix or not)."""
         return tuple(f for f in self.findings if f.due)
+
+    @property
+    def held(self) -> tuple[Finding, ...]:
+        """Due findings the matrix does not name: a blocking problem, or beyond its limit."""
+        named = {(e["org"], e["space"], e["app"], e["instance"]) for e in self.matrix}
+        return tuple(f for f in self.due if (f.org, f.space, f.app, f.instance) not in named)
 
     @property
     def expiring_within_limit(self) -> tuple[Finding, ...]:

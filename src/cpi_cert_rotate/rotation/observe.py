@@ -75,14 +75,23 @@ class Observation:
         registered = self.registered_by.get(binding.guid)
         if registered is None or registered.leaf is None:
             return None
-        if registered.leaf == leaf:
-            return True
-        return (
-            registered.pinning is False
-            and registered.leaf.subject == leaf.subject
-            and registered.leaf.issuer == leaf.issuer
-            and leaf.not_valid_before_utc >= registered.leaf.not_valid_before_utc
-        )
+        return accepts(registered.leaf, registered.pinning, leaf)
+
+
+def accepts(registered: x509.Certificate, pinning: bool | None, leaf: x509.Certificate) -> bool:
+    """Whether CPI accepts `leaf` through a binding that registered `registered`.
+
+    Pinning on: the exact certificate; off: the same subject and issuer DN, issued no
+    earlier (CPI's unpinned rule, reference sap-and-rotation-anchors 3.1).
+    """
+    if registered == leaf:
+        return True
+    return (
+        pinning is False
+        and registered.subject == leaf.subject
+        and registered.issuer == leaf.issuer
+        and leaf.not_valid_before_utc >= registered.not_valid_before_utc
+    )
 
 
 def credentials_of(raw: dict[str, Any]) -> RegisteredCert:

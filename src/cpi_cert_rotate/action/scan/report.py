@@ -29,7 +29,7 @@ class Note:
 
 def outputs(report: ScanReport) -> dict[str, str]:
     """`due` (the matrix, compact JSON), `due-count`, `found`, `held`."""
-    held = len(report.due) - len(report.matrix)
+    held = len(report.held)
     return {
         "due": json.dumps(report.matrix_json(), separators=(",", ":")),
         "due-count": str(len(report.matrix)),

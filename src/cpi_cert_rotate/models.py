@@ -328,6 +328,10 @@ class Report:
     verified: bool = False
     """True only when a real mTLS call with the new chain and key succeeded before
     promotion (the test step). A rotation without it is live but unproven."""
+    app_stopped: bool = False
+    """The app is stopped and the run left it stopped (a deployment, restage or restart
+    would start it, rotation/promote.py). Rotated, its new certificate is registered and
+    in its env, but no instance presents it until someone starts the app."""
 
     @property
     def exit_code(self) -> ExitCode:
@@ -354,6 +358,11 @@ class Report:
         """Live, but nothing proved that the new certificate works (no test call ran)."""
         return self.rotated and not self.verified
 
+    @property
+    def left_stopped(self) -> bool:
+        """Rotated, but the app is stopped: it presents the new certificate once started."""
+        return self.rotated and self.app_stopped
+
     def to_json(self) -> dict[str, Any]:
         """JSON-safe dict (times as ISO 8601 UTC) for `--json` and tests."""
         now = self.finished_at
@@ -361,6 +370,7 @@ class Report:
             "outcome": str(self.outcome),
             "rotated": self.rotated,
             "verified": self.verified,
+            "app_stopped": self.app_stopped,
             "exit_code": int(self.exit_code),
             "strategy": str(self.strategy) if self.strategy else None,
             "target": asdict(self.target),

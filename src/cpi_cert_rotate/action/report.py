@@ -24,6 +24,7 @@ from .gha import md_cell
 OUTPUTS: tuple[str, ...] = (
     "rotated",
     "verified",
+    "app-stopped",
     "reason",
     "strategy",
     "expires-at",
@@ -54,6 +55,7 @@ _HEADLINES = {
     Outcome.INVALID_INPUT: "❌ Invalid input: nothing changed",
 }
 _UNPROVEN_HEADLINE = "⚠️ Certificate rotated, but NOT verified: nothing proved it works"
+_STOPPED_HEADLINE = "⏸️ Certificate rotated; the app is stopped and was left stopped"
 _STATUS_ICONS = {"ok": "✅", "skipped": "⏭️", "failed": "❌", "undone": "↩️"}
 
 
@@ -75,6 +77,7 @@ def outputs(report: Report, now: datetime, code: ExitCode | None = None) -> dict
     return {
         "rotated": "true" if report.rotated else "false",
         "verified": "true" if report.verified else "false",
+        "app-stopped": "true" if report.app_stopped else "false",
         "reason": str(report.outcome),
         "strategy": str(report.strategy) if report.strategy else "",
         "expires-at": iso(live.not_after) if live else "",
@@ -108,6 +111,7 @@ def result_row(
         "exit_code": int(code),
         "rotated": report.rotated,
         "verified": report.verified,
+        "app_stopped": report.app_stopped,
         "strategy": str(report.strategy) if report.strategy else None,
         "expires_at": iso(live.not_after) if live else None,
         "days_remaining": live.days_remaining(now) if live else None,
@@ -195,7 +199,13 @@ def _days(days: int) -> timedelta:
 def summary(report: Report, *, now: datetime, expiry_failed: bool = False) -> str:
     """The job summary in Markdown: headline, before/after, steps, plan, warnings, failure."""
     target = report.target
-    headline = _UNPROVEN_HEADLINE if report.unproven else _HEADLINES[report.outcome]
+    headline = (
+        _UNPROVEN_HEADLINE
+        if report.unproven
+        else _STOPPED_HEADLINE
+        if report.left_stopped and report.outcome is Outcome.ROTATED
+        else _HEADLINES[report.outcome]
+    )
     parts = [
         f"### {headline}: `{md_cell(target.app or '?')}`",
         "",
@@ -215,6 +225,25 @@ def summary(report: Report, *, now: datetime, expiry_failed: bool = False) -> st
             "(complete, ending in a trusted root), yet only Cloud Integration decides whether "
             "it accepts it. Check the app now, and give `verify-path` so that the next "
             "rotation is tested before it is promoted.",
+            "",
+        ]
+    if report.left_stopped:
+        parts += [
+            "> [!NOTE]",
+            "> **The app is stopped, and the rotation left it stopped**: no deployment, "
+            "restage or restart, since each would start it. The new certificate is registered "
+            "with Cloud Integration and in the app's env"
+            + (", and the tool's own mTLS call with it succeeded" if report.verified else "")
+            + ". But no instance presents it yet: **the app will "
+            "present the new certificate when it is started**, and only then is its own use "
+            "of it proven.",
+            "",
+        ]
+    elif report.app_stopped and report.outcome is Outcome.DRY_RUN:
+        parts += [
+            "> [!NOTE]",
+            "> The app is stopped: a rotation would not start it (no deployment, restage or "
+            "restart); it would present the new certificate when it is started.",
             "",
         ]
     parts += _cert_table(report, now)

@@ -173,6 +173,13 @@ class App:
             labels=_str_map(data, "metadata", "labels"),
         )
 
+    @property
+    def stopped(self) -> bool:
+        """Stopped on purpose: Cloud Controller starts a stopped app when a deployment is
+        created for it (cloud_controller_ng app/actions/deployment_create.rb), so a
+        rotation must not create one (rotation/promote.py `promote_stopped`)."""
+        return self.state == "STOPPED"
+
 
 @dataclass(frozen=True)
 class ServiceInstance:

@@ -33,6 +33,12 @@ def render_report(report: Report) -> str:
     outcome = report.outcome.upper()
     if report.unproven:
         outcome += " BUT NOT VERIFIED (no test call: nothing proved the new certificate works)"
+    if report.left_stopped:
+        outcome += (
+            " (APP STOPPED, left stopped: it will present the new certificate when it is started)"
+        )
+    elif report.app_stopped and report.outcome is Outcome.DRY_RUN:
+        outcome += " (APP STOPPED: a rotation would not start it)"
     lines = [
         f"{outcome}: app {target.app} in {target.org}/{target.space}, "
         f"service instance {target.service_instance}"

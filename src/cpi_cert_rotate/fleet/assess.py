@@ -164,15 +164,15 @@ def _lock(lock: LockSeen | None, now: datetime) -> list[Problem]:
 
 
 def _stopped(candidate: Candidate) -> list[Problem]:
-    """A stopped app: a rotation's deployment would start it (models.BLOCKING says why)."""
-    if candidate.app.state != "STOPPED":
+    """A stopped app: said, not held (models.BLOCKING says why)."""
+    if not candidate.app.stopped:
         return []
     return [
         Problem(
             ProblemCode.STOPPED,
-            "the app is stopped: a rotation's rolling deployment would start it (Cloud "
-            "Controller starts a stopped app it deploys), so it is left out of the matrix; "
-            "rotate it once it runs again, or on purpose on its own",
+            "the app is stopped: a rotation leaves it stopped (no deployment, restage or "
+            "restart, each of which would start it); it registers, tests and sets the new "
+            "certificate, which the app presents when it is started",
         )
     ]
 

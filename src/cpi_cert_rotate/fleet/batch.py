@@ -64,15 +64,29 @@ class TargetResult:
 
 def outcome_label(report: Report) -> str:
     """A target's outcome for a summary line: `rotated, not verified` when no test call
-    proved the new certificate (`Report.unproven`), which a bare `rotated` would hide."""
-    return "rotated, not verified" if report.unproven else str(report.outcome)
+    proved the new certificate (`Report.unproven`), `rotated, app stopped` when the app
+    was left stopped (`Report.left_stopped`: no instance presents it yet); a bare
+    `rotated` would hide either."""
+    label = str(report.outcome)
+    if report.unproven:
+        label += ", not verified"
+    if report.left_stopped:
+        label += ", app stopped"
+    return label
 
 
 def rotated_count(reports: Iterable[Report]) -> str:
-    """`N rotated`, with `(M not verified)` when some of them no test call proved."""
+    """`N rotated`, with `(M not verified, K app stopped)` for those no test call proved
+    and those whose app was left stopped."""
     live = [report for report in reports if report.rotated]
     unproven = sum(1 for report in live if report.unproven)
-    return f"{len(live)} rotated" + (f" ({unproven} not verified)" if unproven else "")
+    stopped = sum(1 for report in live if report.left_stopped)
+    notes: list[str] = []
+    if unproven:
+        notes.append(f"{unproven} not verified")
+    if stopped:
+        notes.append(f"{stopped} app stopped")
+    return f"{len(live)} rotated" + (f" ({', '.join(notes)})" if notes else "")
 
 
 def worst(codes: Iterable[ExitCode]) -> ExitCode:

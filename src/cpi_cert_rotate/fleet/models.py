@@ -64,7 +64,6 @@ BLOCKING = frozenset(
         ProblemCode.UNREADABLE,
         ProblemCode.LOCKED,
         ProblemCode.LOCK_NAME_TAKEN,
-        ProblemCode.STOPPED,
         ProblemCode.SEVERAL_INSTANCES,
         ProblemCode.ENVIRONMENT_CLASH,
         ProblemCode.ENVIRONMENT_TOO_LONG,
@@ -76,9 +75,9 @@ stop before any change. A live lock (`locked`) means a rotation of the app runs 
 matrix job would wait for it in its concurrency group, or, when the holder is another
 workflow or a shell, stop with `locked` (exit 1); the next scan sees the app again. An
 expired lock is not held: the next rotation takes it over (rotation/lock.py). A stopped
-app is held because a rotation's rolling deployment would start it: Cloud Controller
-starts a stopped app it deploys (cloud_controller_ng app/actions/deployment_create.rb,
-`AppStart.start` when `app.stopped?`)."""
+app is not held: a rotation leaves it stopped (no deployment, which would start it,
+cloud_controller_ng app/actions/deployment_create.rb; rotation/promote.py
+`promote_stopped`), and a standby's certificate must not expire while it waits."""
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from .. import material
 from ..models import CertFacts, Outcome, RenewBefore, RotationRequest, parse_iso
 from .annotations import AnnotationKeys, keys_of
 from .observe import Observation
+from .promote import stopped_plan
 from .strategies import PlanWords, RotationStrategy
 
 ISSUER_RENEW_BEFORE = RenewBefore.parse("33%")
@@ -144,7 +145,8 @@ def plan_lines(
 ) -> tuple[str, ...]:
     """The steps a rotation would take, in words, for dry runs and the report.
 
-    `strategy` None: a check, no new certificate given (nothing would change).
+    `strategy` None: a check, no new certificate given (nothing would change). A stopped
+    app's promote lines are `promote.stopped_plan`, whatever the strategy.
     """
     if strategy is None:
         return ("1. check only: no new certificate was given, so nothing would change",)
@@ -164,11 +166,16 @@ def plan_lines(
             "(subject copied from the live certificate)"
         )
     steps = strategy.plan(PlanWords.of(request, obs))
+    promote = (
+        stopped_plan(request.chain_env_var, request.key_env_var)
+        if obs.app.stopped
+        else steps.promote
+    )
     lines = [
         obtain,
         *steps.set,
         verify,
-        *steps.promote,
+        *promote,
         *steps.finish,
         "write annotations (fingerprint, expiry, rotated-at, run id)",
     ]

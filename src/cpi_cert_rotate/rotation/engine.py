@@ -12,7 +12,9 @@ The steps, as the journal names them:
       that is due (and not a dry run): only then is the issuer asked for a certificate.
   (4) set: register the new leaf through a binding, as the strategy does it.
   (5) test: call the iFlow with the new chain and key over in-memory mTLS.
-  (6) promote: as the strategy does it (one PATCH of chain and key, a rolling deployment).
+  (6) promote: as the strategy does it (one PATCH of chain and key, a rolling deployment);
+      for a stopped app the PATCH only, whatever the strategy: a deployment, restage or
+      restart would start it (`promote.promote_stopped`).
   (7) finish: delete every other binding, record the rotation on the app.
 Every change in (4)-(6) has a compensation in the journal; any failure there undoes them
 in reverse, and the app is then read again to say what state it is really in
@@ -47,6 +49,7 @@ from .journal import Journal
 from .leftovers import Leftovers, find_leftovers
 from .new_material import NewMaterial, issue_step, keep_out_of_errors, validate_step
 from .observe import Observation, observe
+from .promote import promote_stopped
 from .record import RunRecord
 from .strategies import Registered, RotationStrategy, register_new_leaf, registry, select
 from .verify import prepare as prepare_test_call
@@ -246,6 +249,7 @@ class _Run:
         decision = decide(self.request, obs, facts, self.now)
         self.record.warnings += [*obs.warnings, *decision.warnings]
         self.record.before = decision.live.facts if decision.live else None
+        self.record.app_stopped = obs.app.stopped
         return obs, decision
 
     def _read(self, client: CfClient, previous: Observation | None) -> Observation:
@@ -362,7 +366,10 @@ class _Run:
                 notes.append(verify_new_certificate(ctx, url))
             self.record.verified = True
         ctx.check_cancel()
-        registry()[registered.used].promote(ctx)
+        if ctx.obs.app.stopped:
+            self.record.app_stopped = promote_stopped(ctx)
+        else:
+            registry()[registered.used].promote(ctx)
         return registered
 
     def _undo(self, ctx: RunContext, error: BaseException) -> Report:

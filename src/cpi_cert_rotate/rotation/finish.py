@@ -246,7 +246,8 @@ def _complete(
 
     Active deployments are waited for and, unless a rotation record names the live
     certificate (its run reached the finish step, so after its deployment), the env is
-    deployed first: an old binding may go only once no instance can still use it. Raises
+    deployed first: an old binding may go only once no instance can still use it (a
+    stopped app is not: no instance runs, and a deployment would start it). Raises
     `RotationError` when a deployment does not end (then nothing is deleted).
     """
     leaf = obs.env_leaf
@@ -258,7 +259,9 @@ def _complete(
             f"deployment(s) {', '.join(still)} did not finish; no binding was deleted while "
             "instances may still use the certificate it registers"
         )
-    if leftovers.unfinished or leftovers.unrecorded:
+    if obs.app.stopped:  # no instance runs; a deployment would start the app
+        cleanup.notes.append("the app is stopped: no deployment (it would start the app)")
+    elif leftovers.unfinished or leftovers.unrecorded:
         deployment = redeploy(client, obs, request, deadline)
         cleanup.notes.append(f"deployment {deployment.guid} brought the env to every instance")
     facts = material.facts(leaf)

@@ -4,6 +4,12 @@ Chain and key go in one PATCH, never one without the other: an instance started 
 two calls would present a chain its key cannot sign for. Env vars take effect on
 restart, so a rolling deployment of the current droplet (no restage, no outage) brings
 them to every instance, `max_in_flight` at a time.
+
+A stopped app gets the PATCH only (`promote_stopped`): Cloud Controller starts a stopped
+app when a deployment is created for it (cloud_controller_ng
+app/actions/deployment_create.rb, `AppStart.start` when `app.stopped?`), and a restage
+or restart starts it too. A platform team may have stopped it on purpose; its instances
+take the env when someone starts it.
 """
 
 from __future__ import annotations
@@ -23,8 +29,56 @@ from .observe import Observation
 log = logging.getLogger(__name__)
 
 
+STOPPED_NOTE = (
+    "the app is stopped and was left stopped (no deployment, restage or restart: each "
+    "would start it): the new certificate is registered, in its env and, if the test "
+    "step ran, tested with the tool's own call, but no instance of the app presents it "
+    "yet; the app will present the new certificate when it is started"
+)
+"""The warning of a rotation of a stopped app (the report also says `app_stopped: true`)."""
+
+STARTED_MEANWHILE = (
+    "the app was stopped when the rotation read it but was started while it ran: a "
+    "rolling deployment brought the new chain and key to its instances"
+)
+
+
 class DeploymentFailed(RotationError):
     """The rolling deployment ended other than FINALIZED/DEPLOYED."""
+
+
+def stopped_plan(chain_var: str, key_var: str) -> tuple[str, ...]:
+    """The promote lines of a plan for a stopped app (`promote_stopped`)."""
+    return (
+        f"set {chain_var} and {key_var} in one call",
+        "no deployment, restage or restart: the app is stopped and would be started by "
+        "any of them; it is left stopped and presents the new certificate when it is started",
+    )
+
+
+def promote_stopped(ctx: RunContext) -> bool:
+    """Promote for an app found stopped: one PATCH of chain and key, nothing that starts it.
+
+    Whatever the strategy (its own promote deploys or restages), only the env changes: no
+    instance runs, so no instance presents the old certificate, and the old binding may go
+    as after any rotation. The app is read again after the PATCH: if someone started it
+    meanwhile, an instance may have started with the old env, so a rolling deployment
+    (which cannot start what already runs) brings the new env to every instance. Returns
+    True when the app was still stopped (no deployment made).
+    """
+    with ctx.journal.step("promote", "chain and key in one call") as notes:
+        set_env(ctx)
+        still_stopped = ctx.client.get_app(ctx.obs.app.guid).stopped
+        notes.append("app stopped: left stopped" if still_stopped else "app started meanwhile")
+    if still_stopped:
+        ctx.journal.skip("deploy", "the app is stopped: no deployment (it would start the app)")
+        ctx.warnings.append(STOPPED_NOTE)
+        return True
+    ctx.warnings.append(STARTED_MEANWHILE)
+    with ctx.journal.step("deploy") as notes:
+        deployment = roll_out(ctx)
+        notes.append(f"deployment {deployment.guid} {deployment.state}/{deployment.reason}")
+    return False
 
 
 def check_max_in_flight(request: RotationRequest, api_version: tuple[int, ...]) -> None:

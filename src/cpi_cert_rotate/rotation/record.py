@@ -34,6 +34,8 @@ class RunRecord:
     leaf_pem: str | None = None
     verified: bool = False
     """Set when the test step's mTLS call with the new certificate succeeded."""
+    app_stopped: bool = False
+    """The app is stopped (as last read) and the run did not start it."""
 
     def earlier_run_left(self, lines: list[str]) -> None:
         """Warn of what an earlier run left (each line once)."""
@@ -99,6 +101,7 @@ class RunRecord:
             leaf_pem=self.leaf_pem,
             finished_at=datetime.now(UTC),
             verified=self.verified,
+            app_stopped=self.app_stopped,
         )
 
 

@@ -161,13 +161,14 @@ def test_the_summary_of_a_targets_run_says_which_rotations_no_call_proved(
         assert sha256_hex(env_leaf) != seeded.leaf_sha256
 
 
-def test_a_stopped_due_app_is_held_since_its_rotation_would_start_it(
-    landscape_factory: Callable[..., Landscape],
+def test_a_stopped_due_app_is_in_the_matrix_and_a_targets_run_leaves_it_stopped(
+    landscape_factory: Callable[..., Landscape], tmp_path: Path
 ) -> None:
     """Cloud Controller starts a stopped app it deploys (cloud_controller_ng
     app/actions/deployment_create.rb: `AppStart.start` when `app.stopped?`), and so does
-    the sandbox: the rotation of a stopped app leaves it STARTED. The scan put a stopped
-    due app into the matrix like any other; now it is held, with the reason."""
+    the sandbox. The scan held a stopped due app out of the matrix for that reason, and a
+    targets run naming it started it. A rotation now leaves it stopped (no deployment), so
+    the scan says `stopped` without holding it, and the targets run's summary says so."""
     ls = landscape_factory(instances=1, fleet_apps=10)
     stopped = next(a for a in ls.fleet if a.kind == "due")
     with CfClient(ls.api_url, _auth(ls)) as cf:
@@ -175,15 +176,40 @@ def test_a_stopped_due_app_is_held_since_its_rotation_would_start_it(
     report = scan(ScanRequest(ls.api_url, _auth(ls)))
     finding = next(f for f in report.findings if f.app == stopped.name)
     assert finding.due
-    assert [str(p.code) for p in finding.blocked_by] == ["stopped"]
-    assert stopped.name not in [e["app"] for e in report.matrix]
-    assert finding in report.held
+    assert "stopped" in [str(p.code) for p in finding.problems]
+    assert finding.blocked_by == ()
+    assert stopped.name in [e["app"] for e in report.matrix]
 
+    since = len(ls.calls())
     new = ls.mint(cn=f"{stopped.name}-client", days=90, key="ec-p256")
-    target = CfTarget(ls.api_url, stopped.org, stopped.space, stopped.name, stopped.instances[0])
-    done = rotate(replace(request_for(ls, new.chain_pem, new.key_pem), target=target))
-    assert done.rotated, done.error
-    assert _app(ls, stopped.name)["state"] == "STARTED"  # what holding it avoids
+    (tmp_path / "ca.pem").write_text(ls.ca_pem)
+    (tmp_path / "roots.pem").write_text(ls.trusted_root_pem)
+    (tmp_path / "new.pem").write_text(new.chain_pem)
+    env = {"PATH": "/usr/bin:/bin", "SANDBOX_PW": ls.password, "PYTHONPATH": str(SRC),
+           "NEW_KEY": new.key_pem}  # fmt: skip
+    target = {"org": stopped.org, "space": stopped.space, "app": stopped.name,
+              "instance": stopped.instances[0], "cert-chain-file": "new.pem",
+              "private-key-env": "NEW_KEY", "verify-path": "/http/ping"}  # fmt: skip
+    (tmp_path / "targets.yml").write_text(yaml.safe_dump({"targets": [target]}))
+    command = [
+        sys.executable, "-m", "cpi_cert_rotate", "rotate", "--cf-api", ls.api_url,
+        "--cf-ca-cert", "ca.pem", "--cf-username", ls.username, "--cf-password-env",
+        "SANDBOX_PW", "--cf-origin", ls.origin, "--trusted-roots", "roots.pem",
+        "--targets", "targets.yml",
+    ]  # fmt: skip
+    run = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True,
+                         timeout=120, check=False)  # fmt: skip
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    assert _app(ls, stopped.name)["state"] == "STOPPED", "the targets run started the app"
+    posts = [c["path"] for c in ls.calls()[since:] if c["method"] == "POST"]
+    assert "/v3/deployments" not in posts
+    tail = run.stdout[run.stdout.index("\n1 target(s)") :]
+    assert "1 rotated (1 app stopped), 0 failed; exit code 0" in tail
+    assert "rotated, app stopped" in tail
+    env_leaf = load_pem_certs(_app(ls, stopped.name)["env"]["CLI_CHAIN"])[0]
+    assert sha256_hex(env_leaf) == new.leaf_sha256
+    leaves = {b["leaf_sha256"] for b in ls.state()["bindings"] if b["app_guid"] == stopped.guid}
+    assert leaves == {new.leaf_sha256}
 
 
 def test_an_in_place_rotation_with_pinning_off_is_no_env_mismatch(

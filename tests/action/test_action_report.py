@@ -100,9 +100,9 @@ def test_invalid_input_outputs_are_empty_but_present() -> None:
     assert set(out) == set(OUTPUTS)
     assert out["reason"] == "invalid-input"
     assert out["verified"] == "false"
-    assert all(
-        out[k] == "" for k in OUTPUTS if k not in ("rotated", "verified", "reason", "results")
-    )
+    assert out["app-stopped"] == "false"
+    always = ("rotated", "verified", "app-stopped", "reason", "results")
+    assert all(out[k] == "" for k in OUTPUTS if k not in always)
     (row,) = json.loads(out["results"])
     assert (row["outcome"], row["exit_code"], row["error_code"]) == (
         "invalid-input",

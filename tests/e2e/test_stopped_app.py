@@ -13,12 +13,15 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from rotation_kit import (
     env_leaf_sha256,
+    instance_leaves,
     live_binding_leaves,
     request_for,
     the_app,
@@ -170,3 +173,43 @@ def test_the_cli_rotates_a_stopped_app_and_says_it_is_stopped(
     )
     assert any(PRESENTS_WHEN_STARTED in w for w in report["warnings"])
     assert the_app(ls)["state"] == "STOPPED"
+
+
+def test_an_app_started_while_its_rotation_runs_gets_the_new_env_by_a_deployment(
+    landscape: Landscape,
+) -> None:
+    """Found stopped under the lock, started by a person while the env PATCH is on its
+    way: its instances started with the old env. The promote step reads the app again
+    after the PATCH and rolls the new env out, so no instance is left presenting the
+    certificate whose binding the finish step removes."""
+    ls = landscape
+    _stop(ls)
+    env_path = f"/v3/apps/{ls.app_guid}/environment_variables"
+    ls.add_fault({"method": "PATCH", "path": env_path, "delay_s": 2.0, "times": 1})
+    minted = ls.mint(cn="ntifext-client", days=90)
+
+    auth = CfAuth(username=ls.username, password=ls.password, origin=ls.origin, ca_pem=ls.ca_pem)
+    person = CfClient(ls.api_url, auth)
+    person.get_app(ls.app_guid)  # logged in before the race starts
+
+    def start_when_the_patch_arrives() -> None:
+        deadline = time.monotonic() + 60
+        while not any(c["method"] == "PATCH" and c["path"] == env_path for c in ls.calls()):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        person.start_app(ls.app_guid)
+
+    starter = threading.Thread(target=start_when_the_patch_arrives)
+    starter.start()
+    try:
+        report = rotate(request_for(ls, minted.chain_pem, minted.key_pem))
+    finally:
+        starter.join()
+        person.close()
+    assert report.outcome is Outcome.ROTATED, report.error
+    assert the_app(ls)["state"] == "STARTED"
+    assert report.deployment_guid is not None
+    assert not report.app_stopped
+    assert any("started while it ran" in w for w in report.warnings)
+    assert set(instance_leaves(ls)) == {minted.leaf_sha256}
+    assert live_binding_leaves(ls) == {minted.leaf_sha256}

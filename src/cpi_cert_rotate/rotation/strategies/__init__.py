@@ -41,7 +41,7 @@ def register_new_leaf(strategy: RotationStrategy, ctx: RunContext) -> Registered
             "stopped after registering it); it is reused and the older bindings are removed last"
         )
         return Registered(resumed, created=True, used=Strategy.OVERLAP)
-    if strategy.warning:
+    if strategy.warning and not ctx.obs.app.stopped:  # its cost is to running instances
         ctx.warnings.append(strategy.warning)
     return strategy.register(ctx)
 

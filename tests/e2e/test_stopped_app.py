@@ -192,14 +192,16 @@ def test_an_app_started_while_its_rotation_runs_gets_the_new_env_by_a_deployment
     person = CfClient(ls.api_url, auth)
     person.get_app(ls.app_guid)  # logged in before the race starts
 
-    def start_when_the_patch_arrives() -> None:
+    def start_during_the_env_patch() -> None:
+        """Once the test call was answered: the env PATCH comes next and is delayed, and
+        the sandbox logs a call only once it is answered."""
         deadline = time.monotonic() + 60
-        while not any(c["method"] == "PATCH" and c["path"] == env_path for c in ls.calls()):
+        while not ls.cpi_calls():
             assert time.monotonic() < deadline
-            time.sleep(0.02)
+            time.sleep(0.01)
         person.start_app(ls.app_guid)
 
-    starter = threading.Thread(target=start_when_the_patch_arrives)
+    starter = threading.Thread(target=start_during_the_env_patch)
     starter.start()
     try:
         report = rotate(request_for(ls, minted.chain_pem, minted.key_pem))

@@ -1,7 +1,9 @@
 """`restage`: exactly the seed's sequence, kept only as the baseline to measure against.
 
 Delete the old binding, bind the new leaf, set the chain and then the key in two calls,
-and restage: every instance stops, so the app is down until the restage ends.
+and restage: every instance stops, so the app is down until the restage ends. A stopped
+app is neither restaged nor restarted (its stop and start would start it): the engine
+promotes it with `promote.promote_stopped` whatever the strategy.
 """
 
 from __future__ import annotations

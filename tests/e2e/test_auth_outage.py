@@ -23,7 +23,8 @@ from rotation_kit import assert_consistent, live_binding_leaves, request_for, wr
 
 from cf_sandbox import Landscape
 from checkout_kit import checkout_env
-from cpi_cert_rotate.models import ExitCode, Outcome, StepEvent, StepFinished, Strategy
+from cpi_cert_rotate.errors import ExitCode
+from cpi_cert_rotate.models import Outcome, StepEvent, StepFinished, Strategy
 from cpi_cert_rotate.rotation.engine import rotate
 
 pytestmark = pytest.mark.e2e

@@ -344,6 +344,7 @@ class CfHttp:
         """
         path = urlsplit(url).path or "/"
         for attempt in (1, 2):
+            self._call_timeout(method, path)  # no time left: not even a token is fetched
             call_headers = dict(headers or {})
             if bearer is not None:
                 call_headers["Authorization"] = self._token(bearer.authorization)

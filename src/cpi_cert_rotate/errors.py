@@ -66,7 +66,8 @@ class CfApiError(RotationError):
 
     Carries the HTTP status, the CF error `code` and `title` (e.g. 10008,
     `CF-UnprocessableEntity`), the `detail` text and the `X-Vcap-Request-Id` so a person
-    can quote it to their platform team.
+    can quote it to their platform team; `retry_after_s` is the answer's `Retry-After` in
+    seconds (None without one), for a caller that tries again later.
     """
 
     def __init__(
@@ -80,8 +81,10 @@ class CfApiError(RotationError):
         request_id: str = "",
         method: str = "",
         path: str = "",
+        retry_after_s: float | None = None,
     ) -> None:
         super().__init__(message)
+        self.retry_after_s = retry_after_s
         self.status = status
         self.code = code
         self.title = title

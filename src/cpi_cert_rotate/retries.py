@@ -6,17 +6,24 @@ a cap (urllib3's own cap is six hours), 429 retried for any method (the rate lim
 answers before a handler runs, so nothing happened), no hand-written loop, and, where a
 run has a deadline, no wait longer than what is left and no attempt after it. What is
 retried (which methods, which statuses, how often) is each caller's choice, with its why
-next to it.
+next to it. The one loop outside urllib3 is a rollback's wait for a UAA token
+(`cf/outage.py`): it asks again for the token only, never for a call. Inside
+`retries_end_on(stop)` a retry's pause ends as soon as `stop` is set, and no retry follows
+it: a rollback that waits out an auth outage stops waiting on SIGTERM.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+import threading
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, Self
 
+from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
 
-__all__ = ["Remaining", "retry_policy"]
+__all__ = ["Remaining", "retries_end_on", "retry_policy"]
 
 BACKOFF_FACTOR_S = 0.5
 """urllib3 waits `factor * 2 ** (retry - 1)` from the second retry on: 0, 1, 2, 4 s."""
@@ -25,6 +32,21 @@ BACKOFF_JITTER_S = 0.5
 
 Remaining = Callable[[], float | None]
 """Seconds left before the run's deadline, or None when there is none."""
+
+_STOP: ContextVar[threading.Event | None] = ContextVar("retry_stop", default=None)
+"""Set by `retries_end_on` for the calls one thread makes inside it (urllib3 retries and
+sleeps in the calling thread), so other threads' calls keep their patience."""
+
+
+@contextmanager
+def retries_end_on(stop: threading.Event) -> Iterator[None]:
+    """While the block runs, this thread's retries pause on `stop` (a set event ends the
+    pause) and end, with the last answer or error, once it is set."""
+    token = _STOP.set(stop)
+    try:
+        yield
+    finally:
+        _STOP.reset(token)
 
 
 class _Retry(Retry):
@@ -43,8 +65,17 @@ class _Retry(Retry):
         return super().is_retry(method, status_code, has_retry_after)
 
     def is_exhausted(self) -> bool:
-        left = self.remaining()
-        return super().is_exhausted() or (left is not None and left <= 0)
+        left, stop = self.remaining(), _STOP.get()
+        stopped = stop is not None and stop.is_set()
+        return super().is_exhausted() or stopped or (left is not None and left <= 0)
+
+    def sleep(self, response: BaseHTTPResponse | None = None) -> None:
+        stop = _STOP.get()
+        if stop is None:
+            super().sleep(response)
+            return
+        wait = self.get_retry_after(response) if response is not None else None
+        stop.wait(wait or max(self.get_backoff_time(), 0.0))
 
     def get_backoff_time(self) -> float:
         return self._within_deadline(super().get_backoff_time())

@@ -3,7 +3,8 @@
 A runner cancels a job with SIGINT, then SIGTERM 7.5 s later, then a kill; a shell user
 presses Ctrl-C. Either way a rotation must undo what it changed rather than die between
 two Cloud Foundry calls, so both signals only set an event the engine checks. A second
-signal changes nothing: the rollback that is running must finish.
+signal changes nothing: the rollback that is running must finish; it only stops waiting
+for UAA to come back after an outage (`cf/outage.py`), so the report is out before the kill.
 """
 
 from __future__ import annotations

@@ -220,7 +220,14 @@ _THIS_CHECKOUT = (
 )
 """Run `entrypoint.py` with this checkout's `src` first on the path: `-E` ignores
 PYTHONPATH, and the venv's editable install may point at another checkout (a git
-worktree's tests would otherwise run the main checkout's code)."""
+worktree's tests would otherwise run the main checkout's code). Without `-E`,
+`checkout_kit.checkout_env` does the same through PYTHONPATH."""
+
+
+def entrypoint_command(python: Sequence[str], *args: str) -> list[str]:
+    """`entrypoint.py` with `args`, run by the `python` command line (`-E` and all) with
+    this checkout's `src` first on the path."""
+    return [*python, "-c", _THIS_CHECKOUT, str(ROOT / "entrypoint.py"), *args]
 
 
 def run_entrypoint(
@@ -239,7 +246,7 @@ def run_entrypoint(
     env = {**base_env(), **dirs.env(), **(env or {}), **input_env(inputs)}
     python = [sys.executable, "-B", "-E", "-s", "-u", "-X", "utf8"]
     done = subprocess.run(
-        [*python, "-c", _THIS_CHECKOUT, str(ROOT / "entrypoint.py"), *args],
+        entrypoint_command(python, *args),
         cwd=dirs.base / "workspace",
         env=env,
         capture_output=True,

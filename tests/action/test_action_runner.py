@@ -23,12 +23,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 from material_kit import key_lines
 from runner_kit import (
-    ROOT,
     ActionRun,
     RunnerDirs,
     audit,
     base_env,
     effective_commands,
+    entrypoint_command,
     finish,
     input_env,
     landscape_inputs,
@@ -278,7 +278,7 @@ def test_sigterm_mid_rotation_rolls_back(landscape: Any, tmp_path: Path) -> None
     inputs = _inputs(landscape, minted)
     dirs = RunnerDirs(tmp_path / "cancel")
     proc = subprocess.Popen(
-        [sys.executable, "-B", "-E", "-s", "-u", str(ROOT / "entrypoint.py")],
+        entrypoint_command([sys.executable, "-B", "-E", "-s", "-u"]),
         cwd=dirs.base / "workspace",
         env={**base_env(), **dirs.env(), **input_env(inputs)},
         stdout=subprocess.PIPE,

@@ -23,6 +23,7 @@ from material_kit import key_lines
 from runner_kit import ROOT, ActionRun, RunnerDirs, audit, run_entrypoint
 
 from cf_sandbox import Landscape
+from checkout_kit import checkout_env
 from cpi_cert_rotate.action.scan.inputs import DEFAULTS, INPUTS, SECRET_INPUTS
 from cpi_cert_rotate.action.scan.report import OUTPUTS
 
@@ -160,7 +161,7 @@ class TestRuns:
             [sys.executable, "-m", "cpi_cert_rotate", "scan", "--matrix", "--cf-api",
              fleet.api_url, "--cf-ca-cert", str(_ca(fleet, tmp_path)), "--cf-username",
              fleet.username, "--cf-password-env", "SANDBOX_PW", "--cf-origin", fleet.origin],
-            env={"PATH": "/usr/bin:/bin", "SANDBOX_PW": fleet.password},
+            env=checkout_env({"PATH": "/usr/bin:/bin", "SANDBOX_PW": fleet.password}),
             capture_output=True, text=True, check=False,
         )  # fmt: skip
         assert cli.returncode == 0, cli.stderr
@@ -242,7 +243,7 @@ def test_a_passwordless_scan_finds_what_a_password_scan_finds(tmp_path: Path) ->
             [sys.executable, "-m", "cpi_cert_rotate", "scan", "--matrix", "--cf-api",
              ls.api_url, "--cf-ca-cert", str(_ca(ls, tmp_path)), "--cf-oidc", "user",
              "--cf-assertion-env", "CI_OIDC_TOKEN", "--cf-origin", PLATFORM_ORIGIN],
-            env={"PATH": "/usr/bin:/bin", "CI_OIDC_TOKEN": token},
+            env=checkout_env({"PATH": "/usr/bin:/bin", "CI_OIDC_TOKEN": token}),
             capture_output=True, text=True, check=False,
         )  # fmt: skip
         assert token not in cli.stdout + cli.stderr

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import pkcs7
 from doc_blocks import ROOT, pages, shell_blocks
 
+from checkout_kit import checkout_env
 from pki_factory import client_pki
 
 pytestmark = pytest.mark.e2e
@@ -69,7 +70,8 @@ def test_every_shell_block_of_the_page_runs(page: Path) -> None:
     script = "set -euo pipefail\ntrap 'kill $(jobs -p) 2>/dev/null || true' EXIT\n"
     script += "".join(f"# {b.page}:{b.line}\n{b.text}" for b in runnable)
     (folder / "page.sh").write_text(script)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHON"))}
+    reader = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHON"))}
+    env = checkout_env(reader)  # the venv's tool, but this checkout's code
     result = subprocess.run(
         ["bash", "page.sh"],
         cwd=folder,

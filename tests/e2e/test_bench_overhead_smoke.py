@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from checkout_kit import checkout_env
+
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 BENCH = Path(__file__).parents[2] / "bench" / "overhead.py"
@@ -18,6 +20,7 @@ def test_overhead_benchmark_prints_every_column() -> None:
     tiny = ["--repeat", "1", "--job-s", "0.1", "--start-s", "0.1", "--cli-poll-s", "0.05"]
     result = subprocess.run(
         [sys.executable, str(BENCH), "--instances", "1", "2", "--rtt-ms", "0", "20", *tiny],
+        env=checkout_env(),
         capture_output=True,
         text=True,
         timeout=240,

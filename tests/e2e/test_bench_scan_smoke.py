@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from checkout_kit import checkout_env
+
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 BENCH = Path(__file__).parents[2] / "bench" / "scan_fleet.py"
@@ -16,6 +18,7 @@ BENCH = Path(__file__).parents[2] / "bench" / "scan_fleet.py"
 def test_benchmark_compares_the_scan_with_the_per_app_approach() -> None:
     result = subprocess.run(
         [sys.executable, str(BENCH), "--apps", "20", "--latency-ms", "0", "--parallel", "2"],
+        env=checkout_env(),
         capture_output=True,
         text=True,
         timeout=240,

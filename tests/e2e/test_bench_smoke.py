@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from checkout_kit import checkout_env
+
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 BENCH = Path(__file__).parents[2] / "bench" / "compare_strategies.py"
@@ -16,6 +18,7 @@ BENCH = Path(__file__).parents[2] / "bench" / "compare_strategies.py"
 def test_benchmark_compares_every_strategy_against_the_seed() -> None:
     result = subprocess.run(
         [sys.executable, str(BENCH), "--repeat", "1", "--start-s", "0.1", "--staging-s", "0.3"],
+        env=checkout_env(),
         capture_output=True,
         text=True,
         timeout=240,

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from checkout_kit import checkout_env
+
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 BENCH = Path(__file__).parents[2] / "bench" / "targets_fleet.py"
@@ -16,6 +18,7 @@ BENCH = Path(__file__).parents[2] / "bench" / "targets_fleet.py"
 def test_benchmark_compares_one_run_per_app_with_one_targets_run() -> None:
     result = subprocess.run(
         [sys.executable, str(BENCH), "--apps", "10", "--latency-ms", "0", "--parallel", "2"],
+        env=checkout_env(),
         capture_output=True,
         text=True,
         timeout=240,

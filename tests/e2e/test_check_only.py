@@ -7,7 +7,6 @@ the live certificate, applies renew-before and stops; nothing is written.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from dataclasses import replace
@@ -18,6 +17,7 @@ from cryptography import x509
 from rotation_kit import request_for, the_app, write_calls
 
 from cf_sandbox import Landscape
+from checkout_kit import checkout_env
 from cpi_cert_rotate import material
 from cpi_cert_rotate.errors import ExitCode, InputError
 from cpi_cert_rotate.models import Outcome, RenewBefore, RotationRequest
@@ -77,7 +77,7 @@ def test_cli_dry_run_without_chain_and_key_checks(landscape: Landscape, tmp_path
         "--app", landscape.app, "--service-instance", landscape.service_instance,
         "--dry-run", "--json",
     ]  # fmt: skip
-    env = {**os.environ, "TEST_CF_PASSWORD": landscape.password}
+    env = checkout_env(TEST_CF_PASSWORD=landscape.password)
     done = subprocess.run(
         command, env=env, capture_output=True, text=True, timeout=120, check=False
     )

@@ -8,7 +8,6 @@ instances. Each case is built the way it really arises, then the re-run is check
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from rotation_kit import (
 )
 
 from cf_sandbox import Landscape
+from checkout_kit import checkout_env
 from cpi_cert_rotate import material
 from cpi_cert_rotate.cf import CfClient
 from cpi_cert_rotate.models import CfAuth, Outcome, RenewBefore, RotationRequest, Strategy
@@ -60,7 +60,7 @@ def _cli(ls: Landscape, tmp_path: Path, *extra: str) -> list[str]:
 def _spawn(
     ls: Landscape, tmp_path: Path, chain: str, key: str, *extra: str
 ) -> subprocess.Popen[str]:
-    env = {**os.environ, "TEST_CF_PASSWORD": ls.password, "TEST_CHAIN": chain, "TEST_KEY": key}
+    env = checkout_env(TEST_CF_PASSWORD=ls.password, TEST_CHAIN=chain, TEST_KEY=key)
     return subprocess.Popen(
         _cli(ls, tmp_path, *extra), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True,

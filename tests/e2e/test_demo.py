@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from checkout_kit import checkout_env
 from cpi_cert_rotate.errors import ExitCode
 
 pytestmark = pytest.mark.e2e
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.e2e
 def _demo(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "cpi_cert_rotate", "demo", "--start-s", "0.1", *args],
-        env=env,
+        env=checkout_env(env),
         capture_output=True,
         text=True,
         timeout=300,

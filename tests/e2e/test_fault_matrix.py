@@ -18,7 +18,6 @@ timeouts, retry backoff scaled down) so that `-n auto` spreads the matrix in min
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
@@ -40,6 +39,7 @@ from rotation_kit import (
 )
 
 from cf_sandbox import Landscape
+from checkout_kit import checkout_env
 from cpi_cert_rotate.cf import CfClient
 from cpi_cert_rotate.models import Outcome, Report, RotationRequest
 from cpi_cert_rotate.rotation import rotate
@@ -358,7 +358,7 @@ def test_sigkill_then_rerun(
         "--app", ls.app, "--service-instance", ls.service_instance,
         "--chain-env", "TEST_CHAIN", "--key-env", "TEST_KEY", "--verify-path", "/http/ping",
     ]  # fmt: skip
-    env = {**os.environ, "TEST_CF_PASSWORD": ls.password}
+    env = checkout_env(TEST_CF_PASSWORD=ls.password)
     env.update({"TEST_CHAIN": minted.chain_pem, "TEST_KEY": minted.key_pem})
     ls.probe_start(rps=20)
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,

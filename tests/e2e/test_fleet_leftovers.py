@@ -24,6 +24,7 @@ from rotation_kit import request_for
 
 from cf_sandbox import Landscape
 from cf_sandbox.pki import load_pem_certs, sha256_hex
+from checkout_kit import checkout_env
 from cpi_cert_rotate import material
 from cpi_cert_rotate.cf import CfClient
 from cpi_cert_rotate.fleet import ProblemCode, ScanRequest, scan
@@ -32,9 +33,6 @@ from cpi_cert_rotate.rotation import lock, rotate
 from cpi_cert_rotate.rotation.lock import LockInfo, lock_name
 
 pytestmark = pytest.mark.e2e
-
-SRC = Path(__file__).resolve().parents[2] / "src"
-"""This checkout's code for the command (the venv may hold another checkout's)."""
 
 
 def _auth(ls: Landscape) -> CfAuth:
@@ -124,7 +122,7 @@ def test_the_summary_of_a_targets_run_says_which_rotations_no_call_proved(
     due = [a for a in ls.fleet if a.kind == "due"][:2]
     (tmp_path / "ca.pem").write_text(ls.ca_pem)
     (tmp_path / "roots.pem").write_text(ls.trusted_root_pem)
-    env = {"PATH": "/usr/bin:/bin", "SANDBOX_PW": ls.password, "PYTHONPATH": str(SRC)}
+    env = checkout_env({"PATH": "/usr/bin:/bin", "SANDBOX_PW": ls.password})
     targets = []
     for number, seeded in enumerate(due):
         minted = ls.mint(cn=f"{seeded.name}-client", days=90, key="ec-p256")

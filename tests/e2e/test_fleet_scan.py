@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from cf_sandbox import Landscape
+from checkout_kit import checkout_env
 from cpi_cert_rotate.cf import CfApiError, CfClient, client
 from cpi_cert_rotate.fleet import Overlap, Place, ProblemCode, ScanReport, ScanRequest, scan
 from cpi_cert_rotate.models import CfAuth
@@ -311,7 +312,7 @@ def _cli(ls: Landscape, tmp_path: Path, *args: str) -> subprocess.CompletedProce
              "--cf-password-env", "SANDBOX_PW", "--cf-origin", ls.origin]  # fmt: skip
     return subprocess.run(
         [sys.executable, "-m", "cpi_cert_rotate", "scan", *login, *args],
-        env={"PATH": "/usr/bin:/bin", "SANDBOX_PW": ls.password},
+        env=checkout_env({"PATH": "/usr/bin:/bin", "SANDBOX_PW": ls.password}),
         capture_output=True,
         text=True,
         timeout=120,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from rotation_kit import (
 )
 
 from cf_sandbox import Landscape
+from checkout_kit import checkout_env
 from cpi_cert_rotate.models import Outcome, Strategy
 from cpi_cert_rotate.rotation import rotate
 
@@ -148,7 +148,7 @@ def test_a_signal_that_cannot_stop_the_run_is_not_called_a_safe_stop(
     if slow is not None:
         ls.add_fault(slow)
     minted = ls.mint(cn="ntifext-client", days=90)
-    env = {**os.environ, "TEST_CF_PASSWORD": ls.password}
+    env = checkout_env(TEST_CF_PASSWORD=ls.password)
     env.update({"TEST_CHAIN": minted.chain_pem, "TEST_KEY": minted.key_pem})
     process = subprocess.Popen(
         _command(ls, tmp_path, "--strategy", strategy),

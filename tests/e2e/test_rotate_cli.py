@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -15,6 +14,7 @@ import pytest
 from rotation_kit import assert_consistent, instance_leaves, live_binding_leaves
 
 from cf_sandbox import Landscape
+from checkout_kit import checkout_env
 
 pytestmark = pytest.mark.e2e
 
@@ -39,12 +39,7 @@ def _command(ls: Landscape, ca_file: Path, *extra: str, verify: bool = True) -> 
 
 
 def _env(ls: Landscape, chain_pem: str, key_pem: str) -> dict[str, str]:
-    return {
-        **os.environ,
-        "TEST_CF_PASSWORD": ls.password,
-        "TEST_CHAIN": chain_pem,
-        "TEST_KEY": key_pem,
-    }
+    return checkout_env(TEST_CF_PASSWORD=ls.password, TEST_CHAIN=chain_pem, TEST_KEY=key_pem)
 
 
 def test_rotate_json_report_and_exit_zero(landscape: Landscape, tmp_path: Path) -> None:

@@ -8,7 +8,6 @@ on the command line, in the output or in an error.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from rotation_kit import assert_consistent
 
 from cf_sandbox import Landscape
 from cf_sandbox.oidc_landscape import DIRECT_AUDIENCE, DIRECT_ORIGIN, PLATFORM_ORIGIN
+from checkout_kit import checkout_env
 
 pytestmark = pytest.mark.e2e
 
@@ -40,12 +40,7 @@ def _run(
         "--verify-path", "/http/ping", "--json",
         *extra,
     ]  # fmt: skip
-    env = {
-        **os.environ,
-        "CI_OIDC_TOKEN": token,
-        "TEST_CHAIN": minted.chain_pem,
-        "TEST_KEY": minted.key_pem,
-    }
+    env = checkout_env(CI_OIDC_TOKEN=token, TEST_CHAIN=minted.chain_pem, TEST_KEY=minted.key_pem)
     done = subprocess.run(
         command, env=env, capture_output=True, text=True, timeout=120, check=False
     )

@@ -23,11 +23,9 @@ import yaml
 
 from cf_sandbox import Landscape
 from cf_sandbox.probe import Probe
+from checkout_kit import checkout_env
 
 pytestmark = pytest.mark.e2e
-
-SRC = Path(__file__).resolve().parents[2] / "src"
-"""This checkout's code for the command (the venv may hold another checkout's)."""
 
 STEPS = {
     # step: (the fault for the failing app, parallel, its outcome and exit code)
@@ -64,7 +62,7 @@ def test_one_target_failing_at_a_step_leaves_the_others_rotated_and_says_which(
     failing = apps[1]
     (old,) = _fleet_state(ls, failing.guid)["bindings"]
     before = {a.name: _fleet_state(ls, a.guid) for a in apps}
-    env = {"PATH": "/usr/bin:/bin", "SANDBOX_PW": ls.password, "PYTHONPATH": str(SRC)}
+    env = checkout_env({"PATH": "/usr/bin:/bin", "SANDBOX_PW": ls.password})
     targets, minted = [], {}
     for number, seeded in enumerate(apps):
         minted[seeded.name] = ls.mint(cn=f"{seeded.name}-client", days=90, key="ec-p256")
@@ -139,7 +137,7 @@ def test_two_targets_runs_on_overlapping_apps_rotate_each_app_once(
     for name, chosen in (("A", apps[:3]), ("B", list(reversed(apps[1:])))):
         folder = tmp_path / name
         folder.mkdir()
-        env = {"PATH": "/usr/bin:/bin", "SANDBOX_PW": ls.password, "PYTHONPATH": str(SRC)}
+        env = checkout_env({"PATH": "/usr/bin:/bin", "SANDBOX_PW": ls.password})
         targets = []
         for number, seeded in enumerate(chosen):
             minted[name, seeded.name] = ls.mint(cn=f"{seeded.name}-client", key="ec-p256")

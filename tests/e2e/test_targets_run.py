@@ -22,6 +22,7 @@ import yaml
 from cf_sandbox import Landscape
 from cf_sandbox.pki import load_pem_certs, sha256_hex
 from cf_sandbox.probe import Probe
+from checkout_kit import checkout_env
 
 pytestmark = pytest.mark.e2e
 
@@ -52,7 +53,7 @@ def _cli(ls: Landscape, tmp_path: Path, *args: str, env: dict[str, str] | None =
         login += ["--trusted-roots", str(roots)]
     return subprocess.run(
         [sys.executable, "-m", "cpi_cert_rotate", command, *login, *args[1:]],
-        env={"PATH": "/usr/bin:/bin", "SANDBOX_PW": ls.password, **(env or {})},
+        env=checkout_env({"PATH": "/usr/bin:/bin", "SANDBOX_PW": ls.password, **(env or {})}),
         cwd=tmp_path,
         capture_output=True,
         text=True,

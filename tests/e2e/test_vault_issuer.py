@@ -9,7 +9,6 @@ through its life, so a rotation with the issuer's default renew-before is due.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import subprocess
 import sys
@@ -32,6 +31,7 @@ from rotation_kit import (
 
 from cf_sandbox import Landscape
 from cf_sandbox.pki import sha256_hex
+from checkout_kit import checkout_env
 from cpi_cert_rotate.errors import ExitCode
 from cpi_cert_rotate.issuers import VaultPkiIssuer, VaultSettings
 from cpi_cert_rotate.models import Outcome, RenewBefore, RotationRequest
@@ -222,7 +222,7 @@ def test_the_command_line_rotates_with_the_vault_flags(pki: BaoPki, tmp_path: Pa
         "--verify-path", "/http/ping",
         "--json",
     ]  # fmt: skip
-    env = {**os.environ, "TEST_CF_PASSWORD": ls.password, "TEST_VAULT_TOKEN": pki.token}
+    env = checkout_env(TEST_CF_PASSWORD=ls.password, TEST_VAULT_TOKEN=pki.token)
     result = subprocess.run(
         command, env=env, capture_output=True, text=True, timeout=120, check=False
     )

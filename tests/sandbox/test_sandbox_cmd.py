@@ -14,6 +14,7 @@ import pytest
 from sandbox_client import STATE_FILE_KEYS
 
 from cf_sandbox.memtls import client_context, session
+from checkout_kit import checkout_env
 from cpi_cert_rotate.cli import main, sandbox_cmd
 from cpi_cert_rotate.errors import InputError
 
@@ -35,6 +36,7 @@ def test_command_writes_state_file_serves_and_stops_on_sigterm(tmp_path: Path) -
             "--api-version",
             "3.204.0",
         ],
+        env=checkout_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 
+from checkout_kit import checkout_env
 from cpi_cert_rotate import material
 from cpi_cert_rotate.cli import main
 from pki_factory import CA, Pki, client_pki, key_pem, pem, pooled_key
@@ -445,7 +445,7 @@ print(json.dumps({"codes": codes, "writes": writes, "control": seen[len(writes):
 def test_inspect_and_format_open_no_file_for_writing(pki: Pki, tmp_path: Path) -> None:
     chain = write(tmp_path, "chain.pem", pem(*pki.chain))
     encrypted = key_pem(pki.leaf.key, password=PASSPHRASE.encode())
-    env = {**os.environ, "KEY_PASS": PASSPHRASE, "PYTHONDONTWRITEBYTECODE": "1"}
+    env = checkout_env(KEY_PASS=PASSPHRASE, PYTHONDONTWRITEBYTECODE="1")
     result = subprocess.run(
         [sys.executable, "-B", "-c", _AUDIT_SCRIPT, chain, ",".join(FORMS)],
         input=encrypted,

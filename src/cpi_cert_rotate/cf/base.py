@@ -8,6 +8,7 @@ exists once.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -163,6 +164,11 @@ class CfBase:
         """This client's UAA login, to share with clients of the same API and user
         (`login=`): they then use its token, and renew it once for all."""
         return self._auth
+
+    def wait_out_login_outages(self, stop: threading.Event | None) -> None:
+        """Wait out UAA outages from now on, until the deadline or `stop` (the rollback's
+        way, `outage.py`); None: fail fast again."""
+        self._http.wait_out_login_outages(stop)
 
     def set_deadline(self, deadline: float | None) -> None:
         """No call starts, and no retry waits, past `deadline` (`time.monotonic()`)."""

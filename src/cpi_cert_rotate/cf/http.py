@@ -13,6 +13,10 @@ Retries (`retries.retry_policy`, as every client here; no hand-written loop):
   (GET, PUT, PATCH, DELETE, HEAD, OPTIONS). A POST creates something and is never
   replayed blindly, except the UAA token POST, which is mounted as idempotent.
 
+Auth outages: after `wait_out_login_outages(stop)` (the rollback), a token that UAA cannot
+give now is asked for again until the deadline or `stop` (`outage.patiently`); before, a
+login that fails fails fast.
+
 Deadline: `set_deadline` bounds the run. A call is not started after it (`CfTimeout`),
 its timeout is cut to what is left, and no retry waits or starts past it; so a slow or
 failing endpoint cannot stretch a run much beyond its deadline (at most one timeout).
@@ -36,10 +40,12 @@ import json
 import logging
 import re
 import ssl
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Protocol
+from functools import partial
+from typing import Any, Protocol, TypeVar
 from urllib.parse import quote_plus, unquote_plus, urlsplit
 
 import requests
@@ -50,10 +56,13 @@ from urllib3.util.wait import wait_for_read
 from ..errors import CfApiError, CfTimeout, CfUnreachable
 from ..mtls import EnvProxySession, SSLContextAdapter, trust_context
 from ..retries import Remaining, retry_policy
+from .outage import patiently
 
 __all__ = ["BearerSource", "CfHttp", "Redactor", "decode_warnings"]
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"})
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
@@ -249,6 +258,7 @@ class CfHttp:
         self._context = trust_context(ca_pem)
         self._post_retry_urls: set[str] = set()
         self._deadline: float | None = None
+        self._outage_stop: threading.Event | None = None
         self.retry_after_s: float | None = None
         """The `Retry-After` (seconds) of the last answer, None without one: a wait polls
         no sooner (RFC 9110 section 10.2.3; CC's rate limiter and proxies send it)."""
@@ -267,6 +277,15 @@ class CfHttp:
             policy = _retry_policy(IDEMPOTENT_METHODS | {"POST"}, self.remaining)
             self._session.mount(url, SSLContextAdapter(self._context, max_retries=policy))
             self._post_retry_urls.add(url)
+
+    def wait_out_login_outages(self, stop: threading.Event | None) -> None:
+        """From now on, wait out a UAA outage when a call needs a token, until the deadline
+        or until `stop` is set (`outage.patiently`); None: fail fast again (the default)."""
+        self._outage_stop = stop
+
+    def _token(self, get: Callable[[], T]) -> T:
+        stop = self._outage_stop
+        return get() if stop is None else patiently(get, stop, self.remaining)
 
     def set_deadline(self, deadline: float | None) -> None:
         """Bound every later call by `deadline` (`time.monotonic()`); None lifts the bound."""
@@ -325,10 +344,11 @@ class CfHttp:
         """
         path = urlsplit(url).path or "/"
         for attempt in (1, 2):
-            timeout = self._call_timeout(method, path)
+            self._call_timeout(method, path)  # no time left: not even a token is fetched
             call_headers = dict(headers or {})
             if bearer is not None:
-                call_headers["Authorization"] = bearer.authorization()
+                call_headers["Authorization"] = self._token(bearer.authorization)
+            timeout = self._call_timeout(method, path)  # after the token: that may have waited
             started = time.monotonic()
             try:
                 response = self._session.request(
@@ -351,7 +371,7 @@ class CfHttp:
                 and _envelope(response)[1] == "CF-InvalidAuthToken"
             ):
                 logger.debug("token rejected as invalid or expired; renewing and replaying once")
-                bearer.renew(call_headers["Authorization"])
+                self._token(partial(bearer.renew, call_headers["Authorization"]))
                 continue
             if response.status_code >= 300:
                 raise self._error(response, method, path, service)
@@ -423,6 +443,7 @@ class CfHttp:
             request_id=response.headers.get("X-Vcap-Request-Id", ""),
             method=method,
             path=path,
+            retry_after_s=_seconds(response.headers.get("Retry-After")),
         )
 
     def _unreachable(

@@ -183,8 +183,7 @@ def test_a_stopped_due_app_is_in_the_matrix_and_a_targets_run_leaves_it_stopped(
     (tmp_path / "ca.pem").write_text(ls.ca_pem)
     (tmp_path / "roots.pem").write_text(ls.trusted_root_pem)
     (tmp_path / "new.pem").write_text(new.chain_pem)
-    env = {"PATH": "/usr/bin:/bin", "SANDBOX_PW": ls.password, "PYTHONPATH": str(SRC),
-           "NEW_KEY": new.key_pem}  # fmt: skip
+    env = checkout_env({"PATH": "/usr/bin:/bin", "SANDBOX_PW": ls.password, "NEW_KEY": new.key_pem})
     target = {"org": stopped.org, "space": stopped.space, "app": stopped.name,
               "instance": stopped.instances[0], "cert-chain-file": "new.pem",
               "private-key-env": "NEW_KEY", "verify-path": "/http/ping"}  # fmt: skip

@@ -29,6 +29,7 @@ from rotation_kit import (
 )
 
 from cf_sandbox import Landscape
+from checkout_kit import checkout_env
 from cpi_cert_rotate.cf import CfClient
 from cpi_cert_rotate.models import CfAuth, Outcome, Strategy
 from cpi_cert_rotate.rotation import rotate
@@ -38,7 +39,6 @@ pytestmark = pytest.mark.e2e
 PRESENTS_WHEN_STARTED = "the app will present the new certificate when it is started"
 """What the report's warning says (rotation/promote.py `STOPPED_NOTE`)."""
 
-SRC = Path(__file__).resolve().parents[2] / "src"
 """This checkout's code for the command (the venv may hold another checkout's)."""
 
 STARTS = ("/v3/deployments", "/actions/start", "/actions/restart", "/v3/builds")
@@ -135,13 +135,12 @@ def test_the_cli_rotates_a_stopped_app_and_says_it_is_stopped(
     minted = ls.mint(cn="ntifext-client", days=90)
     (tmp_path / "ca.pem").write_text(ls.ca_pem)
     (tmp_path / "roots.pem").write_text(ls.trusted_root_pem)
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "PYTHONPATH": str(SRC),
-        "TEST_CF_PASSWORD": ls.password,
-        "TEST_CHAIN": minted.chain_pem,
-        "TEST_KEY": minted.key_pem,
-    }
+    env = checkout_env(
+        {"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+        TEST_CF_PASSWORD=ls.password,
+        TEST_CHAIN=minted.chain_pem,
+        TEST_KEY=minted.key_pem,
+    )
     command = [
         sys.executable, "-m", "cpi_cert_rotate", "rotate",
         "--cf-api", ls.api_url, "--cf-username", ls.username,

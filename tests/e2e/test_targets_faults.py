@@ -102,7 +102,16 @@ def test_one_target_failing_at_a_step_leaves_the_others_rotated_and_says_which(
     for seeded in apps:
         after, done = _fleet_state(ls, seeded.guid), by_app[seeded.name]
         result = probes[seeded.name].result()
-        assert result["failures"] == 0, (seeded.name, result["timeline"][-3:])
+        if step == "deployment" and seeded is failing:
+            # The fault is the platform cancelling the rollout after its first batch. CC's
+            # cancel (cloud_controller_ng lib/cloud_controller/deployment_updater/actions/
+            # cancel.rb) destroys the deploying process and scales the prior one back up:
+            # a one-instance app whose instance was already replaced has none running
+            # until it starts again. That gap is the platform's; the rollback adds none.
+            gaps = [e for e in result["timeline"] if not e["ok"]]
+            assert {e.get("error") for e in gaps} <= {"no running instance"}, gaps[:3]
+        else:
+            assert result["failures"] == 0, (seeded.name, result["timeline"][-3:])
         if seeded is failing and outcome == "rolled-back":
             assert after == before[seeded.name]
             assert done["state_left"] == []

@@ -176,3 +176,13 @@ def test_without_the_wait_a_cc_outage_fails_after_one_calls_retries(
         with pytest.raises(CfApiError, match="503"):
             client.get_app("app-1")
     assert fake.count("GET", "/v3/apps/app-1") == 5
+
+
+def test_one_call_waits_no_longer_than_its_own_limit(quick_pauses: None) -> None:
+    get, calls = _failing(*[_cc(503)] * 100)
+    started = time.monotonic()
+    with pytest.raises(CfApiError, match="503"):
+        patiently(get, threading.Event(), lambda: 600.0, outage=is_cc_outage, at_most_s=0.3)
+    # pauses 0.01, 0.02, 0.04, 0.08 s; the next (0.16 s) would end past 0.3 s: given up
+    assert time.monotonic() - started < 0.3
+    assert len(calls) == 5

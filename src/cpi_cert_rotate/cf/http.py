@@ -16,7 +16,8 @@ Retries (`retries.retry_policy`, as every client here; no hand-written loop):
 Outages: after `wait_out_outages(stop)` (the rollback), a token that UAA cannot give now
 is asked for again, and a Cloud Controller call of an idempotent method that found CC
 unavailable (unreachable, 429/502/503/504, after the retries above) is sent again, until
-the deadline or `stop` (`outage.patiently`); a POST is not. Before, a call fails fast.
+the deadline, `outage.CC_WAIT_MAX_S` or `stop` (`outage.patiently`); a POST is not.
+Before, a call fails fast.
 
 Deadline: `set_deadline` bounds the run. A call is not started after it (`CfTimeout`),
 its timeout is cut to what is left, and no retry waits or starts past it; so a slow or
@@ -57,6 +58,7 @@ from urllib3.util.wait import wait_for_read
 from ..errors import CfApiError, CfTimeout, CfUnreachable
 from ..mtls import EnvProxySession, SSLContextAdapter, trust_context
 from ..retries import Remaining, retry_policy
+from . import outage as _outage
 from .outage import is_cc_outage, patiently
 
 __all__ = ["BearerSource", "CfHttp", "Redactor", "decode_warnings"]
@@ -374,7 +376,13 @@ class CfHttp:
 
         path = self.redact(urlsplit(url).path or "/")
         return patiently(
-            send, stop, self.remaining, outage=outage, service=service, doing=f"{method} {path}"
+            send,
+            stop,
+            self.remaining,
+            outage=outage,
+            service=service,
+            doing=f"{method} {path}",
+            at_most_s=_outage.CC_WAIT_MAX_S,
         )
 
     def _request(

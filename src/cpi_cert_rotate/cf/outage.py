@@ -10,8 +10,10 @@ sends again a Cloud Controller call that is safe to repeat (`http.IDEMPOTENT_MET
 GET, PATCH of env vars or metadata, DELETE by guid, whose repeat after CC acted is a 404
 its callers count as done), with growing pauses (jittered, at least the answer's
 `Retry-After`), until it succeeds, the budget is spent, or `stop` is set (SIGINT/SIGTERM:
-`signals.py`), and a pause ends at once when `stop` is set. The forward steps never wait
-like this: an outage before any change fails fast.
+`signals.py`), and a pause ends at once when `stop` is set. One Cloud Controller call
+waits at most `CC_WAIT_MAX_S`: an endpoint that keeps failing while the rest answers must
+not spend the budget of the undo steps after it and of the read after them. The forward
+steps never wait like this: an outage before any change fails fast.
 
 A POST (a binding or deployment create) is never sent again by this wait: whether it took
 effect is unknown after a 5xx or a dropped connection, so it keeps the transport's rules
@@ -27,6 +29,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -45,6 +48,9 @@ _MAX_PAUSE_S = 16.0
 """Pauses grow no longer than this, so an outage's end is noticed soon (bar Retry-After)."""
 _JITTER_S = 1.0
 """Up to this much is added at random: rollbacks of a targets run do not retry in step."""
+CC_WAIT_MAX_S = 120.0
+"""One Cloud Controller call waits an outage out this long at most: a platform update's
+502/503 last tens of seconds; the rest of the rollback's 300 s is left to the other steps."""
 
 
 def is_outage(error: BaseException) -> bool:
@@ -81,10 +87,13 @@ def patiently(
     outage: Callable[[BaseException], bool] = is_outage,
     service: str = "UAA",
     doing: str = "asking for a token",
+    at_most_s: float | None = None,
 ) -> T:
     """`get()` (a token, or a call safe to repeat), tried again after an `outage` of
-    `service` until it succeeds, `remaining()` would be spent by the pause, or `stop` is
-    set; then the last error is raised. `doing` says what is tried again, for the log."""
+    `service` until it succeeds, `remaining()` or `at_most_s` (from the first try) would
+    be spent by the pause, or `stop` is set; then the last error is raised. `doing` says
+    what is tried again, for the log."""
+    started = time.monotonic()
     tries = 0
     while True:
         tries += 1
@@ -94,13 +103,21 @@ def patiently(
         except (CfApiError, CfUnreachable) as error:
             if not outage(error) or stop.is_set():
                 raise
-            pause, left = _pause_s(tries, error), remaining()
+            pause, budget_left = _pause_s(tries, error), remaining()
+            left = budget_left
+            if at_most_s is not None:
+                own = at_most_s - (time.monotonic() - started)
+                left = own if left is None else min(left, own)
             if left is not None and pause >= left:
                 log.warning(
-                    "%s is still unavailable and the rollback's time is up: %s", service, error
+                    "%s is still unavailable and the time to wait for it is up: %s", service, error
                 )
                 raise
-            budget = "" if left is None else f" ({left:.0f}s of the rollback's budget left)"
+            budget = (
+                ""
+                if budget_left is None
+                else f" ({budget_left:.0f}s of the rollback's budget left)"
+            )
             log.warning(
                 "%s is unavailable (%s); %s again in %.1fs%s",
                 service,

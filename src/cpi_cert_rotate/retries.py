@@ -6,10 +6,11 @@ a cap (urllib3's own cap is six hours), 429 retried for any method (the rate lim
 answers before a handler runs, so nothing happened), no hand-written loop, and, where a
 run has a deadline, no wait longer than what is left and no attempt after it. What is
 retried (which methods, which statuses, how often) is each caller's choice, with its why
-next to it. The one loop outside urllib3 is a rollback's wait for a UAA token
-(`cf/outage.py`): it asks again for the token only, never for a call. Inside
-`retries_end_on(stop)` a retry's pause ends as soon as `stop` is set, and no retry follows
-it: a rollback that waits out an auth outage stops waiting on SIGTERM.
+next to it. The one loop outside urllib3 is a rollback's wait out an outage
+(`cf/outage.py`): it asks again for a UAA token, and sends again a Cloud Controller call of
+an idempotent method, never a POST. Inside `retries_end_on(stop)` a retry's pause ends as
+soon as `stop` is set, and no retry follows it: a rollback that waits out an outage stops
+waiting on SIGTERM.
 """
 
 from __future__ import annotations

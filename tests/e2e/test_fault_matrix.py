@@ -143,10 +143,14 @@ def _cases() -> list[Any]:
 def _quick_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     """The client's retry backoff (0-1-2-4 s) scaled down like the sandbox's timings: the
     matrix checks where a run ends, not how long it waits (bench/ measures that)."""
-    from cpi_cert_rotate.cf import http
+    from cpi_cert_rotate.cf import http, outage
 
     monkeypatch.setattr(http, "_BACKOFF_FACTOR_S", 0.05)
     monkeypatch.setattr(http, "_BACKOFF_JITTER_S", 0.0)
+    # A fault that never ends ("503-always") on a call the rollback repeats (the env PATCH,
+    # a deployment's read) would be waited out for 120 s per call (`cf/outage.py`); here
+    # it fails after one call's retries, as before. test_cc_outage.py covers the wait.
+    monkeypatch.setattr(outage, "CC_WAIT_MAX_S", 0.0)
 
 
 def _short_timeouts(request: RotationRequest) -> CfClient:

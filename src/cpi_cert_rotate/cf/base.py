@@ -165,10 +165,11 @@ class CfBase:
         (`login=`): they then use its token, and renew it once for all."""
         return self._auth
 
-    def wait_out_login_outages(self, stop: threading.Event | None) -> None:
-        """Wait out UAA outages from now on, until the deadline or `stop` (the rollback's
-        way, `outage.py`); None: fail fast again."""
-        self._http.wait_out_login_outages(stop)
+    def wait_out_outages(self, stop: threading.Event | None) -> None:
+        """Wait out UAA outages, and Cloud Controller outages for calls safe to repeat (not
+        a POST), from now on, until the deadline or `stop` (the rollback's way,
+        `outage.py`); None: fail fast again."""
+        self._http.wait_out_outages(stop)
 
     def set_deadline(self, deadline: float | None) -> None:
         """No call starts, and no retry waits, past `deadline` (`time.monotonic()`)."""

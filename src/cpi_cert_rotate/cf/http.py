@@ -13,9 +13,11 @@ Retries (`retries.retry_policy`, as every client here; no hand-written loop):
   (GET, PUT, PATCH, DELETE, HEAD, OPTIONS). A POST creates something and is never
   replayed blindly, except the UAA token POST, which is mounted as idempotent.
 
-Auth outages: after `wait_out_login_outages(stop)` (the rollback), a token that UAA cannot
-give now is asked for again until the deadline or `stop` (`outage.patiently`); before, a
-login that fails fails fast.
+Outages: after `wait_out_outages(stop)` (the rollback), a token that UAA cannot give now
+is asked for again, and a Cloud Controller call of an idempotent method that found CC
+unavailable (unreachable, 429/502/503/504, after the retries above) is sent again, until
+the deadline, `outage.CC_WAIT_MAX_S` or `stop` (`outage.patiently`); a POST is not.
+Before, a call fails fast.
 
 Deadline: `set_deadline` bounds the run. A call is not started after it (`CfTimeout`),
 its timeout is cut to what is left, and no retry waits or starts past it; so a slow or
@@ -56,7 +58,8 @@ from urllib3.util.wait import wait_for_read
 from ..errors import CfApiError, CfTimeout, CfUnreachable
 from ..mtls import EnvProxySession, SSLContextAdapter, trust_context
 from ..retries import Remaining, retry_policy
-from .outage import patiently
+from . import outage as _outage
+from .outage import is_cc_outage, patiently
 
 __all__ = ["BearerSource", "CfHttp", "Redactor", "decode_warnings"]
 
@@ -278,14 +281,21 @@ class CfHttp:
             self._session.mount(url, SSLContextAdapter(self._context, max_retries=policy))
             self._post_retry_urls.add(url)
 
-    def wait_out_login_outages(self, stop: threading.Event | None) -> None:
-        """From now on, wait out a UAA outage when a call needs a token, until the deadline
-        or until `stop` is set (`outage.patiently`); None: fail fast again (the default)."""
+    def wait_out_outages(self, stop: threading.Event | None) -> None:
+        """From now on, wait out a UAA outage when a call needs a token, and a Cloud
+        Controller outage for a call of an idempotent method, until the deadline or until
+        `stop` is set (`outage.patiently`); None: fail fast again (the default)."""
         self._outage_stop = stop
 
-    def _token(self, get: Callable[[], T]) -> T:
+    def _token(self, get: Callable[[], T], failed: list[BaseException]) -> T:
+        """`get()`, waited for in an outage; an error it raises is noted in `failed` (the
+        call's own wait must not wait for the token again)."""
         stop = self._outage_stop
-        return get() if stop is None else patiently(get, stop, self.remaining)
+        try:
+            return get() if stop is None else patiently(get, stop, self.remaining)
+        except (CfApiError, CfUnreachable) as error:
+            failed.append(error)
+            raise
 
     def set_deadline(self, deadline: float | None) -> None:
         """Bound every later call by `deadline` (`time.monotonic()`); None lifts the bound."""
@@ -340,14 +350,62 @@ class CfHttp:
 
         Raises `CfUnreachable` when no answer came, `CfApiError` for any status >= 300.
         With a `bearer`, a 401 `CF-InvalidAuthToken` renews the token and replays the call
-        once (safe for any method: the token check runs before any handler).
+        once (safe for any method: the token check runs before any handler). After
+        `wait_out_outages`, a Cloud Controller call (one with a `bearer`) of an idempotent
+        method is sent again after an outage (`outage.patiently`); a POST never is.
         """
+        token_errors: list[BaseException] = []
+        send = partial(
+            self._request,
+            method,
+            url,
+            bearer=bearer,
+            json_body=json_body,
+            form=form,
+            params=params,
+            headers=headers,
+            service=service,
+            token_errors=token_errors,
+        )
+        stop = self._outage_stop
+        if stop is None or bearer is None or method not in IDEMPOTENT_METHODS:
+            return send()
+
+        def outage(error: BaseException) -> bool:  # a token's outage was waited for already
+            return is_cc_outage(error) and all(error is not e for e in token_errors)
+
+        path = self.redact(urlsplit(url).path or "/")
+        return patiently(
+            send,
+            stop,
+            self.remaining,
+            outage=outage,
+            service=service,
+            doing=f"{method} {path}",
+            at_most_s=_outage.CC_WAIT_MAX_S,
+        )
+
+    def _request(
+        self,
+        method: str,
+        url: str,
+        *,
+        bearer: BearerSource | None,
+        json_body: Any,
+        form: Mapping[str, str] | None,
+        params: Mapping[str, str | int] | None,
+        headers: Mapping[str, str] | None,
+        service: str,
+        token_errors: list[BaseException],
+    ) -> requests.Response:
+        """One call (`request`), without the wait for Cloud Controller; a token's error is
+        noted in `token_errors`."""
         path = urlsplit(url).path or "/"
         for attempt in (1, 2):
             self._call_timeout(method, path)  # no time left: not even a token is fetched
             call_headers = dict(headers or {})
             if bearer is not None:
-                call_headers["Authorization"] = self._token(bearer.authorization)
+                call_headers["Authorization"] = self._token(bearer.authorization, token_errors)
             timeout = self._call_timeout(method, path)  # after the token: that may have waited
             started = time.monotonic()
             try:
@@ -371,7 +429,7 @@ class CfHttp:
                 and _envelope(response)[1] == "CF-InvalidAuthToken"
             ):
                 logger.debug("token rejected as invalid or expired; renewing and replaying once")
-                self._token(partial(bearer.renew, call_headers["Authorization"]))
+                self._token(partial(bearer.renew, call_headers["Authorization"]), token_errors)
                 continue
             if response.status_code >= 300:
                 raise self._error(response, method, path, service)

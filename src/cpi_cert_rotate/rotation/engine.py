@@ -18,7 +18,8 @@ The steps, as the journal names them:
   (7) finish: delete every other binding, record the rotation on the app.
 Every change in (4)-(6) has a compensation in the journal; any failure there undoes them
 in reverse, and the app is then read again to say what state it is really in
-(`aftermath`); both wait out a UAA outage within the rollback's budget (`cf/outage.py`).
+(`aftermath`); both wait out a UAA or Cloud Controller outage within the rollback's budget
+(`cf/outage.py`; a POST is not sent again).
 Failures in (7) leave the new certificate live and say what remains. The lock is
 released last, in every case. What the report will say has one owner, `record.RunRecord`;
 the steps return what they found.
@@ -380,10 +381,11 @@ class _Run:
         log.error("rotation failed: %s", error)
         ctx.client.set_deadline(ctx.rollback_deadline())  # undoing may run past the deadline
         if not self.cancel.is_set():
-            # Undoing (and reading the app again) waits out a UAA outage within its budget;
+            # Undoing (and reading the app again) waits out a UAA or Cloud Controller
+            # outage within its budget (calls safe to repeat only: a POST is sent once);
             # SIGINT/SIGTERM end that wait. A rollback the signal itself started does not
             # wait: the runner kills the job seconds later, and the report must be out.
-            ctx.client.wait_out_login_outages(self.cancel)
+            ctx.client.wait_out_outages(self.cancel)
         outcome_of_rollback = record.journal.rollback()
         if not changed:
             nothing = Outcome.INVALID_INPUT if isinstance(error, InputError) else Outcome.FAILED

@@ -9,27 +9,22 @@ rollback starts; the outage begins when that step has failed (`on_step`).
 
 from __future__ import annotations
 
-import json
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from outage_kit import TEST_CALL_FAILS, assert_stopped_at_once, sigterm_once
 from rotation_kit import assert_consistent, live_binding_leaves, request_for, write_calls
 
 from cf_sandbox import Landscape
-from checkout_kit import checkout_env
 from cpi_cert_rotate.errors import ExitCode
 from cpi_cert_rotate.models import Outcome, StepEvent, StepFinished, Strategy
 from cpi_cert_rotate.rotation.engine import rotate
 
 pytestmark = pytest.mark.e2e
 
-TEST_CALL_FAILS = {"server": "cpi", "path": "^/http/ping", "status": 500}
 UAA_DOWN = {"server": "uaa", "path": "^/oauth/token", "status": 503, "name": "uaa-down"}
 TOKEN_REJECTED_ONCE = {"server": "cc", "path": "^/v3/", "status": 401, "times": 1}
 OUTAGE_S = 12.0
@@ -143,29 +138,6 @@ def test_a_failing_login_before_any_change_fails_fast(landscape: Landscape) -> N
     assert took < 15, f"the login failed after {took:.0f}s, not fast"
 
 
-def _cli(ls: Landscape, tmp_path: Path) -> list[str]:
-    ca, roots = tmp_path / "cf-ca.pem", tmp_path / "trusted-roots.pem"
-    ca.write_text(ls.ca_pem)
-    roots.write_text(ls.trusted_root_pem)
-    return [
-        "-m", "cpi_cert_rotate", "rotate", "--json",
-        "--cf-api", ls.api_url, "--cf-username", ls.username,
-        "--cf-password-env", "TEST_CF_PASSWORD", "--cf-origin", ls.origin,
-        "--cf-ca-cert", str(ca), "--cf-org", ls.org, "--cf-space", ls.space,
-        "--app", ls.app, "--service-instance", ls.service_instance,
-        "--chain-env", "TEST_CHAIN", "--key-env", "TEST_KEY",
-        "--verify-path", "/http/ping", "--trusted-roots", str(roots),
-    ]  # fmt: skip
-
-
-def _wait_until(what: str, done: Callable[[], bool], process: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 40
-    while not done():
-        assert process.poll() is None, process.communicate()
-        assert time.monotonic() < deadline, f"never saw {what}"
-        time.sleep(0.05)
-
-
 @pytest.mark.parametrize(
     ("when", "seen_503s"),
     [("in-the-pause", 5), ("in-a-retry-backoff", 9)],
@@ -187,30 +159,7 @@ def test_sigterm_ends_the_wait_for_uaa_at_once(
         {**TOKEN_REJECTED_ONCE, "method": "DELETE", "path": "^/v3/service_credential_bindings/"}
     )
     ls.add_fault({**UAA_DOWN, "after": 1})
-    env = checkout_env(
-        TEST_CF_PASSWORD=ls.password, TEST_CHAIN=minted.chain_pem, TEST_KEY=minted.key_pem
+    result = sigterm_once(
+        ls, tmp_path, minted, f"{seen_503s} token 503s", lambda: _token_503s(ls) >= seen_503s
     )
-    process = subprocess.Popen(
-        [sys.executable, *_cli(ls, tmp_path)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        _wait_until(f"{seen_503s} token 503s", lambda: _token_503s(ls) >= seen_503s, process)
-        time.sleep(0.3)
-        process.send_signal(signal.SIGTERM)
-        sent = time.monotonic()
-        out, err = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    took = time.monotonic() - sent
-    assert took < 2.5, f"{when}: the run went on for {took:.1f}s after SIGTERM"
-    assert process.returncode == ExitCode.ROLLBACK_INCOMPLETE, err
-    report = json.loads(out)
-    assert report["outcome"] == "rollback-incomplete"
-    fingerprint = minted.leaf_sha256[:16]
-    assert any(f"registers the new certificate ({fingerprint}" in s for s in report["state_left"])
-    assert "received SIGTERM" in err
+    assert_stopped_at_once(result, when, minted.leaf_sha256)

@@ -11,27 +11,22 @@ five answers (0 + 1 + 2 + 4 s), so 8 or 10 outlast them.
 
 from __future__ import annotations
 
-import json
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from outage_kit import TEST_CALL_FAILS, assert_stopped_at_once, sigterm_once
 from rotation_kit import assert_consistent, live_binding_leaves, request_for, write_calls
 
 from cf_sandbox import Landscape
-from checkout_kit import checkout_env
 from cpi_cert_rotate.errors import ExitCode
 from cpi_cert_rotate.models import Outcome, StepEvent, StepFinished, Strategy
 from cpi_cert_rotate.rotation.engine import rotate
 
 pytestmark = pytest.mark.e2e
 
-TEST_CALL_FAILS = {"server": "cpi", "path": "^/http/ping", "status": 500}
 BINDINGS = "/v3/service_credential_bindings"
 ONE_BINDING = f"^{BINDINGS}/[^/]+$"
 
@@ -157,21 +152,6 @@ def test_a_cc_outage_before_any_change_fails_fast(landscape: Landscape) -> None:
     assert took < 15, f"the run failed after {took:.0f}s, not fast"
 
 
-def _cli(ls: Landscape, tmp_path: Path) -> list[str]:
-    ca, roots = tmp_path / "cf-ca.pem", tmp_path / "trusted-roots.pem"
-    ca.write_text(ls.ca_pem)
-    roots.write_text(ls.trusted_root_pem)
-    return [
-        "-m", "cpi_cert_rotate", "rotate", "--json",
-        "--cf-api", ls.api_url, "--cf-username", ls.username,
-        "--cf-password-env", "TEST_CF_PASSWORD", "--cf-origin", ls.origin,
-        "--cf-ca-cert", str(ca), "--cf-org", ls.org, "--cf-space", ls.space,
-        "--app", ls.app, "--service-instance", ls.service_instance,
-        "--chain-env", "TEST_CHAIN", "--key-env", "TEST_KEY",
-        "--verify-path", "/http/ping", "--trusted-roots", str(roots),
-    ]  # fmt: skip
-
-
 def _delete_503s(ls: Landscape) -> int:
     return sum(
         1
@@ -196,36 +176,8 @@ def test_sigterm_ends_the_wait_for_cloud_controller_at_once(
     minted = ls.mint(cn="ntifext-client", days=90)
     ls.add_fault(TEST_CALL_FAILS)
     ls.add_fault({"server": "cc", "method": "DELETE", "path": ONE_BINDING, "status": 503})
-    env = checkout_env(
-        TEST_CF_PASSWORD=ls.password, TEST_CHAIN=minted.chain_pem, TEST_KEY=minted.key_pem
+    result = sigterm_once(
+        ls, tmp_path, minted, f"{seen_503s} DELETE 503s", lambda: _delete_503s(ls) >= seen_503s
     )
-    process = subprocess.Popen(
-        [sys.executable, *_cli(ls, tmp_path)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 40
-        while _delete_503s(ls) < seen_503s:
-            assert process.poll() is None, process.communicate()
-            assert time.monotonic() < deadline, f"never saw {seen_503s} DELETE 503s"
-            time.sleep(0.05)
-        time.sleep(0.3)
-        assert process.poll() is None, f"{when}: the run ended before SIGTERM"
-        process.send_signal(signal.SIGTERM)
-        sent = time.monotonic()
-        out, err = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    took = time.monotonic() - sent
-    assert took < 2.5, f"{when}: the run went on for {took:.1f}s after SIGTERM"
-    assert process.returncode == ExitCode.ROLLBACK_INCOMPLETE, err
-    report = json.loads(out)
-    assert report["outcome"] == "rollback-incomplete"
-    fingerprint = minted.leaf_sha256[:16]
-    assert any(f"registers the new certificate ({fingerprint}" in s for s in report["state_left"])
-    assert "received SIGTERM" in err
+    assert_stopped_at_once(result, when, minted.leaf_sha256)
     assert _delete_503s(ls) <= seen_503s + 1, "a DELETE was sent again after SIGTERM"
